@@ -1,0 +1,103 @@
+"""System checks: a wrong setting is a check error with a hint, never a traceback.
+
+Ids:
+
+* ``E001`` ``XO_RECOMMENDER_BUSINESS_MODEL`` unset
+* ``E002`` a host model setting does not name an installed model
+* ``E003`` a mapped field is missing (or a required one unmapped)
+* ``E004`` a mapped field has a type the recommender cannot use
+* ``E005`` unknown keys in ``XO_RECOMMENDER`` or in a field mapping
+* ``E006`` ``CACHE_ALIAS`` is not in ``CACHES``
+* ``E007`` ``INTERACTION_WEIGHTS`` is not a mapping of type names to finite numbers
+* ``W001`` the views are missing; ``W002`` they were built from another mapping
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.apps import apps as global_apps
+from django.conf import settings as django_settings
+from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError, connections
+
+from xo_recommender import sources
+from xo_recommender.conf import DEFAULTS, SETTING_NAME
+from xo_recommender.conf import settings as rec_settings
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
+    errors: list = []
+    unknown = sorted(set(rec_settings.user_settings()) - set(DEFAULTS))
+    if unknown:
+        errors.append(Error(
+            f"{SETTING_NAME} has unknown keys: {', '.join(unknown)}.",
+            hint=f"Known keys: {', '.join(DEFAULTS)}.",
+            id="xo_recommender.E005",
+        ))
+    alias = rec_settings.CACHE_ALIAS
+    if alias not in django_settings.CACHES:
+        errors.append(Error(
+            f'{SETTING_NAME}["CACHE_ALIAS"] = {alias!r} is not a key of CACHES.',
+            hint=f"Add a {alias!r} entry to CACHES, or set CACHE_ALIAS to one of: "
+            f"{', '.join(django_settings.CACHES)}.",
+            id="xo_recommender.E006",
+        ))
+    weights = rec_settings.INTERACTION_WEIGHTS
+    if not isinstance(weights, dict) or not weights or not all(
+        isinstance(k, str) and 0 < len(k) <= 32
+        and isinstance(v, int | float) and math.isfinite(v)
+        for k, v in weights.items()
+    ):
+        errors.append(Error(
+            f'{SETTING_NAME}["INTERACTION_WEIGHTS"] must map type names (at most 32 '
+            "characters) to finite numbers.",
+            hint='For example {"view": 1.0, "like": 3.0, "save": 4.0}.',
+            id="xo_recommender.E007",
+        ))
+    return errors
+
+
+@register()
+def check_source_mapping(app_configs: Any = None, **kwargs: Any) -> list:
+    """Resolve both views against the live models, exactly as the migration will."""
+    errors: list = []
+    for build in (sources.user_view, sources.business_view):
+        try:
+            build(global_apps, connections["default"])
+        except sources.SourceMappingError as exc:
+            errors.append(Error(str(exc), hint=exc.hint, id=exc.check_id))
+    return errors
+
+
+@register(Tags.database)
+def check_views(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list:
+    """Report missing or stale views on the databases being checked."""
+    from xo_recommender.models import SourceView
+
+    warnings: list = []
+    for alias in databases or ():
+        connection = connections[alias]
+        try:
+            if not sources.views_migration_applied(connection):
+                continue  # migrate has yet to run; it will create them
+            status = sources.view_status(connection, global_apps, SourceView)
+        except (sources.SourceMappingError, DatabaseError):
+            continue  # a mapping error is reported by check_source_mapping
+        for name, state in status.items():
+            if state == "missing":
+                warnings.append(Warning(
+                    f"The view {name} is missing from database {alias!r}.",
+                    hint="Run `manage.py recommender_views create`.",
+                    id="xo_recommender.W001",
+                ))
+            elif state == "stale":
+                warnings.append(Warning(
+                    f"The view {name} in database {alias!r} was built from another field "
+                    "mapping than the current settings.",
+                    hint="Run `manage.py recommender_views create` to rebuild it.",
+                    id="xo_recommender.W002",
+                ))
+    return warnings

@@ -1,0 +1,121 @@
+"""The app's settings: one ``XO_RECOMMENDER`` dict, defaults in one place.
+
+Values are read lazily and cached on the ``settings`` object; the cache is dropped on
+Django's ``setting_changed`` signal, so ``override_settings`` in tests just works and
+nothing is frozen into module globals at import time.
+
+The host models are named beside the dict, like ``AUTH_USER_MODEL``:
+
+* ``XO_RECOMMENDER_USER_MODEL`` (default: ``AUTH_USER_MODEL``)
+* ``XO_RECOMMENDER_BUSINESS_MODEL`` (required, e.g. ``"xo_black.Business"``)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+
+#: Recommender field -> host field name, for the user view. ``None`` means "the host has
+#: no such field": the view then yields an empty term list, NULL coordinates or TRUE.
+DEFAULT_USER_FIELDS: dict[str, str | None] = {
+    "interests": "interests",
+    "latitude": "latitude",
+    "longitude": "longitude",
+    "is_active": "is_active",
+}
+
+#: Recommender field -> host field name, for the business view. Term fields
+#: (``categories``, ``tags``) may name a JSON list field or a many-to-many field; for a
+#: many-to-many, ``"categories__slug"`` picks the label field of the related model
+#: (default ``name``).
+DEFAULT_BUSINESS_FIELDS: dict[str, str | None] = {
+    "name": "name",
+    "categories": "categories",
+    "tags": "tags",
+    "latitude": "latitude",
+    "longitude": "longitude",
+    "popularity": "popularity",
+    "rating": "rating",
+    "is_active": "is_active",
+}
+
+#: Relative strength of each interaction type when training. Stored interactions keep
+#: the caller's own weight; these multiply it at training time, so changing them needs
+#: a rebuild, not a data migration.
+DEFAULT_INTERACTION_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "like": 3.0,
+    "save": 4.0,
+    "purchase": 5.0,
+    "share": 4.0,
+}
+
+DEFAULTS: dict[str, Any] = {
+    "USER_FIELDS": DEFAULT_USER_FIELDS,
+    "BUSINESS_FIELDS": DEFAULT_BUSINESS_FIELDS,
+    "INTERACTION_WEIGHTS": DEFAULT_INTERACTION_WEIGHTS,
+    # Which entry of ``CACHES`` holds recommendation results.
+    "CACHE_ALIAS": "default",
+    # Seconds a cached result lives; the versioned keys make it safe to be generous.
+    "CACHE_TIMEOUT": 300,
+}
+
+#: Settings whose value is a mapping merged key by key over the default, so a host
+#: overrides only the fields whose names differ.
+MERGED_SETTINGS = frozenset({"USER_FIELDS", "BUSINESS_FIELDS"})
+
+SETTING_NAME = "XO_RECOMMENDER"
+USER_MODEL_SETTING = "XO_RECOMMENDER_USER_MODEL"
+BUSINESS_MODEL_SETTING = "XO_RECOMMENDER_BUSINESS_MODEL"
+
+
+class RecommenderSettings:
+    """Attribute access to ``XO_RECOMMENDER`` with defaults, cached until a setting changes."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"{SETTING_NAME} has no setting {name!r}")
+        value = self._read(name)
+        setattr(self, name, value)  # cached until reload()
+        return value
+
+    def _read(self, name: str) -> Any:
+        configured = self.user_settings()
+        default = DEFAULTS[name]
+        if name in MERGED_SETTINGS:
+            override = configured.get(name) or {}
+            return {**default, **override} if isinstance(override, dict) else override
+        return configured.get(name, default)
+
+    @staticmethod
+    def user_settings() -> dict[str, Any]:
+        value = getattr(django_settings, SETTING_NAME, None)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def user_model(self) -> str:
+        """``app_label.ModelName`` of the host user model."""
+        return getattr(django_settings, USER_MODEL_SETTING, None) or django_settings.AUTH_USER_MODEL
+
+    @property
+    def business_model(self) -> str:
+        """``app_label.ModelName`` of the host business model (empty when unset)."""
+        return getattr(django_settings, BUSINESS_MODEL_SETTING, None) or ""
+
+    def reload(self) -> None:
+        """Forget cached values; the next access reads Django's settings again."""
+        for name in DEFAULTS:
+            self.__dict__.pop(name, None)
+
+
+settings = RecommenderSettings()
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME or setting.startswith(SETTING_NAME + "_"):
+        settings.reload()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="xo_recommender.conf.reload")

@@ -1,0 +1,122 @@
+"""The recommender's models.
+
+``RecUser`` and ``RecBusiness`` are unmanaged and read SQL views over the host's own
+tables (see ``sources.py``): whatever the host calls its columns, the recommender sees
+one fixed shape, and it never writes a host table. ``Interaction`` is the app's own
+table, with foreign keys to the host models so deleting a host user or business
+deletes their interactions.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from xo_recommender.conf import settings as rec_settings
+from xo_recommender.sources import BUSINESS_VIEW, USER_VIEW
+
+#: Where the foreign keys point. An unset business model still lets Django import the
+#: app: the FK then names a model that does not exist and the system checks report it
+#: (``xo_recommender.E001`` says which setting to add) instead of a traceback.
+USER_MODEL = rec_settings.user_model
+BUSINESS_MODEL = rec_settings.business_model or "xo_recommender.BusinessModelNotConfigured"
+
+
+class RecUser(models.Model):
+    """A host user as the recommender sees it (read-only, over ``USER_VIEW``)."""
+
+    id = models.BigIntegerField(primary_key=True)
+    interests = models.JSONField(default=list)
+    latitude = models.FloatField(null=True)
+    longitude = models.FloatField(null=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        managed = False
+        db_table = USER_VIEW
+        verbose_name = _("recommender user")
+
+    def __str__(self) -> str:
+        return f"user {self.pk}"
+
+
+class RecBusiness(models.Model):
+    """A host business as the recommender sees it (read-only, over ``BUSINESS_VIEW``)."""
+
+    id = models.BigIntegerField(primary_key=True)
+    name = models.TextField()
+    categories = models.JSONField(default=list)
+    tags = models.JSONField(default=list)
+    latitude = models.FloatField(null=True)
+    longitude = models.FloatField(null=True)
+    popularity = models.FloatField(default=0.0)
+    rating = models.FloatField(null=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        managed = False
+        db_table = BUSINESS_VIEW
+        verbose_name = _("recommender business")
+        verbose_name_plural = _("recommender businesses")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SourceView(models.Model):
+    """Which SQL view is installed, and the signature of the mapping it was built from.
+
+    The ``views`` system check compares the signature with the current settings, so a
+    changed field mapping is reported as stale instead of silently reading old columns.
+    """
+
+    name = models.CharField(max_length=63, primary_key=True)
+    signature = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("source view")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Interaction(models.Model):
+    """One row per (user, business, type); repeats bump ``count`` and ``last_seen``.
+
+    ``weight`` is the caller's own strength for the latest event (1.0 by default); the
+    per-type weights from settings multiply it at training time. Record rows through
+    ``xo_recommender.services.record_interaction``, which upserts safely under
+    concurrency, rather than with ``create()``.
+    """
+
+    user = models.ForeignKey(
+        USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    business = models.ForeignKey(BUSINESS_MODEL, on_delete=models.CASCADE, related_name="+")
+    interaction_type = models.CharField(_("type"), max_length=32)
+    weight = models.FloatField(default=1.0)
+    count = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "business", "interaction_type"],
+                name="xo_rec_interaction_unique_key",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(weight__gte=0), name="xo_rec_interaction_weight_gte_0"
+            ),
+        ]
+        indexes = [
+            # A user's history, newest first: fold-in scoring and the API's list.
+            models.Index(fields=["user", "-last_seen"], name="xo_rec_inter_user_recent"),
+            # Training and incremental refreshes read by time.
+            models.Index(fields=["last_seen"], name="xo_rec_inter_last_seen"),
+        ]
+        verbose_name = _("interaction")
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.interaction_type} {self.business_id} ×{self.count}"

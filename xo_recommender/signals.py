@@ -1,0 +1,34 @@
+"""Signal receivers. They call into ``sources`` / ``services`` and return; no computation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connections
+
+from xo_recommender import sources
+
+
+def drop_views_before_migrate(*, using: str, plan: Any = None, **kwargs: Any) -> None:
+    """Drop the views before a migrate that has work to do.
+
+    PostgreSQL refuses to alter or drop a host column that a view reads, which would
+    make the host's own migrations fail; the views come back in ``post_migrate``.
+    """
+    if plan:
+        sources.drop_views(connections[using])
+
+
+def refresh_views_after_migrate(*, using: str, apps: Any, **kwargs: Any) -> None:
+    """Create the views from the current mapping once our view migration is applied."""
+    from xo_recommender.models import SourceView
+
+    connection = connections[using]
+    if not sources.views_migration_applied(connection):
+        return
+    try:
+        status = sources.view_status(connection, apps, SourceView)
+    except sources.SourceMappingError:
+        return  # the system checks report the mapping; nothing sensible to build
+    if any(state != "ok" for state in status.values()):
+        sources.create_views(connection, apps, SourceView)
