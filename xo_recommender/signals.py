@@ -19,10 +19,16 @@ def drop_views_before_migrate(*, using: str, plan: Any = None, **kwargs: Any) ->
         sources.drop_views(connections[using])
 
 
-def refresh_views_after_migrate(*, using: str, apps: Any, **kwargs: Any) -> None:
-    """Create the views from the current mapping once our view migration is applied."""
+def refresh_views_after_migrate(*, using: str, apps: Any = None, **kwargs: Any) -> None:
+    """Create the views from the current mapping once our view migration is applied.
+
+    ``flush`` sends ``post_migrate`` without ``apps``; the live registry serves then.
+    """
+    from django.apps import apps as global_apps
+
     from xo_recommender.models import SourceView
 
+    apps = apps or global_apps
     connection = connections[using]
     if not sources.views_migration_applied(connection):
         return

@@ -269,7 +269,8 @@ def create_views(connection: Any, apps: Any, source_view_model: Any) -> list[Vie
     drop_views(connection)
     with connection.cursor() as cursor:
         for spec in specs:
-            cursor.execute(f"CREATE VIEW {connection.ops.quote_name(spec.name)} AS {spec.select_sql}")
+            name = connection.ops.quote_name(spec.name)
+            cursor.execute(f"CREATE VIEW {name} AS {spec.select_sql}")
     manager = source_view_model.objects.using(connection.alias)
     for spec in specs:
         manager.update_or_create(name=spec.name, defaults={"signature": spec.signature})

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Build the wheel, install it into a brand-new virtualenv, and prove a host project can
+# install the app from it: import, migrate (views included) and pass the system checks.
+set -euo pipefail
+PY=${1:-python3}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+"$PY" -m build --wheel --outdir "$work/dist" "$root" >/dev/null
+wheel=$(ls "$work"/dist/*.whl)
+echo "built $(basename "$wheel")"
+python3 -m zipfile -l "$wheel" | grep -q "xo_recommender/migrations/0002_source_views.py" \
+  || { echo "the wheel lacks the migrations" >&2; exit 1; }
+python3 -m zipfile -l "$wheel" | grep -q "example_project" \
+  && { echo "the wheel must not ship the example project" >&2; exit 1; }
+
+"$PY" -m venv "$work/venv"
+"$work/venv/bin/pip" install --quiet "$wheel" dj-database-url
+cp -r "$root/example_project" "$work/host"
+rm -f "$work/host/demo.sqlite3"
+cd "$work"
+mv host example_project
+DATABASE_URL="sqlite:///$work/wheel.sqlite3" "$work/venv/bin/python" - <<'PY'
+import os
+import django
+os.environ["DJANGO_SETTINGS_MODULE"] = "example_project.settings"
+import xo_recommender
+assert "site-packages" in xo_recommender.__file__, xo_recommender.__file__
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+call_command("check", fail_level="WARNING")
+call_command("recommender_views")
+print(f"xo_recommender {xo_recommender.__version__} installs from its wheel and migrates")
+PY

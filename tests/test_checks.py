@@ -1,0 +1,109 @@
+"""System checks: each wrong setting is an error naming it, with a hint; no traceback."""
+
+import pytest
+from django.conf import settings
+from django.core import checks
+from django.db import connection
+from django.test import override_settings
+
+from xo_recommender import sources
+from xo_recommender.checks import check_settings, check_source_mapping, check_views
+
+
+def ids(messages):
+    return [m.id for m in messages]
+
+
+def configured_with(business=None, **other):
+    """The example project's XO_RECOMMENDER with some business fields or keys changed."""
+    configured = settings.XO_RECOMMENDER
+    fields = {**configured["BUSINESS_FIELDS"], **(business or {})}
+    return {**configured, "BUSINESS_FIELDS": fields, **other}
+
+
+def test_the_configured_example_project_passes_every_check():
+    assert checks.run_checks() == []
+
+
+@override_settings(XO_RECOMMENDER_BUSINESS_MODEL=None)
+def test_unset_business_model():
+    [error] = check_source_mapping()
+    assert error.id == "xo_recommender.E001"
+    assert "XO_RECOMMENDER_BUSINESS_MODEL" in error.msg and error.hint
+
+
+@pytest.mark.parametrize("label", ["xo_black.Nope", "nodots", "missing_app.Business"])
+def test_business_model_that_does_not_resolve(label):
+    with override_settings(XO_RECOMMENDER_BUSINESS_MODEL=label):
+        [error] = check_source_mapping()
+    assert error.id == "xo_recommender.E002"
+    assert label in error.msg
+
+
+@override_settings(XO_RECOMMENDER_USER_MODEL="auth.Nope")
+def test_user_model_that_does_not_resolve():
+    assert ids(check_source_mapping()) == ["xo_recommender.E002"]
+
+
+def test_mapped_field_missing_names_the_setting_key():
+    with override_settings(XO_RECOMMENDER=configured_with({"popularity": "stars"})):
+        [error] = check_source_mapping()
+    assert error.id == "xo_recommender.E003"
+    assert 'XO_RECOMMENDER["BUSINESS_FIELDS"][\'popularity\']' in error.msg
+    assert "stars" in error.msg
+
+
+def test_required_field_unmapped():
+    with override_settings(XO_RECOMMENDER=configured_with({"name": None})):
+        assert ids(check_source_mapping()) == ["xo_recommender.E003"]
+
+
+@pytest.mark.parametrize("key, host_field", [
+    ("latitude", "name"),          # text where a number is needed
+    ("categories", "rating"),      # number where terms are needed
+    ("is_active", "name"),         # text where a boolean is needed
+    ("name", "created_at"),        # datetime where text is needed
+])
+def test_mapped_field_of_unusable_type(key, host_field):
+    with override_settings(XO_RECOMMENDER=configured_with({key: host_field})):
+        [error] = check_source_mapping()
+    assert error.id == "xo_recommender.E004"
+    assert key in error.msg and host_field in error.msg
+
+
+@override_settings(XO_RECOMMENDER={"BUSINESS_FIELDS": {"label_field": "name"}, "CACHE_ALIASS": "x"})
+def test_unknown_keys():
+    assert "xo_recommender.E005" in ids(check_source_mapping())
+    assert ids(check_settings()) == ["xo_recommender.E005"]
+
+
+@override_settings(XO_RECOMMENDER={"CACHE_ALIAS": "recommendations"})
+def test_cache_alias_must_be_configured():
+    [error] = check_settings()
+    assert error.id == "xo_recommender.E006" and "recommendations" in error.msg
+
+
+@pytest.mark.parametrize("weights", [{}, {"view": "heavy"}, {"view": float("nan")}, ["view"]])
+def test_interaction_weights_must_be_finite_numbers(weights):
+    with override_settings(XO_RECOMMENDER={"INTERACTION_WEIGHTS": weights}):
+        assert ids(check_settings()) == ["xo_recommender.E007"]
+
+
+@pytest.mark.django_db
+def test_missing_and_stale_views_are_warnings_on_the_database_checked():
+    assert check_views(databases=["default"]) == []
+    with override_settings(XO_RECOMMENDER=configured_with({"tags": None})):
+        assert set(ids(check_views(databases=["default"]))) == {"xo_recommender.W002"}
+    sources.drop_views(connection)
+    warnings = check_views(databases=["default"])
+    assert ids(warnings) == ["xo_recommender.W001", "xo_recommender.W001"]
+    assert "recommender_views create" in warnings[0].hint
+
+
+def test_bad_mapping_stops_manage_py_check_with_the_error_not_a_traceback():
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    bad = configured_with({"latitude": "name"})
+    with override_settings(XO_RECOMMENDER=bad), pytest.raises(SystemCheckError, match="E004"):
+        call_command("check")

@@ -1,0 +1,152 @@
+"""record_interaction(s): upsert semantics, validation, cascades and concurrency."""
+
+import math
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, connections
+from django.utils import timezone
+
+from tests.factories import BusinessFactory, UserFactory
+from xo_recommender import record_interaction
+from xo_recommender.models import Interaction
+from xo_recommender.services import InteractionEvent, record_interactions
+
+
+@pytest.mark.django_db
+def test_first_record_creates_one_row(user, business):
+    row = record_interaction(user, business, "save", 2.5)
+    assert (row.user_id, row.business_id, row.interaction_type) == (user.pk, business.pk, "save")
+    assert row.count == 1 and row.weight == 2.5
+    assert row.first_seen == row.last_seen
+
+
+@pytest.mark.django_db
+def test_repeat_increments_count_and_moves_weight_and_last_seen(user, business):
+    t0 = timezone.now() - timedelta(days=3)
+    record_interaction(user, business, "view", 1.0, at=t0)
+    row = record_interaction(user.pk, business.pk, "view", 0.5, at=t0 + timedelta(days=1))
+    assert Interaction.objects.count() == 1
+    assert row.count == 2
+    assert row.weight == 0.5
+    assert row.first_seen == t0
+    assert row.last_seen == t0 + timedelta(days=1)
+
+    # a late-arriving older event still counts, but does not rewind last_seen or weight
+    row = record_interaction(user, business, "view", 9.0, at=t0 - timedelta(days=1))
+    assert row.count == 3
+    assert row.weight == 0.5
+    assert row.first_seen == t0 - timedelta(days=1)
+    assert row.last_seen == t0 + timedelta(days=1)
+
+
+@pytest.mark.django_db
+def test_types_are_separate_rows(user, business):
+    for itype in ("view", "like", "save", "purchase", "share"):
+        record_interaction(user, business, itype)
+    assert Interaction.objects.filter(user=user).count() == 5
+
+
+@pytest.mark.django_db
+def test_batch_folds_repeats_of_one_key(user, business):
+    other = BusinessFactory()
+    n = record_interactions([
+        InteractionEvent(user.pk, business.pk, "view"),
+        InteractionEvent(user.pk, business.pk, "view", weight=2.0),
+        InteractionEvent(user.pk, other.pk, "like"),
+    ])
+    assert n == 3
+    assert Interaction.objects.get(business=business).count == 2
+    assert Interaction.objects.get(business=other).interaction_type == "like"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kwargs, field", [
+    ({"interaction_type": "teleport"}, "interaction_type"),
+    ({"weight": math.nan}, "weight"),
+    ({"weight": math.inf}, "weight"),
+    ({"weight": -1.0}, "weight"),
+    ({"weight": "heavy"}, "weight"),
+    ({"count": 0}, "count"),
+])
+def test_bad_values_raise_validation_error_and_write_nothing(user, business, kwargs, field):
+    record_interaction(user, business, "like", 1.0)
+    args = {"interaction_type": "view", "weight": 1.0, **kwargs}
+    with pytest.raises(ValidationError) as excinfo:
+        record_interaction(user, business, args.pop("interaction_type"), **args)
+    assert field in excinfo.value.message_dict
+    assert list(Interaction.objects.values_list("interaction_type", "count")) == [("like", 1)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["user", "business"])
+def test_unknown_user_or_business_is_a_validation_error(user, business, who):
+    ids = {"user": user.pk, "business": business.pk, who: 987654321}
+    with pytest.raises(ValidationError) as excinfo:
+        record_interaction(ids["user"], ids["business"], "view")
+    assert f"{who}_id" in excinfo.value.message_dict
+    assert "987654321" in str(excinfo.value)
+    assert not Interaction.objects.exists()
+
+
+@pytest.mark.django_db
+def test_one_bad_event_in_a_batch_writes_none_of_it(user, business):
+    with pytest.raises(ValidationError):
+        record_interactions([
+            InteractionEvent(user.pk, business.pk, "view"),
+            InteractionEvent(user.pk, business.pk, "like", weight=-3),
+        ])
+    assert not Interaction.objects.exists()
+
+
+@pytest.mark.django_db
+def test_deleting_host_user_or_business_deletes_their_interactions():
+    alice, bob = UserFactory(), UserFactory()
+    cafe, bar = BusinessFactory(), BusinessFactory()
+    for u in (alice, bob):
+        for b in (cafe, bar):
+            record_interaction(u, b, "view")
+    alice.delete()
+    assert set(Interaction.objects.values_list("user_id", flat=True)) == {bob.pk}
+    cafe.delete()
+    assert list(Interaction.objects.values_list("user_id", "business_id")) == [(bob.pk, bar.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_records_of_one_key_lose_nothing():
+    user, business = UserFactory(), BusinessFactory()
+    threads, per_thread = 8, 15
+    barrier = threading.Barrier(threads)
+    errors = []
+
+    def worker():
+        try:
+            barrier.wait()
+            for _ in range(per_thread):
+                record_interaction(user.pk, business.pk, "view")
+        except Exception as exc:  # surfaced below, with the thread's error
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert errors == []
+    rows = list(Interaction.objects.values_list("count", flat=True))
+    assert rows == [threads * per_thread]
+
+
+@pytest.mark.django_db
+def test_the_table_has_the_indexes_the_recommender_reads_by():
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Interaction._meta.db_table)
+    indexed = {tuple(c["columns"]) for c in constraints.values() if c["index"] or c["unique"]}
+    assert ("user_id", "business_id", "interaction_type") in indexed  # by user, unique key
+    assert ("business_id",) in indexed
+    assert ("last_seen",) in indexed
+    assert ("user_id", "last_seen") in indexed
