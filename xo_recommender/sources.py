@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import migrations
+from django.db import migrations, models
 
 from xo_recommender.conf import BUSINESS_MODEL_SETTING, USER_MODEL_SETTING
 from xo_recommender.conf import settings as rec_settings
@@ -93,7 +93,7 @@ def resolve_model(apps: Any, setting: str, label: str) -> Any:
 
 
 def _kind_of(field: Any) -> str | None:
-    if field.many_to_many and field.concrete:
+    if isinstance(field, models.ManyToManyField):  # forward only; not a reverse relation
         return TERMS
     internal = field.get_internal_type()
     if internal == "JSONField":
@@ -141,7 +141,7 @@ class _Builder:
                 hint=f"Point {self.setting_key}[{name!r}] at a field of that type, or None.",
                 check_id="xo_recommender.E004",
             )
-        if kind == TERMS and field.many_to_many:
+        if kind == TERMS and isinstance(field, models.ManyToManyField):
             return f"{self.m2m_terms(name, field, label_field or 'name')} AS {self.q(name)}"
         col = f"h.{self.q(field.column)}"
         if kind == TERMS:
