@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "record_interaction"]
+__all__ = ["__version__", "recommend_for", "record_interaction"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from xo_recommender.services import record_interaction
+    from xo_recommender.services import recommend_for, record_interaction
 
-_LAZY = {"record_interaction": "xo_recommender.services"}
+_LAZY = {
+    "recommend_for": "xo_recommender.services",
+    "record_interaction": "xo_recommender.services",
+}
 
 
 def __getattr__(name: str) -> Any:

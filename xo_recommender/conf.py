@@ -52,10 +52,38 @@ DEFAULT_INTERACTION_WEIGHTS: dict[str, float] = {
     "share": 4.0,
 }
 
+#: How much each scoring component counts in the blend (they are normalised first).
+DEFAULT_BLEND_WEIGHTS: dict[str, float] = {
+    "collaborative": 1.0,  # people who engaged with what you did also engaged with…
+    "profile": 0.1,  # similar in categories/tags to what you engaged with
+    "interest": 0.3,  # matches your stated interests
+    "proximity": 0.25,  # near you (or near the point asked for)
+    "prior": 0.05,  # popular and well rated: what a newcomer sees
+}
+
 DEFAULTS: dict[str, Any] = {
     "USER_FIELDS": DEFAULT_USER_FIELDS,
     "BUSINESS_FIELDS": DEFAULT_BUSINESS_FIELDS,
     "INTERACTION_WEIGHTS": DEFAULT_INTERACTION_WEIGHTS,
+    # Types after which a business is not recommended again to that user; a view is no
+    # reason to hide, and a purchase may be repeated. A type with a negative weight
+    # (e.g. "hide": -1) always hides.
+    "EXCLUDE_INTERACTED_TYPES": ["like", "save", "share"],
+    "BLEND_WEIGHTS": DEFAULT_BLEND_WEIGHTS,
+    # Interactions lose half their weight every this many days (None: no decay).
+    "HALF_LIFE_DAYS": 90.0,
+    # Distance at which proximity has decayed to 1/e, and "near you" in reasons.
+    "GEO_SCALE_KM": 10.0,
+    # Whether results are re-ranked for category diversity (MMR), and how strongly:
+    # 1.0 keeps relevance order, lower values favour variety.
+    "DIVERSIFY": False,
+    "DIVERSITY_LAMBDA": 0.7,
+    # The largest page a caller may ask for (limit), and offset + limit at most 10×.
+    "MAX_RESULTS": 100,
+    # Model versions kept in the database (the active one always is).
+    "KEEP_VERSIONS": 3,
+    # Keyword arguments of the collaborative model (see engine/collaborative.py).
+    "COLLABORATIVE": {},
     # Which entry of ``CACHES`` holds recommendation results.
     "CACHE_ALIAS": "default",
     # Seconds a cached result lives; the versioned keys make it safe to be generous.
@@ -64,7 +92,7 @@ DEFAULTS: dict[str, Any] = {
 
 #: Settings whose value is a mapping merged key by key over the default, so a host
 #: overrides only the fields whose names differ.
-MERGED_SETTINGS = frozenset({"USER_FIELDS", "BUSINESS_FIELDS"})
+MERGED_SETTINGS = frozenset({"USER_FIELDS", "BUSINESS_FIELDS", "BLEND_WEIGHTS"})
 
 SETTING_NAME = "XO_RECOMMENDER"
 USER_MODEL_SETTING = "XO_RECOMMENDER_USER_MODEL"

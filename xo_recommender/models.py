@@ -120,3 +120,44 @@ class Interaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.interaction_type} {self.business_id} ×{self.count}"
+
+
+class ModelVersion(models.Model):
+    """One trained model: its artifact, how it was built, and whether it is the live one.
+
+    A rebuild writes a new row beside the live one and flips ``is_active`` in one
+    transaction (at most one row may be active), so readers see the old model or the new
+    one, never a mix, and a failed rebuild leaves the previous version serving.
+    """
+
+    class Status(models.TextChoices):
+        BUILDING = "building", _("building")
+        READY = "ready", _("ready")
+        FAILED = "failed", _("failed")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status, default=Status.BUILDING)
+    is_active = models.BooleanField(default=False)
+    n_users = models.PositiveIntegerField(default=0)
+    n_businesses = models.PositiveIntegerField(default=0)
+    n_interactions = models.PositiveBigIntegerField(default=0)
+    fit_seconds = models.FloatField(null=True, blank=True)
+    peak_rss_mb = models.FloatField(null=True, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    artifact = models.BinaryField(default=b"", editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True),
+                name="xo_rec_one_active_version",
+            ),
+        ]
+        verbose_name = _("model version")
+
+    def __str__(self) -> str:
+        return f"v{self.pk} ({self.status}{', active' if self.is_active else ''})"

@@ -7,17 +7,24 @@ validation and transactions.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import resource
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
+from xo_recommender import artifacts, snapshot
 from xo_recommender.conf import settings as rec_settings
-from xo_recommender.models import Interaction
+from xo_recommender.engine import geo
+from xo_recommender.engine.data import Events
+from xo_recommender.engine.model import Query, Recommender
+from xo_recommender.exceptions import InactiveUser, RebuildFailed, UnknownUser
+from xo_recommender.models import Interaction, ModelVersion, RecUser
 
 
 @dataclass(frozen=True)
@@ -160,3 +167,201 @@ def record_interaction(
         user_id=event.user_id, business_id=event.business_id, interaction_type=interaction_type
     )
 
+
+
+# --------------------------------------------------------------------------- recommending
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended business: the host's instance, its score, why, and how far."""
+
+    business: Any
+    score: float
+    reasons: list[str]
+    distance_km: float | None = None
+
+    @property
+    def business_id(self) -> Any:
+        return self.business.pk
+
+
+def _validated_point(near: Any) -> tuple[float, float] | None:
+    if near is None:
+        return None
+    try:
+        lat, lng = near
+    except (TypeError, ValueError):
+        raise ValueError("near must be a (latitude, longitude) pair") from None
+    return geo.validate_point(lat, lng)
+
+
+def _validated_page(limit: Any, offset: Any) -> tuple[int, int]:
+    maximum = int(rec_settings.MAX_RESULTS)
+    for name, value in (("limit", limit), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number, not {value!r}")
+    if not 1 <= limit <= maximum:
+        raise ValueError(f"limit must be between 1 and {maximum}, not {limit}")
+    if not 0 <= offset <= 10 * maximum - limit:
+        raise ValueError(f"offset must be between 0 and {10 * maximum - limit}, not {offset}")
+    return limit, offset
+
+
+def _validated_radius(radius_km: Any) -> float | None:
+    if radius_km is None:
+        return None
+    if isinstance(radius_km, bool) or not isinstance(radius_km, int | float) \
+            or not math.isfinite(radius_km) or radius_km < 0:
+        raise ValueError(f"radius_km must be a finite number >= 0, not {radius_km!r}")
+    return float(radius_km)
+
+
+def user_history(user_id: Any) -> Events:
+    """The user's stored interactions as engine events (read live: fresh after a write)."""
+    return snapshot.load_interactions(tuple(rec_settings.INTERACTION_WEIGHTS), user_id=user_id)
+
+
+def _rec_user(user: Any) -> RecUser:
+    pk = _pk(user)
+    try:
+        rec_user = RecUser.objects.filter(pk=pk).first()
+    except (TypeError, ValueError):
+        rec_user = None
+    if rec_user is None:
+        raise UnknownUser(f"No user with id {pk!r}.")
+    if not rec_user.is_active:
+        raise InactiveUser(f"User {pk!r} is not active.")
+    return rec_user
+
+
+def recommend_for(
+    user: Any,
+    limit: int = 10,
+    *,
+    offset: int = 0,
+    category: str | None = None,
+    near: tuple[float, float] | None = None,
+    radius_km: float | None = None,
+    exclude: Iterable[Any] = (),
+    diversify: bool | None = None,
+) -> list[Recommendation]:
+    """Personalised businesses for ``user`` (a host user instance or its primary key).
+
+    Scores come from the active model version and the user's *current* interactions,
+    so an interaction recorded a moment ago already counts. ``near=(lat, lng)`` ranks
+    by distance from that point instead of the user's home; ``radius_km`` keeps only
+    businesses within it; ``category`` keeps one category; ``exclude`` drops businesses
+    (instances or ids); ``diversify`` re-ranks for variety (default: the setting).
+
+    Raises ``ValueError`` for a bad argument, ``UnknownUser`` / ``InactiveUser``, and
+    ``ModelNotReady`` before the first rebuild. The page's businesses are fetched in
+    one query; inactive or deleted ones since the last rebuild are left out.
+    """
+    limit, offset = _validated_page(limit, offset)
+    point = _validated_point(near)
+    radius = _validated_radius(radius_km)
+    rec_user = _rec_user(user)
+    home = None
+    if rec_user.latitude is not None and rec_user.longitude is not None:
+        try:
+            home = geo.validate_point(rec_user.latitude, rec_user.longitude)
+        except ValueError:
+            home = None  # a host row with nonsense coordinates is treated as unknown
+    if radius is not None and point is None and home is None:
+        raise ValueError("radius_km needs near=(lat, lng) for a user without a location")
+    version_id, model = artifacts.active_model()
+    query = Query(
+        history=user_history(rec_user.pk),
+        interests=[str(t) for t in rec_user.interests or []],
+        location=home, near=point, radius_km=radius, category=category,
+        exclude_ids=[int(_pk(b)) for b in exclude],
+        limit=limit + _SLACK, offset=offset,
+        diversify=rec_settings.DIVERSIFY if diversify is None else bool(diversify),
+        now=time.time(),
+    )
+    return _with_host_businesses(model.recommend(query), limit)
+
+
+#: Extra results asked of the model, to fill the page when some businesses were
+#: deactivated or deleted since the model was built.
+_SLACK = 5
+
+
+def _with_host_businesses(results: list, limit: int) -> list[Recommendation]:
+    business_model = Interaction.business.field.related_model
+    hosts = business_model._default_manager.in_bulk([r.item_id for r in results])
+    active_field = rec_settings.BUSINESS_FIELDS.get("is_active")
+    page = []
+    for r in results:
+        business = hosts.get(r.item_id)
+        if business is None or (active_field and not getattr(business, active_field, True)):
+            continue
+        page.append(Recommendation(business, r.score, r.reasons, r.distance_km))
+        if len(page) == limit:
+            break
+    return page
+
+
+# ------------------------------------------------------------------------------ rebuilding
+
+
+def rebuild(*, progress: Callable[[str], None] | None = None) -> ModelVersion:
+    """Train a new model version beside the live one and make it active atomically.
+
+    On failure the new version is marked failed, the previous one keeps serving, and
+    ``RebuildFailed`` is raised. Old versions beyond ``KEEP_VERSIONS`` are deleted.
+    """
+    say = progress or (lambda message: None)
+    params = artifacts.engine_params()
+    version = ModelVersion.objects.create(params=params.to_dict())
+    started = time.perf_counter()
+    try:
+        say("Reading businesses")
+        catalogue = snapshot.load_catalogue()
+        say(f"Reading interactions ({len(catalogue.ids):,} businesses)")
+        events = snapshot.load_interactions(tuple(params.type_weights))
+        say(f"Training on {len(events):,} interactions")
+        model = Recommender.fit(catalogue, events, params, now=time.time())
+        payload = model.to_bytes()
+        say(f"Saving version {version.pk} ({len(payload) / 2**20:.1f} MiB)")
+        version.artifact = payload
+        version.n_users = model.stats["users"]
+        version.n_businesses = model.stats["items"]
+        version.n_interactions = model.stats["interactions"]
+        version.fit_seconds = time.perf_counter() - started
+        version.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        version.status = ModelVersion.Status.READY
+        version.finished_at = timezone.now()
+        _activate(version)
+    except Exception as exc:
+        ModelVersion.objects.filter(pk=version.pk).update(
+            status=ModelVersion.Status.FAILED, finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}", is_active=False,
+        )
+        raise RebuildFailed(f"Rebuild of version {version.pk} failed: {exc}") from exc
+    _prune(int(rec_settings.KEEP_VERSIONS))
+    return version
+
+
+def _activate(version: ModelVersion) -> None:
+    """Save ``version`` and flip the active pointer to it in one transaction."""
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(
+                    is_active=False)
+                version.is_active = True
+                version.save()
+            return
+        except IntegrityError:  # another rebuild switched at the same moment: go again
+            version.is_active = False
+            if attempt == 2:
+                raise
+
+
+def _prune(keep: int) -> None:
+    keep_ids = list(ModelVersion.objects.filter(status=ModelVersion.Status.READY)
+                    .order_by("-pk").values_list("pk", flat=True)[:max(keep, 1)])
+    (ModelVersion.objects.filter(is_active=False)
+     .exclude(pk__in=keep_ids).exclude(status=ModelVersion.Status.BUILDING).delete())

@@ -1,0 +1,282 @@
+"""recommend_for and rebuild through the database: cold start, freshness, exclusions,
+atomic version switches, failed rebuilds, argument validation, query counts."""
+
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections
+from django.test import override_settings
+
+from tests.factories import BusinessFactory, CategoryFactory, UserFactory
+from xo_recommender import artifacts, recommend_for, record_interaction
+from xo_recommender.exceptions import InactiveUser, ModelNotReady, RebuildFailed, UnknownUser
+from xo_recommender.models import ModelVersion
+from xo_recommender.services import rebuild
+
+ATL = (33.749, -84.388)
+NYC = (40.713, -74.006)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_cache():
+    artifacts.forget_loaded()
+    yield
+    artifacts.forget_loaded()
+
+
+@pytest.fixture
+def world(db):
+    """Two taste groups: coffee people and book people, in Atlanta; one far-away cafe."""
+    coffee = CategoryFactory(name="Coffee", slug="coffee")
+    books = CategoryFactory(name="Books", slug="books")
+    cafes = [BusinessFactory(name=f"Cafe {i}", categories=[coffee], latitude=ATL[0] + i / 100,
+                             longitude=ATL[1], popularity_score=10 + i) for i in range(4)]
+    shops = [BusinessFactory(name=f"Bookshop {i}", categories=[books], tags=["reading"],
+                             latitude=ATL[0] - i / 100, longitude=ATL[1], popularity_score=5)
+             for i in range(4)]
+    far_cafe = BusinessFactory(name="Far Cafe", categories=[coffee], latitude=NYC[0],
+                               longitude=NYC[1], popularity_score=1)
+    coffee_people = [UserFactory(interests=["coffee"]) for _ in range(6)]
+    book_people = [UserFactory(interests=["books"]) for _ in range(6)]
+    for u in coffee_people:
+        for b in cafes[:3]:
+            record_interaction(u, b, "like")
+    for u in book_people:
+        for b in shops[:3]:
+            record_interaction(u, b, "save")
+    return {"cafes": cafes, "shops": shops, "far_cafe": far_cafe,
+            "coffee_people": coffee_people, "book_people": book_people}
+
+
+def ids(results):
+    return [r.business.pk for r in results]
+
+
+@pytest.mark.django_db
+def test_before_any_rebuild_the_error_says_what_to_run(world):
+    with pytest.raises(ModelNotReady, match="rebuild_recommendations"):
+        recommend_for(world["coffee_people"][0])
+
+
+@pytest.mark.django_db
+def test_collaborative_signal_recommends_what_similar_users_engaged_with(world):
+    rebuild()
+    newcomer = UserFactory(interests=[])
+    record_interaction(newcomer, world["cafes"][0], "like")
+    results = recommend_for(newcomer, 3)
+    assert set(ids(results)[:2]) == {world["cafes"][1].pk, world["cafes"][2].pk}
+    assert world["cafes"][0].pk not in ids(results)  # liked: excluded by default
+    assert any(reason.startswith("Because you liked Cafe 0") for reason in results[0].reasons)
+
+
+@pytest.mark.django_db
+def test_fresh_after_an_interaction_without_a_rebuild(world):
+    rebuild()
+    user = UserFactory(interests=[])
+    record_interaction(user, world["shops"][0], "save")
+    before = ids(recommend_for(user, 2))
+    assert set(before) <= {s.pk for s in world["shops"]}
+    record_interaction(user, world["cafes"][0], "like")
+    record_interaction(user, world["cafes"][1], "like")
+    after = recommend_for(user, 2)
+    assert world["cafes"][2].pk in ids(after)  # the cafes' neighbour now leads
+    assert ModelVersion.objects.count() == 1  # same model version served both
+
+
+@pytest.mark.django_db
+def test_cold_start_user_gets_interest_and_location_results(world):
+    rebuild()
+    reader = UserFactory(interests=["books"], home_latitude=ATL[0], home_longitude=ATL[1])
+    results = recommend_for(reader, 4)
+    assert set(ids(results)) == {s.pk for s in world["shops"]}
+    assert all(r.reasons for r in results)
+    assert any("Matches your interest in Books" in r.reasons for r in results)
+    assert all(r.distance_km is not None and r.distance_km < 10 for r in results)
+
+
+@pytest.mark.django_db
+def test_user_with_nothing_gets_popular_businesses(world):
+    rebuild()
+    nobody = UserFactory(interests=[], home_latitude=None, home_longitude=None)
+    results = recommend_for(nobody, 3)
+    # most engaged: the three liked cafes and three saved shops; likes and saves both
+    # count, host popularity breaks it towards the cafes
+    assert len(results) == 3
+    assert set(ids(results)) <= {b.pk for b in world["cafes"][:3] + world["shops"][:3]}
+    assert all(r.distance_km is None for r in results)
+
+
+@pytest.mark.django_db
+def test_filters_category_radius_exclude_and_inactive(world):
+    rebuild()
+    user = UserFactory(interests=["coffee"], home_latitude=ATL[0], home_longitude=ATL[1])
+    only_books = recommend_for(user, 10, category="books")
+    assert set(ids(only_books)) == {s.pk for s in world["shops"]}
+
+    near_nyc = recommend_for(user, 10, near=NYC, radius_km=50)
+    assert ids(near_nyc) == [world["far_cafe"].pk]
+
+    skip = world["cafes"][3]
+    assert skip.pk not in ids(recommend_for(user, 10, exclude=[skip, world["cafes"][2].pk]))
+
+    world["cafes"][1].is_active = False
+    world["cafes"][1].save()
+    assert world["cafes"][1].pk not in ids(recommend_for(user, 10))  # before any rebuild
+
+
+@pytest.mark.django_db
+def test_negative_type_hides_a_business(world):
+    weights = {"view": 1.0, "like": 3.0, "save": 4.0, "purchase": 5.0, "share": 4.0,
+               "hide": -1.0}
+    with override_settings(XO_RECOMMENDER={**_configured(), "INTERACTION_WEIGHTS": weights}):
+        rebuild()
+        user = world["coffee_people"][0]
+        target = world["cafes"][3]
+        assert target.pk in ids(recommend_for(user, 10))
+        record_interaction(user, target, "hide")
+        assert target.pk not in ids(recommend_for(user, 10))
+
+
+@pytest.mark.django_db
+def test_offset_pages_do_not_overlap(world):
+    rebuild()
+    user = world["book_people"][0]
+    first, second = recommend_for(user, 2), recommend_for(user, 2, offset=2)
+    assert len(first) == 2 and len(second) == 2
+    assert not set(ids(first)) & set(ids(second))
+
+
+@pytest.mark.django_db
+def test_diversify_mixes_categories(world):
+    rebuild()
+    user = UserFactory(interests=["coffee"], home_latitude=ATL[0], home_longitude=ATL[1])
+
+    def categories(results):
+        return {r.business.categories.get().slug for r in results}
+
+    assert categories(recommend_for(user, 2, diversify=False)) == {"coffee"}
+    with override_settings(XO_RECOMMENDER={**_configured(), "DIVERSITY_LAMBDA": 0.3}):
+        assert categories(recommend_for(user, 2, diversify=True)) == {"coffee", "books"}
+    with override_settings(XO_RECOMMENDER={**_configured(), "DIVERSITY_LAMBDA": 1.0}):
+        assert categories(recommend_for(user, 2, diversify=True)) == {"coffee"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kwargs", [
+    {"limit": 0}, {"limit": -1}, {"limit": 101}, {"limit": "10"}, {"offset": -1},
+    {"near": (91, 0)}, {"near": (0, 181)}, {"near": "here"}, {"near": (float("nan"), 0)},
+    {"near": ATL, "radius_km": -1}, {"near": ATL, "radius_km": float("inf")},
+])
+def test_bad_arguments_are_value_errors(world, kwargs):
+    rebuild()
+    with pytest.raises(ValueError):
+        recommend_for(world["coffee_people"][0], **kwargs)
+
+
+@pytest.mark.django_db
+def test_unknown_and_inactive_users_are_clear_errors(world):
+    rebuild()
+    with pytest.raises(UnknownUser):
+        recommend_for(10**9)
+    gone = UserFactory(is_active=False)
+    with pytest.raises(InactiveUser):
+        recommend_for(gone)
+
+
+@pytest.mark.django_db
+def test_a_page_costs_a_fixed_number_of_queries(world, django_assert_num_queries):
+    rebuild()
+    user = world["coffee_people"][0]
+    recommend_for(user, 3)  # loads the model into this process
+    # active version, the user's row, their interactions, the page's businesses
+    with django_assert_num_queries(4):
+        results = recommend_for(user, 10)
+    with django_assert_num_queries(0):
+        [r.business.name for r in results]
+
+
+@pytest.mark.django_db
+def test_rebuild_switches_versions_and_prunes(world):
+    with override_settings(XO_RECOMMENDER={**_configured(), "KEEP_VERSIONS": 2}):
+        first = rebuild()
+        assert ModelVersion.objects.get(is_active=True) == first
+        assert first.n_interactions == 36 and first.n_businesses == 9
+        for _ in range(3):
+            latest = rebuild()
+        assert ModelVersion.objects.get(is_active=True) == latest
+        assert ModelVersion.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_failed_rebuild_keeps_the_previous_version_serving(world, monkeypatch):
+    good = rebuild()
+    before = ids(recommend_for(world["coffee_people"][0], 3))
+
+    def broken(*args, **kwargs):
+        raise MemoryError("fault injected")
+
+    monkeypatch.setattr("xo_recommender.engine.model.Recommender.fit", broken)
+    with pytest.raises(RebuildFailed, match="fault injected"):
+        rebuild()
+    failed = ModelVersion.objects.exclude(pk=good.pk).get()
+    assert failed.status == "failed" and "fault injected" in failed.error
+    assert ModelVersion.objects.get(is_active=True) == good
+    assert ids(recommend_for(world["coffee_people"][0], 3)) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readers_during_a_rebuild_see_the_old_or_the_new_version(world):
+    rebuild()
+    old = set(ModelVersion.objects.values_list("pk", flat=True))
+    seen, errors, stop = [], [], threading.Event()
+
+    def reader():
+        try:
+            user = world["coffee_people"][0].pk
+            while not stop.is_set():
+                recommend_for(user, 3)
+                seen.append(artifacts.active_model()[0])
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        new = rebuild()
+    finally:
+        stop.set()
+        t.join()
+    assert errors == []
+    assert set(seen) <= old | {new.pk}
+    assert artifacts.active_model()[0] == new.pk
+
+
+@pytest.mark.django_db
+def test_rebuild_command_prints_a_summary_and_fails_clearly(world, monkeypatch, capsys):
+    call_command("rebuild_recommendations")
+    out = capsys.readouterr().out
+    assert "Reading interactions" in out
+    assert "is live: 12 users, 9 businesses, 36 interactions" in out
+    assert "peak memory" in out
+
+    monkeypatch.setattr("xo_recommender.engine.model.Recommender.fit",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk full")))
+    with pytest.raises(CommandError, match="disk full"):
+        call_command("rebuild_recommendations")
+
+
+@pytest.mark.django_db
+def test_rebuild_command_async_runs_inline_without_a_broker(world, capsys):
+    call_command("rebuild_recommendations", "--async")
+    assert "rebuilt inline" in capsys.readouterr().out
+    assert ModelVersion.objects.filter(is_active=True, status="ready").exists()
+
+
+def _configured():
+    from django.conf import settings
+
+    return dict(settings.XO_RECOMMENDER)

@@ -1,0 +1,87 @@
+"""Plain-array inputs of the engine: the catalogue and the interaction events.
+
+The Django side fills these from the database (``xo_recommender.snapshot``); the offline
+evaluation fills them from files. Neither the engine nor these classes know which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Catalogue:
+    """The items (businesses), one entry per item in every array."""
+
+    ids: np.ndarray  # int64, unique
+    names: list[str]
+    categories: list[list[str]]
+    tags: list[list[str]] = field(default_factory=list)
+    latitudes: np.ndarray | None = None  # float64, NaN where unknown
+    longitudes: np.ndarray | None = None
+    popularity: np.ndarray | None = None  # a host popularity figure, any scale
+    ratings: np.ndarray | None = None  # on a 1..5 scale, NaN where unknown
+    active: np.ndarray | None = None  # bool
+
+    def __len__(self) -> int:
+        return int(np.asarray(self.ids).shape[0])
+
+    def sorted_by_id(self) -> Catalogue:
+        """The same catalogue ordered by id, so item index order is id order."""
+        ids = np.asarray(self.ids, dtype=np.int64)
+        n = ids.shape[0]
+        if np.unique(ids).shape[0] != n:
+            raise ValueError("catalogue ids must be unique")
+        order = np.argsort(ids, kind="stable")
+
+        def arr(a, fill, dtype):
+            return (np.full(n, fill, dtype=dtype) if a is None
+                    else np.asarray(a, dtype=dtype))[order]
+
+        def lists(values):
+            values = values if values else [[] for _ in range(n)]
+            return [list(values[i] or []) for i in order]
+
+        return Catalogue(
+            ids=ids[order],
+            names=[str(self.names[i]) for i in order],
+            categories=lists(self.categories),
+            tags=lists(self.tags),
+            latitudes=arr(self.latitudes, np.nan, np.float64),
+            longitudes=arr(self.longitudes, np.nan, np.float64),
+            popularity=np.nan_to_num(arr(self.popularity, 0.0, np.float64), nan=0.0),
+            ratings=arr(self.ratings, np.nan, np.float64),
+            active=arr(self.active, True, bool),
+        )
+
+
+@dataclass
+class Events:
+    """Interactions: one entry per (user, item, type) with its weight, count and time."""
+
+    user_ids: np.ndarray  # int64
+    item_ids: np.ndarray  # int64
+    type_codes: np.ndarray  # int, index into ``types``
+    types: tuple[str, ...]
+    weights: np.ndarray | None = None  # the recorded weight (type weights apply on top)
+    counts: np.ndarray | None = None
+    last_seen: np.ndarray | None = None  # Unix seconds
+
+    def __len__(self) -> int:
+        return int(np.asarray(self.user_ids).shape[0])
+
+    def of_user(self, user_id: int) -> Events:
+        keep = np.asarray(self.user_ids) == user_id
+
+        def pick(a):
+            return None if a is None else np.asarray(a)[keep]
+
+        return Events(pick(self.user_ids), pick(self.item_ids), pick(self.type_codes),
+                      self.types, pick(self.weights), pick(self.counts), pick(self.last_seen))
+
+    @classmethod
+    def empty(cls, types: tuple[str, ...]) -> Events:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z, z, types, np.zeros(0), np.zeros(0), np.zeros(0))

@@ -1,0 +1,381 @@
+"""The whole recommender: trained once, serialised as one artifact, queried per request.
+
+``Recommender.fit`` turns a catalogue and interaction events into the parts of the
+model (collaborative item-item weights, content term vectors, locations, priors);
+``recommend`` scores one user at request time from their *current* history, so a new
+interaction changes the next answer without retraining (fold-in through ``x_u @ S``).
+The offline evaluation and production serve through this same class.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from xo_recommender.engine import blend, diversity, geo, priors
+from xo_recommender.engine.collaborative import CollaborativeModel
+from xo_recommender.engine.content import ContentModel, normalise_term
+from xo_recommender.engine.data import Catalogue, Events
+from xo_recommender.engine.matrix import IdIndex, build_matrix, user_row
+from xo_recommender.engine.reasons import reasons_for
+
+_FORMAT_VERSION = 1
+DAY = 86_400.0
+
+DEFAULT_BLEND: dict[str, float] = {
+    blend.COLLABORATIVE: 1.0,
+    blend.PROFILE: 0.1,
+    blend.INTEREST: 0.3,
+    blend.PROXIMITY: 0.25,
+    blend.PRIOR: 0.05,
+}
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Everything that shapes training and ranking; stored with each model version."""
+
+    type_weights: Mapping[str, float] = field(default_factory=lambda: {
+        "view": 1.0, "like": 3.0, "save": 4.0, "purchase": 5.0, "share": 4.0})
+    half_life_days: float | None = 90.0
+    blend_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_BLEND))
+    exclude_types: Sequence[str] = ("like", "save", "share")
+    geo_scale_km: float = 10.0
+    near_km: float = 10.0
+    diversity_lambda: float = 0.7
+    collaborative: Mapping[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "type_weights": dict(self.type_weights),
+            "half_life_days": self.half_life_days,
+            "blend_weights": dict(self.blend_weights),
+            "exclude_types": list(self.exclude_types),
+            "geo_scale_km": self.geo_scale_km,
+            "near_km": self.near_km,
+            "diversity_lambda": self.diversity_lambda,
+            "collaborative": dict(self.collaborative),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> EngineParams:
+        return cls(**{**data, "exclude_types": tuple(data.get("exclude_types", ()))})
+
+
+@dataclass(frozen=True)
+class Query:
+    """One request: the user's live history and context, and what page they want."""
+
+    history: Events | None = None
+    interests: Sequence[str] = ()
+    location: tuple[float, float] | None = None  # the user's home, if known
+    near: tuple[float, float] | None = None  # an explicit point wins over ``location``
+    radius_km: float | None = None
+    category: str | None = None
+    exclude_ids: Sequence[int] = ()
+    limit: int = 10
+    offset: int = 0
+    diversify: bool = False
+    now: float | None = None  # Unix seconds; default: the model's training time
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: int
+    score: float
+    reasons: list[str]
+    distance_km: float | None
+
+
+def _terms_bytes(values: Sequence[str]) -> np.ndarray:
+    return np.frombuffer("\x1f".join(values).encode(), dtype=np.uint8)
+
+
+def _terms_from(buf: np.ndarray, n: int) -> list[str]:
+    if n == 0:
+        return []
+    return bytes(buf).decode().split("\x1f")
+
+
+class Recommender:
+    """A trained model. Build with ``fit``; store with ``to_bytes`` / ``from_bytes``."""
+
+    def __init__(self, *, params: EngineParams, items: IdIndex, names: list[str],
+                 collaborative: CollaborativeModel, content: ContentModel,
+                 categories: sp.csr_matrix, category_names: list[str],
+                 latitudes: np.ndarray, longitudes: np.ndarray, prior: np.ndarray,
+                 ratings: np.ndarray, active: np.ndarray, trained_at: float,
+                 stats: Mapping[str, int]) -> None:
+        self.params = params
+        self.items = items
+        self.names = names
+        self.collaborative = collaborative
+        self.content = content
+        self.categories = sp.csr_matrix(categories, dtype=np.float32)
+        self.category_names = category_names
+        self._category_column = {name: j for j, name in enumerate(category_names)}
+        self.latitudes = np.asarray(latitudes, dtype=np.float64)
+        self.longitudes = np.asarray(longitudes, dtype=np.float64)
+        self.locations = geo.ItemLocations(self.latitudes, self.longitudes)
+        self.prior = np.asarray(prior, dtype=np.float32)
+        self.ratings = np.asarray(ratings, dtype=np.float64)
+        self.active = np.asarray(active, dtype=bool)
+        self.trained_at = float(trained_at)
+        self.stats = dict(stats)
+        self._types = tuple(params.type_weights)
+
+    # ---------------------------------------------------------------- training
+    @classmethod
+    def fit(cls, catalogue: Catalogue, events: Events, params: EngineParams | None = None,
+            *, now: float | None = None) -> Recommender:
+        params = params or EngineParams()
+        catalogue = catalogue.sorted_by_id()
+        items = IdIndex(catalogue.ids)
+        n_items = len(items)
+        item_idx = items.to_index(events.item_ids)
+        type_w = cls._type_weight_array(params, events)
+        w = type_w if events.weights is None else type_w * np.asarray(events.weights, np.float64)
+        keep = (item_idx >= 0) & (w > 0)
+        users = IdIndex.from_ids(np.asarray(events.user_ids)[keep])
+        last_seen = None if events.last_seen is None else np.asarray(events.last_seen)
+        if now is None:
+            now = float(last_seen.max()) if last_seen is not None and last_seen.size else 0.0
+        half_life = params.half_life_days * DAY if params.half_life_days else None
+        x = build_matrix(
+            users.to_index(np.asarray(events.user_ids)[keep]), item_idx[keep], w[keep],
+            None if events.counts is None else np.asarray(events.counts)[keep],
+            None if last_seen is None else last_seen[keep],
+            shape=(len(users), n_items), now=now, half_life=half_life,
+        )
+        collaborative = CollaborativeModel(**params.collaborative).fit(x)
+        content = ContentModel.build([c + t for c, t in
+                                      zip(catalogue.categories, catalogue.tags, strict=True)])
+        categories, category_names = diversity.category_index(catalogue.categories)
+        engaged = priors.log_normalise(priors.matrix_popularity(x))
+        hosted = priors.log_normalise(np.maximum(catalogue.popularity, 0.0))
+        popularity = 0.5 * (engaged + hosted) if catalogue.popularity.any() else engaged
+        rating = priors.rating_prior(priors.shrunk_rating(catalogue.ratings))
+        prior = priors.cold_start_prior(popularity, rating)
+        return cls(
+            params=params, items=items, names=catalogue.names, collaborative=collaborative,
+            content=content, categories=categories, category_names=category_names,
+            latitudes=catalogue.latitudes, longitudes=catalogue.longitudes, prior=prior,
+            ratings=catalogue.ratings, active=catalogue.active, trained_at=now,
+            stats={"users": len(users), "items": n_items, "interactions": int(keep.sum())},
+        )
+
+    @staticmethod
+    def _type_weight_array(params: EngineParams, events: Events) -> np.ndarray:
+        table = np.array([float(params.type_weights.get(t, 0.0)) for t in events.types] or [0.0])
+        return table[np.asarray(events.type_codes, dtype=np.int64)]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    # ----------------------------------------------------------------- serving
+    def history_row(self, history: Events | None, now: float | None = None) -> sp.csr_matrix:
+        """The user's weighted 1×n row from their live history (negative types left out)."""
+        if history is None or len(history) == 0:
+            return sp.csr_matrix((1, self.n_items), dtype=np.float32)
+        w = self._type_weight_array(self.params, history)
+        if history.weights is not None:
+            w = w * np.asarray(history.weights, dtype=np.float64)
+        idx = self.items.to_index(history.item_ids)
+        idx = np.where(w > 0, idx, -1)
+        half_life = self.params.half_life_days * DAY if self.params.half_life_days else None
+        return user_row(idx, self.n_items, w, history.counts, history.last_seen,
+                        now=self.trained_at if now is None else now, half_life=half_life)
+
+    def scores(self, query: Query, mask: np.ndarray | None = None) -> blend.Ranking:
+        """Blend every component for ``query`` and rank all candidates in ``mask``."""
+        return self._rank(query, self._components(query, self.history_row(query.history,
+                                                                            query.now)),
+                          k=self.n_items, offset=0, mask=mask)
+
+    def _components(self, query: Query, row: sp.csr_matrix) -> dict[str, np.ndarray]:
+        components: dict[str, np.ndarray] = {}
+        if row.nnz:
+            components[blend.COLLABORATIVE] = self.collaborative.score(row)
+            components[blend.PROFILE] = self.content.profile_scores(row)
+        if query.interests:
+            components[blend.INTEREST] = self.content.interest_scores(query.interests)
+        point = query.near or query.location
+        if point is not None:
+            distances = self.locations.distances_km(*point)
+            components[blend.PROXIMITY] = geo.proximity_scores(
+                distances, scale_km=self.params.geo_scale_km)
+        components[blend.PRIOR] = self.prior
+        return components
+
+    def _rank(self, query, components, *, k, offset, mask) -> blend.Ranking:
+        weights = {name: self.params.blend_weights.get(name, 0.0) for name in components}
+        if not any(weights.values()):
+            weights[blend.PRIOR] = 1.0
+        return blend.rank(components, weights, k=k, offset=offset, mask=mask)
+
+    def candidate_mask(self, query: Query, row_items: np.ndarray | None = None) -> np.ndarray:
+        """Items that may be shown: active, not excluded, in the category and radius."""
+        history = query.history
+        seen = hidden = None
+        if history is not None and len(history):
+            idx = self.items.to_index(history.item_ids)
+            types = np.asarray(history.types, dtype=object)[np.asarray(history.type_codes)]
+            ok = idx >= 0
+            seen = blend.interacted_to_exclude(idx[ok], types[ok], self.params.exclude_types)
+            negative = {t for t, w in self.params.type_weights.items() if w < 0}
+            hidden = blend.interacted_to_exclude(idx[ok], types[ok], negative)
+        exclude = self.items.to_index(np.asarray(query.exclude_ids, dtype=np.int64))
+        allowed = None
+        if query.category is not None:
+            column = self._category_column.get(normalise_term(query.category))
+            allowed = np.zeros(self.n_items, dtype=bool)
+            if column is not None:
+                allowed[self.categories[:, column].nonzero()[0]] = True
+        within = None
+        if query.radius_km is not None:
+            point = query.near or query.location
+            if point is None:
+                raise ValueError("radius_km needs a point: pass near=(lat, lng) or a user "
+                                 "with a location")
+            within = geo.within_radius(self.locations.distances_km(*point), query.radius_km)
+        return blend.candidate_mask(self.n_items, active=self.active, seen=seen, hidden=hidden,
+                                    exclude=exclude[exclude >= 0], allowed=allowed,
+                                    within_radius=within)
+
+    def recommend(self, query: Query) -> list[Recommendation]:
+        """One page of recommendations with reasons and distances."""
+        if query.limit < 1 or query.offset < 0:
+            raise ValueError("limit must be >= 1 and offset >= 0")
+        row = self.history_row(query.history, query.now)
+        components = self._components(query, row)
+        mask = self.candidate_mask(query)
+        if query.diversify:
+            pool = self._rank(query, components, k=max(5 * (query.offset + query.limit), 50),
+                              offset=0, mask=mask)
+            order = diversity.mmr_rerank(pool.indices, pool.scores, self.categories,
+                                         query.offset + query.limit,
+                                         lambda_=self.params.diversity_lambda)
+            ranking = pool.take(order[query.offset:])
+        else:
+            ranking = self._rank(query, components, k=query.limit, offset=query.offset,
+                                 mask=mask)
+        return self._explain(query, row, ranking)
+
+    def _explain(self, query: Query, row: sp.csr_matrix,
+                 ranking: blend.Ranking) -> list[Recommendation]:
+        if not len(ranking):
+            return []
+        point = query.near or query.location
+        distances = None
+        if point is not None:
+            distances = self.locations.distances_km(*point)[ranking.indices].astype(np.float64)
+        type_of = self._history_types(query.history)
+        collab_src = profile_src = None
+        if row.nnz:
+            collab_src = np.array([(self.collaborative.explain(row, int(i)) or [-1])[0]
+                                   for i in ranking.indices], dtype=np.int64)
+            profile_src, _ = self.content.profile_sources(ranking.indices, row)
+        texts = reasons_for(
+            ranking.contributions, ranking.components, item_names=self.names,
+            collaborative_sources=collab_src,
+            collaborative_types=None if collab_src is None else
+            [type_of.get(int(s)) for s in collab_src],
+            profile_sources=profile_src,
+            profile_types=None if profile_src is None else
+            [type_of.get(int(s)) for s in profile_src],
+            matching_terms=self.content.matching_terms_for(ranking.indices, query.interests)
+            if query.interests else None,
+            distances_km=distances, ratings=self.ratings[ranking.indices],
+            near_km=self.params.near_km,
+        )
+        ids = self.items.to_ids(ranking.indices)
+        return [
+            Recommendation(
+                item_id=int(ids[r]), score=float(ranking.scores[r]), reasons=texts[r],
+                distance_km=None if distances is None or not math.isfinite(distances[r])
+                else round(float(distances[r]), 3),
+            )
+            for r in range(len(ranking))
+        ]
+
+    def _history_types(self, history: Events | None) -> dict[int, str]:
+        """The strongest interaction type per history item, for "because you saved X"."""
+        if history is None or not len(history):
+            return {}
+        idx = self.items.to_index(history.item_ids)
+        best: dict[int, tuple[float, str]] = {}
+        for i, code in zip(idx.tolist(), np.asarray(history.type_codes).tolist(), strict=True):
+            name = history.types[code]
+            w = float(self.params.type_weights.get(name, 0.0))
+            if i >= 0 and w > best.get(i, (-math.inf, ""))[0]:
+                best[i] = (w, name)
+        return {i: name for i, (_, name) in best.items()}
+
+    def similar(self, item_id: int, n: int = 10) -> list[tuple[int, float]]:
+        """Businesses like ``item_id`` (collaborative neighbours, then content), active only."""
+        idx = int(self.items.to_index([item_id])[0])
+        if idx < 0:
+            raise KeyError(item_id)
+        cols, vals = self.collaborative.similar_items(idx, n * 2)
+        if cols.size < n:
+            c2, v2 = self.content.similar_items(idx, n * 2)
+            fresh = ~np.isin(c2, cols)
+            cols = np.concatenate([cols, c2[fresh]])
+            vals = np.concatenate([vals, v2[fresh] * 1e-3])
+        keep = self.active[cols]
+        ids = self.items.to_ids(cols[keep][:n])
+        return [(int(i), float(v)) for i, v in zip(ids, vals[keep][:n], strict=True)]
+
+    # ------------------------------------------------------------ serialising
+    def to_bytes(self) -> bytes:
+        """One ``.npz`` payload (arrays only, no pickle) holding every part."""
+        import json
+
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            format_version=np.int64(_FORMAT_VERSION),
+            params=np.frombuffer(json.dumps(self.params.to_dict()).encode(), dtype=np.uint8),
+            stats=np.frombuffer(json.dumps(self.stats).encode(), dtype=np.uint8),
+            item_ids=self.items.ids,
+            names=_terms_bytes(self.names),
+            collaborative=np.frombuffer(self.collaborative.to_bytes(), dtype=np.uint8),
+            content=np.frombuffer(self.content.to_bytes(), dtype=np.uint8),
+            cat_data=self.categories.data, cat_indices=self.categories.indices,
+            cat_indptr=self.categories.indptr,
+            cat_shape=np.asarray(self.categories.shape, dtype=np.int64),
+            category_names=_terms_bytes(self.category_names),
+            latitudes=self.latitudes, longitudes=self.longitudes, prior=self.prior,
+            ratings=self.ratings, active=self.active,
+            trained_at=np.float64(self.trained_at),
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> Recommender:
+        import json
+
+        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
+            if int(z["format_version"]) != _FORMAT_VERSION:
+                raise ValueError(f"unsupported model format {int(z['format_version'])}")
+            ids = z["item_ids"]
+            shape = tuple(int(s) for s in z["cat_shape"])
+            return cls(
+                params=EngineParams.from_dict(json.loads(bytes(z["params"]))),
+                items=IdIndex(ids),
+                names=_terms_from(z["names"], ids.shape[0]),
+                collaborative=CollaborativeModel.from_bytes(bytes(z["collaborative"])),
+                content=ContentModel.from_bytes(bytes(z["content"])),
+                categories=sp.csr_matrix((z["cat_data"], z["cat_indices"], z["cat_indptr"]),
+                                         shape=shape),
+                category_names=_terms_from(z["category_names"], shape[1]),
+                latitudes=z["latitudes"], longitudes=z["longitudes"], prior=z["prior"],
+                ratings=z["ratings"], active=z["active"], trained_at=float(z["trained_at"]),
+                stats=json.loads(bytes(z["stats"])),
+            )

@@ -1,0 +1,155 @@
+"""Short, true, human reasons for each recommendation, strongest first.
+
+The blend records how much each component contributed to each result; a reason is
+phrased from each contributing component, ordered by contribution, so the first reason
+is what really put the item on the page. The evidence behind a phrase (which of the
+user's items, which interest, how far) is computed by the components and passed in as
+plain arrays aligned with the results; this module only chooses and words.
+
+Every result gets 1-3 distinct reasons, never none: when no component can be phrased
+(all contributions zero, missing evidence) the fallback is the distance if known, else
+a generic line. A phrase is never made up: "Highly rated" needs a high rating when
+ratings are given, "Popular near you" needs a known, near distance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from xo_recommender.engine.blend import (
+    COLLABORATIVE,
+    INTEREST,
+    POPULARITY,
+    PRIOR,
+    PROFILE,
+    PROXIMITY,
+    RATING,
+)
+
+__all__ = ["PAST_TENSE", "reasons_for"]
+
+PAST_TENSE: dict[str, str] = {
+    "view": "viewed",
+    "like": "liked",
+    "save": "saved",
+    "purchase": "bought",
+    "share": "shared",
+}
+
+
+def _verb(interaction_type: str | None) -> str:
+    return PAST_TENSE.get(str(interaction_type or "").casefold(), "liked")
+
+
+def _distance(distances: np.ndarray | None, r: int) -> float | None:
+    if distances is None:
+        return None
+    d = float(distances[r])
+    return d if np.isfinite(d) else None
+
+
+def reasons_for(
+    contributions: np.ndarray,
+    components: Sequence[str],
+    *,
+    item_names: Sequence[str] | np.ndarray,
+    collaborative_sources: np.ndarray | Sequence[int] | None = None,
+    collaborative_types: Sequence[str | None] | None = None,
+    profile_sources: np.ndarray | Sequence[int] | None = None,
+    profile_types: Sequence[str | None] | None = None,
+    matching_terms: Sequence[Sequence[str]] | None = None,
+    distances_km: np.ndarray | Sequence[float] | None = None,
+    ratings: np.ndarray | Sequence[float] | None = None,
+    near_km: float = 10.0,
+    high_rating: float = 4.0,
+    min_share: float = 0.1,
+    max_reasons: int = 3,
+    site_name: str = "XO Black",
+    fallback: str = "Recommended for you",
+) -> list[list[str]]:
+    """Reasons per result (list of 1..``max_reasons`` strings, strongest first).
+
+    ``contributions`` is ``blend.Ranking.contributions`` (results × components) and
+    ``components`` its names. Per-result evidence arrays, all optional:
+    ``collaborative_sources`` / ``profile_sources`` are the user's item index behind
+    the result (-1 if none; names come from ``item_names``, indexed by item) and
+    ``*_types`` the user's interaction type with it ("save" -> "Because you saved X");
+    ``matching_terms`` the interest labels (``ContentModel.matching_terms_for``);
+    ``distances_km`` (NaN if unknown); ``ratings`` the item's rating on the site scale.
+    A component contributing less than ``min_share`` of the result's score is not
+    named unless nothing stronger could be phrased.
+    """
+    contrib = np.asarray(contributions, dtype=np.float64)
+    if contrib.ndim != 2 or contrib.shape[1] != len(components):
+        raise ValueError("contributions must be results × components")
+    if max_reasons < 1:
+        raise ValueError("max_reasons must be at least 1")
+    n = contrib.shape[0]
+    collab_src = None if collaborative_sources is None else np.asarray(collaborative_sources)
+    profile_src = None if profile_sources is None else np.asarray(profile_sources)
+    dist = None if distances_km is None else np.asarray(distances_km, dtype=np.float64)
+    rate = None if ratings is None else np.asarray(ratings, dtype=np.float64)
+    for name, arr in (
+        ("collaborative_sources", collab_src),
+        ("profile_sources", profile_src),
+        ("distances_km", dist),
+        ("ratings", rate),
+        ("matching_terms", matching_terms),
+    ):
+        if arr is not None and len(arr) != n:
+            raise ValueError(f"{name} has {len(arr)} entries for {n} results")
+
+    def name_of(src: np.ndarray | None, r: int) -> str | None:
+        if src is None or int(src[r]) < 0:
+            return None
+        return str(item_names[int(src[r])])
+
+    def phrase(component: str, r: int) -> str | None:
+        d = _distance(dist, r)
+        if component == COLLABORATIVE:
+            name = name_of(collab_src, r)
+            kind = collaborative_types[r] if collaborative_types is not None else None
+            if name is not None:
+                return f"Because you {_verb(kind)} {name}"
+            return "Liked by people with similar taste"
+        if component == PROFILE:
+            name = name_of(profile_src, r)
+            kind = profile_types[r] if profile_types is not None else None
+            return None if name is None else f"Similar to {name} you {_verb(kind)}"
+        if component == INTEREST:
+            terms = list(matching_terms[r]) if matching_terms is not None else []
+            return f"Matches your interest in {terms[0]}" if terms else None
+        if component in (POPULARITY, PRIOR):
+            if d is not None and d <= near_km:
+                return "Popular near you"
+            return f"Popular on {site_name}"
+        if component == RATING:
+            if rate is not None and not (np.isfinite(rate[r]) and rate[r] >= high_rating):
+                return None
+            return "Highly rated"
+        if component == PROXIMITY:
+            return None if d is None else f"{d:.1f} km away"
+        return None
+
+    out: list[list[str]] = []
+    for r in range(n):
+        row = contrib[r]
+        total = float(row[row > 0].sum())
+        order = np.lexsort((np.arange(row.shape[0]), -row))
+        strong: list[str] = []
+        weak: list[str] = []
+        for c in order.tolist():
+            if row[c] <= 0:
+                break
+            text = phrase(components[c], r)
+            if text is None or text in strong or text in weak:
+                continue
+            (strong if row[c] >= min_share * total else weak).append(text)
+        reasons = (strong or weak[:1])[:max_reasons]
+        if not reasons:
+            d = _distance(dist, r)
+            reasons = [f"{d:.1f} km away" if d is not None else fallback]
+        out.append(reasons)
+    return out

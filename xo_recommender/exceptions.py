@@ -1,0 +1,21 @@
+"""Errors callers of the public functions may want to catch."""
+
+
+class RecommenderError(Exception):
+    """Base class of the app's own errors."""
+
+
+class UnknownUser(RecommenderError, LookupError):
+    """No such user in the host's user table."""
+
+
+class InactiveUser(RecommenderError):
+    """The user exists but is not active: no recommendations are served for them."""
+
+
+class ModelNotReady(RecommenderError):
+    """No model version has been built yet: run ``manage.py rebuild_recommendations``."""
+
+
+class RebuildFailed(RecommenderError):
+    """A rebuild did not finish; the previously active version keeps serving."""

@@ -1,0 +1,48 @@
+"""``manage.py rebuild_recommendations [--async]``: train and activate a new model version."""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from xo_recommender.exceptions import RebuildFailed
+
+
+class Command(BaseCommand):
+    help = "Train a new recommendation model from the current data and make it the live one."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--async", action="store_true", dest="run_async",
+                            help="Enqueue the rebuild on Celery instead of running it here.")
+
+    def handle(self, *args, run_async=False, **options):
+        if run_async:
+            from xo_recommender.tasks import broker_configured, enqueue, rebuild_recommendations
+
+            try:
+                result = enqueue(rebuild_recommendations)
+            except RebuildFailed as exc:
+                raise CommandError(f"{exc} (the previous version keeps serving)") from exc
+            if broker_configured():
+                self.stdout.write(f"Rebuild enqueued as Celery task {result.id}.")
+            else:
+                self.stdout.write(f"No Celery broker configured: rebuilt inline, "
+                                  f"version {result.result} is live.")
+            return
+
+        from xo_recommender.services import rebuild
+
+        started = time.perf_counter()
+
+        def progress(message: str) -> None:
+            if options["verbosity"] >= 1:
+                self.stdout.write(f"[{time.perf_counter() - started:7.1f}s] {message}")
+
+        try:
+            version = rebuild(progress=progress)
+        except RebuildFailed as exc:
+            raise CommandError(f"{exc} (the previous version keeps serving)") from exc
+        self.stdout.write(self.style.SUCCESS(
+            f"Model version {version.pk} is live: {version.n_users:,} users, "
+            f"{version.n_businesses:,} businesses, {version.n_interactions:,} interactions, "
+            f"{version.fit_seconds:.1f} s, peak memory {version.peak_rss_mb:,.0f} MiB."
+        ))

@@ -1,0 +1,88 @@
+"""Read what training needs from the database as numpy arrays.
+
+Businesses come from the business view (the host's catalogue, mapped); interactions from
+the app's table, streamed in chunks through a server-side cursor on PostgreSQL, with the
+type turned into a small integer and the time into Unix seconds inside SQL, so that
+millions of rows never become millions of model instances.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from django.db import connections, router
+
+from xo_recommender.engine.data import Catalogue, Events
+from xo_recommender.models import Interaction, RecBusiness
+
+CHUNK_ROWS = 200_000
+
+
+def _float(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def load_catalogue() -> Catalogue:
+    rows = list(
+        RecBusiness.objects.order_by("pk").values_list(
+            "id", "name", "categories", "tags", "latitude", "longitude", "popularity",
+            "rating", "is_active",
+        )
+    )
+    if not rows:
+        return Catalogue(np.zeros(0, np.int64), [], [], [])
+    ids, names, cats, tags, lat, lon, pop, rating, active = zip(*rows, strict=True)
+
+    def terms(value) -> list[str]:
+        return [str(t) for t in value] if isinstance(value, list) else []
+
+    return Catalogue(
+        ids=np.array(ids, dtype=np.int64),
+        names=[str(n) for n in names],
+        categories=[terms(c) for c in cats],
+        tags=[terms(t) for t in tags],
+        latitudes=_float(lat),
+        longitudes=_float(lon),
+        popularity=np.nan_to_num(_float(pop), nan=0.0),
+        ratings=_float(rating),
+        active=np.array([bool(a) for a in active], dtype=bool),
+    )
+
+
+def load_interactions(types: tuple[str, ...], user_id: int | None = None) -> Events:
+    """Every interaction of a known type (or one user's), as arrays."""
+    using = router.db_for_read(Interaction)
+    connection = connections[using]
+    meta = Interaction._meta
+    q = connection.ops.quote_name
+    col = {f: q(meta.get_field(f).column) for f in
+           ("user", "business", "interaction_type", "weight", "count", "last_seen")}
+    if connection.vendor == "postgresql":
+        epoch = f"EXTRACT(EPOCH FROM {col['last_seen']})::float8"
+    else:
+        epoch = f"(julianday({col['last_seen']}) - 2440587.5) * 86400.0"
+    case = " ".join(f"WHEN %s THEN {i}" for i in range(len(types)))
+    sql = (
+        f"SELECT {col['user']}, {col['business']}, CASE {col['interaction_type']} {case} END, "
+        f"{col['weight']}, {col['count']}, {epoch} FROM {q(meta.db_table)} "
+        f"WHERE {col['interaction_type']} IN ({', '.join(['%s'] * len(types))})"
+    )
+    params: list = [*types, *types]
+    if user_id is not None:
+        sql += f" AND {col['user']} = %s"
+        params.append(user_id)
+    chunks = []
+    cursor = connection.chunked_cursor() if user_id is None else connection.cursor()
+    with cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(CHUNK_ROWS):
+            chunks.append(np.array(rows, dtype=np.float64))
+    data = np.concatenate(chunks) if chunks else np.zeros((0, 6))
+    return Events(
+        user_ids=data[:, 0].astype(np.int64),
+        item_ids=data[:, 1].astype(np.int64),
+        type_codes=data[:, 2].astype(np.int16),
+        types=tuple(types),
+        weights=data[:, 3].astype(np.float32),
+        counts=data[:, 4].astype(np.float32),
+        last_seen=data[:, 5].copy(),
+    )

@@ -1,0 +1,43 @@
+"""Celery tasks: thin wrappers over services.
+
+Without a broker (``CELERY_TASK_ALWAYS_EAGER`` or no Celery app configured) the same
+functions run inline. A rebuild is idempotent (it only adds a version and flips the
+pointer), so it is acknowledged late and retried on database hiccups.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import current_app, shared_task
+from django.db import OperationalError
+
+
+def broker_configured() -> bool:
+    """Whether tasks go to a broker; without one (or when eager) they run inline."""
+    conf = current_app.conf
+    return bool(conf.broker_url) and not conf.task_always_eager
+
+
+def enqueue(task: Any, *args: Any, **kwargs: Any) -> Any:
+    """Send ``task`` to the broker, or run it here and now when there is none.
+
+    Inline runs raise the task's own error, as a direct call would.
+    """
+    if broker_configured():
+        return task.apply_async(args, kwargs)
+    return task.apply(args, kwargs, throw=True)
+
+
+@shared_task(
+    name="xo_recommender.rebuild_recommendations",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_kwargs={"max_retries": 3},
+)
+def rebuild_recommendations() -> int:
+    """Train and activate a new model version; returns its id."""
+    from xo_recommender.services import rebuild
+
+    return rebuild().pk
