@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from django.core.signals import setting_changed
 
+from xo_recommender import cache
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.engine.model import EngineParams, Recommender
 from xo_recommender.exceptions import ModelNotReady
@@ -51,6 +52,30 @@ def serving_params(trained: EngineParams) -> EngineParams:
 def active_version_id(using: str | None = None) -> int | None:
     qs = ModelVersion.objects.using(using) if using else ModelVersion.objects
     return qs.filter(is_active=True).values_list("pk", flat=True).first()
+
+
+#: How long a process trusts the cached active version id before asking the database.
+VERSION_TTL_SECONDS = 5
+VERSION_KEY = "xo_rec:model:active"
+
+
+def active_version_id_cached() -> int | None:
+    """The active version id via the result cache (DB-free on the hot path).
+
+    Published by ``publish_active`` on every switch; with a per-process cache it is
+    re-read from the database every few seconds, so all processes converge quickly.
+    """
+    version = cache.read(VERSION_KEY)
+    if version is None:
+        version = active_version_id()
+        if version is not None:
+            cache.write(VERSION_KEY, version, VERSION_TTL_SECONDS)
+    return version
+
+
+def publish_active(version_id: int) -> None:
+    """Tell every process sharing the cache which version is now active."""
+    cache.write(VERSION_KEY, version_id, VERSION_TTL_SECONDS)
 
 
 def active_model() -> tuple[int, Recommender]:

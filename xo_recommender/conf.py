@@ -84,6 +84,10 @@ DEFAULTS: dict[str, Any] = {
     "KEEP_VERSIONS": 3,
     # Keyword arguments of the collaborative model (see engine/collaborative.py).
     "COLLABORATIVE": {},
+    # Parts that must be up for the health endpoint to answer 200 (others are reported).
+    "HEALTH_REQUIRED": ["database"],
+    # Most interactions accepted in one POST to the interaction endpoint.
+    "MAX_BATCH": 100,
     # Which entry of ``CACHES`` holds recommendation results.
     "CACHE_ALIAS": "default",
     # Seconds a cached result lives; the versioned keys make it safe to be generous.

@@ -19,3 +19,7 @@ class ModelNotReady(RecommenderError):
 
 class RebuildFailed(RecommenderError):
     """A rebuild did not finish; the previously active version keeps serving."""
+
+
+class UnknownBusiness(RecommenderError, LookupError):
+    """No such business in the host's business table."""

@@ -117,6 +117,9 @@ class Interaction(models.Model):
             models.Index(fields=["last_seen"], name="xo_rec_inter_last_seen"),
         ]
         verbose_name = _("interaction")
+        permissions = [
+            ("sync", _("Can act for any user: sync, clear caches, read and record for others")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.interaction_type} {self.business_id} ×{self.count}"

@@ -18,13 +18,18 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
-from xo_recommender import artifacts, snapshot
+from xo_recommender import artifacts, cache, snapshot
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.engine import geo
 from xo_recommender.engine.data import Events
 from xo_recommender.engine.model import Query, Recommender
-from xo_recommender.exceptions import InactiveUser, RebuildFailed, UnknownUser
-from xo_recommender.models import Interaction, ModelVersion, RecUser
+from xo_recommender.exceptions import (
+    InactiveUser,
+    RebuildFailed,
+    UnknownBusiness,
+    UnknownUser,
+)
+from xo_recommender.models import Interaction, ModelVersion, RecBusiness, RecUser
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,9 @@ def record_interactions(events: Iterable[InteractionEvent]) -> int:
         else:
             folded[key] = [e.user_id, e.business_id, float(e.weight), e.count, at, at]
     _upsert(list(folded.items()))
+    users = {e.user_id for e in events}
+    transaction.on_commit(lambda: [cache.invalidate_user(u) for u in users],
+                          using=router.db_for_write(Interaction))
     return len(events)
 
 
@@ -235,6 +243,36 @@ def _rec_user(user: Any) -> RecUser:
     return rec_user
 
 
+def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
+          radius_km: Any, exclude: Iterable[Any], diversify: bool | None):
+    """Validate, then ask the active model for one page (plus slack); no host rows yet."""
+    limit, offset = _validated_page(limit, offset)
+    point = _validated_point(near)
+    radius = _validated_radius(radius_km)
+    if category is not None and not isinstance(category, str):
+        raise ValueError("category must be a string")
+    rec_user = _rec_user(user)
+    home = None
+    if rec_user.latitude is not None and rec_user.longitude is not None:
+        try:
+            home = geo.validate_point(rec_user.latitude, rec_user.longitude)
+        except ValueError:
+            home = None  # a host row with nonsense coordinates is treated as unknown
+    if radius is not None and point is None and home is None:
+        raise ValueError("radius_km needs near=(lat, lng) for a user without a location")
+    version_id, model = artifacts.active_model()
+    query = Query(
+        history=user_history(rec_user.pk),
+        interests=[str(t) for t in rec_user.interests or []],
+        location=home, near=point, radius_km=radius, category=category,
+        exclude_ids=[int(_pk(b)) for b in exclude],
+        limit=limit + _SLACK, offset=offset,
+        diversify=rec_settings.DIVERSIFY if diversify is None else bool(diversify),
+        now=time.time(),
+    )
+    return rec_user, version_id, model.recommend(query), limit
+
+
 def recommend_for(
     user: Any,
     limit: int = 10,
@@ -258,29 +296,9 @@ def recommend_for(
     ``ModelNotReady`` before the first rebuild. The page's businesses are fetched in
     one query; inactive or deleted ones since the last rebuild are left out.
     """
-    limit, offset = _validated_page(limit, offset)
-    point = _validated_point(near)
-    radius = _validated_radius(radius_km)
-    rec_user = _rec_user(user)
-    home = None
-    if rec_user.latitude is not None and rec_user.longitude is not None:
-        try:
-            home = geo.validate_point(rec_user.latitude, rec_user.longitude)
-        except ValueError:
-            home = None  # a host row with nonsense coordinates is treated as unknown
-    if radius is not None and point is None and home is None:
-        raise ValueError("radius_km needs near=(lat, lng) for a user without a location")
-    version_id, model = artifacts.active_model()
-    query = Query(
-        history=user_history(rec_user.pk),
-        interests=[str(t) for t in rec_user.interests or []],
-        location=home, near=point, radius_km=radius, category=category,
-        exclude_ids=[int(_pk(b)) for b in exclude],
-        limit=limit + _SLACK, offset=offset,
-        diversify=rec_settings.DIVERSIFY if diversify is None else bool(diversify),
-        now=time.time(),
-    )
-    return _with_host_businesses(model.recommend(query), limit)
+    _, _, results, limit = _rank(user, limit, offset, category, near, radius_km, exclude,
+                                 diversify)
+    return _with_host_businesses(results, limit)
 
 
 #: Extra results asked of the model, to fill the page when some businesses were
@@ -301,6 +319,121 @@ def _with_host_businesses(results: list, limit: int) -> list[Recommendation]:
         if len(page) == limit:
             break
     return page
+
+
+def _business_dicts(results: list, limit: int | None = None) -> list[dict]:
+    """Results as the API's JSON objects, read from the business view in one query."""
+    rows = RecBusiness.objects.in_bulk([r.item_id for r in results])
+    out = []
+    for r in results:
+        row = rows.get(r.item_id)
+        if row is None or not row.is_active:
+            continue
+        out.append({"business_id": row.pk, "name": row.name, "score": round(r.score, 6),
+                    "reasons": list(r.reasons), "categories": list(row.categories or []),
+                    "distance_km": r.distance_km})
+        if limit is not None and len(out) == limit:
+            break
+    return out
+
+
+def recommendation_payload(
+    user_id: Any,
+    limit: int = 10,
+    *,
+    offset: int = 0,
+    category: str | None = None,
+    near: tuple[float, float] | None = None,
+    radius_km: float | None = None,
+    diversify: bool | None = None,
+) -> dict[str, Any]:
+    """The REST answer for one user, served from the cache when nothing changed.
+
+    ``{"user_id", "recommendations": [{business_id, name, score, reasons, categories,
+    distance_km}], "model_version", "cached"}``. Same arguments and errors as
+    ``recommend_for``.
+    """
+    version_id = artifacts.active_version_id_cached()
+    params = {"limit": limit, "offset": offset, "category": category,
+              "near": list(near) if near is not None else None, "radius_km": radius_km,
+              "diversify": diversify}
+    key = cache.result_key("rec", version_id, user_id, params) if version_id else None
+
+    def compute() -> dict[str, Any]:
+        rec_user, version, results, page = _rank(user_id, limit, offset, category, near,
+                                                 radius_km, (), diversify)
+        return {"user_id": rec_user.pk, "recommendations": _business_dicts(results, page),
+                "model_version": version}
+
+    payload, cached = cache.get_or_compute(key, compute)
+    return {**payload, "cached": cached}
+
+
+def similar_businesses(business_id: Any, limit: int = 10) -> dict[str, Any]:
+    """Businesses like this one (the non-personalised "more like this" list)."""
+    limit, _ = _validated_page(limit, 0)
+    if not RecBusiness.objects.filter(pk=_pk(business_id)).exists():
+        raise UnknownBusiness(f"No business with id {business_id!r}.")
+    version_id, model = artifacts.active_model()
+    try:
+        neighbours = model.similar(int(_pk(business_id)), limit + _SLACK)
+    except KeyError:
+        neighbours = []  # added after the last rebuild: no neighbours known yet
+    results = [_Scored(i, s, ["Often chosen together"], None) for i, s in neighbours]
+    return {"business_id": int(_pk(business_id)), "model_version": version_id,
+            "results": _business_dicts(results, limit)}
+
+
+def popular_businesses(limit: int = 10, *, category: str | None = None, near: Any = None,
+                       radius_km: Any = None) -> dict[str, Any]:
+    """Popular, well-rated businesses, optionally near a point: what a newcomer sees."""
+    limit, _ = _validated_page(limit, 0)
+    point = _validated_point(near)
+    radius = _validated_radius(radius_km)
+    if radius is not None and point is None:
+        raise ValueError("radius_km needs near=(lat, lng)")
+    version_id, model = artifacts.active_model()
+    results = model.recommend(Query(near=point, radius_km=radius, category=category,
+                                    limit=limit + _SLACK))
+    results = [_Scored(r.item_id, r.score, r.reasons, r.distance_km) for r in results]
+    return {"model_version": version_id, "results": _business_dicts(results, limit)}
+
+
+@dataclass(frozen=True)
+class _Scored:
+    item_id: int
+    score: float
+    reasons: list[str]
+    distance_km: float | None
+
+
+def sync_user(user_id: Any) -> dict[str, Any]:
+    """The host changed this user: check they exist, forget what was cached for them."""
+    rec_user = RecUser.objects.filter(pk=_pk(user_id)).first()
+    if rec_user is None:
+        raise UnknownUser(f"No user with id {user_id!r}.")
+    cache.invalidate_user(rec_user.pk)
+    return {"status": "synced", "user_id": rec_user.pk}
+
+
+def sync_business(business_id: Any) -> dict[str, Any]:
+    """The host changed this business: check it exists, retire cached lists."""
+    if not RecBusiness.objects.filter(pk=_pk(business_id)).exists():
+        raise UnknownBusiness(f"No business with id {business_id!r}.")
+    cache.invalidate_catalogue()
+    return {"status": "synced", "business_id": int(_pk(business_id))}
+
+
+def clear_user_cache(user_id: Any) -> dict[str, Any]:
+    cache.invalidate_user(_pk(user_id))
+    return {"status": "cleared", "user_id": _pk(user_id)}
+
+
+def user_interactions(user_id: Any):
+    """The user's interactions, newest first (a queryset, for pagination)."""
+    if not RecUser.objects.filter(pk=_pk(user_id)).exists():
+        raise UnknownUser(f"No user with id {user_id!r}.")
+    return Interaction.objects.filter(user_id=_pk(user_id)).order_by("-last_seen", "-pk")
 
 
 # ------------------------------------------------------------------------------ rebuilding
@@ -353,6 +486,7 @@ def _activate(version: ModelVersion) -> None:
                     is_active=False)
                 version.is_active = True
                 version.save()
+                transaction.on_commit(lambda: artifacts.publish_active(version.pk))
             return
         except IntegrityError:  # another rebuild switched at the same moment: go again
             version.is_active = False
@@ -365,3 +499,60 @@ def _prune(keep: int) -> None:
                     .order_by("-pk").values_list("pk", flat=True)[:max(keep, 1)])
     (ModelVersion.objects.filter(is_active=False)
      .exclude(pk__in=keep_ids).exclude(status=ModelVersion.Status.BUILDING).delete())
+
+
+# -------------------------------------------------------------------------------- health
+
+
+def _timed(check: Callable[[], Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = check()
+        status = "up"
+    except Exception as exc:  # a health check reports any failure, it never raises
+        detail, status = f"{type(exc).__name__}: {exc}", "down"
+    result = {"status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    if detail not in (None, True):
+        result["detail"] = detail
+    return result
+
+
+def health() -> tuple[bool, dict[str, Any]]:
+    """``(healthy, report)``: database, cache and broker with status and latency.
+
+    Healthy when every part in ``HEALTH_REQUIRED`` is up; the others are reported (a
+    cache that is down means slower answers, not failed ones: "degraded").
+    """
+    from xo_recommender.tasks import broker_configured
+
+    def database():
+        with connections[router.db_for_read(ModelVersion)].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return None
+
+    def cache_check():
+        ok, _ = cache.healthy()
+        if not ok:
+            raise ConnectionError("cache unreachable")
+
+    def broker():
+        if not broker_configured():
+            return "no broker configured: tasks run inline"
+        from celery import current_app
+
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return None
+
+    parts = {"database": _timed(database), "cache": _timed(cache_check),
+             "broker": _timed(broker)}
+    if parts["cache"]["status"] == "down":
+        parts["cache"]["status"] = "degraded"
+    required = set(rec_settings.HEALTH_REQUIRED)
+    healthy = all(parts[name]["status"] == "up" for name in required if name in parts)
+    try:
+        version = artifacts.active_version_id() if parts["database"]["status"] == "up" else None
+    except Exception:
+        version = None
+    report = {"status": "ok" if healthy else "unavailable", **parts, "model_version": version}
+    return healthy, report

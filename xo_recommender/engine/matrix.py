@@ -28,6 +28,12 @@ class IdIndex:
 
     ids: np.ndarray
 
+    def __post_init__(self) -> None:
+        ids = np.asarray(self.ids, dtype=np.int64)
+        if ids.ndim != 1 or (ids.size > 1 and not (np.diff(ids) > 0).all()):
+            raise ValueError("IdIndex ids must be unique and ascending; use IdIndex.from_ids")
+        object.__setattr__(self, "ids", ids)
+
     @classmethod
     def from_ids(cls, ids: np.ndarray | list[int]) -> IdIndex:
         """Build from any iterable of ids; duplicates are collapsed."""

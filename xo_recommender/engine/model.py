@@ -278,8 +278,7 @@ class Recommender:
         type_of = self._history_types(query.history)
         collab_src = profile_src = None
         if row.nnz:
-            collab_src = np.array([(self.collaborative.explain(row, int(i)) or [-1])[0]
-                                   for i in ranking.indices], dtype=np.int64)
+            collab_src = self._collaborative_sources(row, ranking.indices)
             profile_src, _ = self.content.profile_sources(ranking.indices, row)
         texts = reasons_for(
             ranking.contributions, ranking.components, item_names=self.names,
@@ -303,6 +302,20 @@ class Recommender:
             )
             for r in range(len(ranking))
         ]
+
+    def _collaborative_sources(self, row: sp.csr_matrix, results: np.ndarray) -> np.ndarray:
+        """Per result, the history item contributing most to its collaborative score.
+
+        The batch form of ``CollaborativeModel.explain`` (one sparse slice for the whole
+        page instead of one per result): contribution of history item i to result j is
+        ``x_u[i] · S[i, j]``; ties go to the lower item index; -1 when none is positive.
+        """
+        hist = row.indices
+        contrib = self.collaborative.similarity_[hist][:, results].toarray()
+        contrib *= row.data[:, None]
+        best = contrib.argmax(axis=0)
+        positive = contrib[best, np.arange(results.shape[0])] > 0
+        return np.where(positive, hist[best], -1).astype(np.int64)
 
     def _history_types(self, history: Events | None) -> dict[int, str]:
         """The strongest interaction type per history item, for "because you saved X"."""
