@@ -1,7 +1,7 @@
 """App configuration: ``ready()`` only registers checks and connects receivers."""
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate, pre_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save, pre_migrate
 
 
 class XoRecommenderConfig(AppConfig):
@@ -22,3 +22,17 @@ class XoRecommenderConfig(AppConfig):
             sender=self,
             dispatch_uid="xo_recommender.refresh_views_after_migrate",
         )
+        # Cache invalidation: exactly the host models configured, and our own table.
+        from xo_recommender.models import Interaction
+
+        user_model = Interaction.user.field.related_model
+        business_model = Interaction.business.field.related_model
+        for signal, name in ((post_save, "save"), (post_delete, "delete")):
+            if isinstance(user_model, type):
+                signal.connect(signals.user_changed, sender=user_model,
+                               dispatch_uid=f"xo_recommender.user_{name}")
+            if isinstance(business_model, type):
+                signal.connect(signals.business_changed, sender=business_model,
+                               dispatch_uid=f"xo_recommender.business_{name}")
+            signal.connect(signals.interaction_changed, sender=Interaction,
+                           dispatch_uid=f"xo_recommender.interaction_{name}")

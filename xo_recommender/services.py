@@ -459,10 +459,10 @@ def rebuild(*, progress: Callable[[str], None] | None = None) -> ModelVersion:
         payload = model.to_bytes()
         say(f"Saving version {version.pk} ({len(payload) / 2**20:.1f} MiB)")
         version.artifact = payload
+        version.fit_seconds = time.perf_counter() - started  # read + train + serialise
         version.n_users = model.stats["users"]
         version.n_businesses = model.stats["items"]
         version.n_interactions = model.stats["interactions"]
-        version.fit_seconds = time.perf_counter() - started
         version.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         version.status = ModelVersion.Status.READY
         version.finished_at = timezone.now()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 
-from xo_recommender import sources
+from xo_recommender import cache, sources
 
 
 def drop_views_before_migrate(*, using: str, plan: Any = None, **kwargs: Any) -> None:
@@ -38,3 +38,26 @@ def refresh_views_after_migrate(*, using: str, apps: Any = None, **kwargs: Any) 
         return  # the system checks report the mapping; nothing sensible to build
     if any(state != "ok" for state in status.values()):
         sources.create_views(connection, apps, SourceView)
+
+
+def user_changed(*, instance: Any, **kwargs: Any) -> None:
+    """A host user was saved or deleted: their cached answers stop being read."""
+    cache.invalidate_user(instance.pk)
+
+
+def business_changed(*, instance: Any, **kwargs: Any) -> None:
+    """A host business was saved or deleted: it may be in anyone's cached list.
+
+    Bumping one catalogue counter retires every cached list at once, after the commit
+    (so a rolled-back save retires nothing).
+    """
+    transaction.on_commit(cache.invalidate_catalogue)
+
+
+def interaction_changed(*, instance: Any, **kwargs: Any) -> None:
+    """An interaction was edited or deleted through the ORM (admin, a script).
+
+    ``record_interaction`` writes with one SQL statement and invalidates by itself.
+    """
+    user_id = instance.user_id
+    transaction.on_commit(lambda: cache.invalidate_user(user_id))

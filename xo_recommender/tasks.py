@@ -41,3 +41,23 @@ def rebuild_recommendations() -> int:
     from xo_recommender.services import rebuild
 
     return rebuild().pk
+
+
+@shared_task(
+    name="xo_recommender.refresh_user",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_kwargs={"max_retries": 3},
+    ignore_result=True,
+)
+def refresh_user(user_id: int, limit: int = 10) -> None:
+    """Forget a user's cached answers and compute their default page again (warm cache)."""
+    from xo_recommender.exceptions import RecommenderError
+    from xo_recommender.services import clear_user_cache, recommendation_payload
+
+    clear_user_cache(user_id)
+    try:
+        recommendation_payload(user_id, limit)
+    except RecommenderError:
+        pass  # unknown or inactive user, or no model yet: nothing to warm

@@ -1,0 +1,146 @@
+"""The cache: hits, versioned invalidation by signals and services, stampede guard, and
+answers without errors when the cache backend is down."""
+
+import threading
+from unittest import mock
+
+import pytest
+from django.core.cache import caches
+
+from tests.factories import BusinessFactory, CategoryFactory, UserFactory
+from xo_recommender import artifacts, cache, record_interaction
+from xo_recommender.services import health, rebuild, recommendation_payload
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    artifacts.forget_loaded()
+    caches["default"].clear()
+    yield
+    artifacts.forget_loaded()
+
+
+@pytest.fixture
+def world(db, django_capture_on_commit_callbacks):
+    coffee = CategoryFactory(name="Coffee", slug="coffee")
+    cafes = [BusinessFactory(name=f"Cafe {i}", categories=[coffee]) for i in range(5)]
+    people = [UserFactory(interests=["coffee"]) for _ in range(4)]
+    with django_capture_on_commit_callbacks(execute=True):
+        for u in people:
+            for b in cafes[:3]:
+                record_interaction(u, b, "like")
+        rebuild()
+    return {"cafes": cafes, "people": people}
+
+
+def test_second_identical_request_is_a_cache_hit(world):
+    user = world["people"][0]
+    first = recommendation_payload(user.pk, 3)
+    second = recommendation_payload(user.pk, 3)
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert first["recommendations"] == second["recommendations"]
+    assert recommendation_payload(user.pk, 2)["cached"] is False  # other parameters
+
+
+def test_recorded_interaction_retires_only_that_users_entries(
+        world, django_capture_on_commit_callbacks):
+    alice, bob = world["people"][:2]
+    recommendation_payload(alice.pk, 3)
+    recommendation_payload(bob.pk, 3)
+    with django_capture_on_commit_callbacks(execute=True):
+        record_interaction(alice, world["cafes"][3], "like")
+    fresh = recommendation_payload(alice.pk, 3)
+    assert fresh["cached"] is False
+    assert world["cafes"][3].pk not in [r["business_id"] for r in fresh["recommendations"]]
+    assert recommendation_payload(bob.pk, 3)["cached"] is True
+
+
+def test_host_user_save_invalidates_that_user(world):
+    alice, bob = world["people"][:2]
+    recommendation_payload(alice.pk, 3)
+    recommendation_payload(bob.pk, 3)
+    alice.interests = ["tea"]
+    alice.save()
+    assert recommendation_payload(alice.pk, 3)["cached"] is False
+    assert recommendation_payload(bob.pk, 3)["cached"] is True
+
+
+def test_business_change_retires_every_list(world, django_capture_on_commit_callbacks):
+    alice, bob = world["people"][:2]
+    recommendation_payload(alice.pk, 3)
+    recommendation_payload(bob.pk, 3)
+    renamed = world["cafes"][4]
+    with django_capture_on_commit_callbacks(execute=True):
+        renamed.name = "Cafe Renamed"
+        renamed.save()
+    for user in (alice, bob):
+        payload = recommendation_payload(user.pk, 5)
+        assert payload["cached"] is False
+        names = [r["name"] for r in payload["recommendations"]]
+        assert "Cafe Renamed" in names
+
+
+def test_interaction_deleted_through_the_orm_invalidates(
+        world, django_capture_on_commit_callbacks):
+    from xo_recommender.models import Interaction
+
+    alice = world["people"][0]
+    recommendation_payload(alice.pk, 3)
+    with django_capture_on_commit_callbacks(execute=True):
+        Interaction.objects.filter(user=alice).first().delete()
+    assert recommendation_payload(alice.pk, 3)["cached"] is False
+
+
+def test_a_rebuild_changes_the_key(world, django_capture_on_commit_callbacks):
+    alice = world["people"][0]
+    before = recommendation_payload(alice.pk, 3)
+    with django_capture_on_commit_callbacks(execute=True):
+        new = rebuild()
+    after = recommendation_payload(alice.pk, 3)
+    assert after["cached"] is False
+    assert (before["model_version"], after["model_version"]) != (new.pk, new.pk)
+    assert after["model_version"] == new.pk
+
+
+def test_cache_down_means_computed_answers_and_a_degraded_health(world, caplog):
+    alice = world["people"][0]
+    broken = ConnectionError("cache server went away")
+    backend = caches["default"]
+    with mock.patch.object(type(backend), "get", side_effect=broken), \
+            mock.patch.object(type(backend), "get_many", side_effect=broken), \
+            mock.patch.object(type(backend), "set", side_effect=broken), \
+            mock.patch.object(type(backend), "add", side_effect=broken), \
+            mock.patch.object(type(backend), "incr", side_effect=broken):
+        payload = recommendation_payload(alice.pk, 3)
+        record_interaction(alice, world["cafes"][4], "view")  # invalidation fails quietly
+        ok, report = health()
+    assert payload["cached"] is False
+    assert [r["name"] for r in payload["recommendations"]] == ["Cafe 3", "Cafe 4"]  # 0-2 liked
+    assert "cache unavailable" in caplog.text.lower()
+    assert ok is True and report["cache"]["status"] == "degraded"
+    assert report["database"]["status"] == "up"
+
+
+def test_stampede_guard_computes_once_per_key(db):
+    calls = []
+    started = threading.Barrier(6)
+
+    def slow():
+        calls.append(1)
+        threading.Event().wait(0.3)
+        return {"value": 42}
+
+    results = []
+
+    def worker():
+        started.wait()
+        results.append(cache.get_or_compute("xo_rec:test:stampede", slow))
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert sorted(cached for _, cached in results) == [False] + [True] * 5
+    assert all(value == {"value": 42} for value, _ in results)
