@@ -17,6 +17,8 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
+from xo_recommender.engine.model import DEFAULT_BLEND, DEFAULT_TYPE_WEIGHTS
+
 #: Recommender field -> host field name, for the user view. ``None`` means "the host has
 #: no such field": the view then yields an empty term list, NULL coordinates or TRUE.
 DEFAULT_USER_FIELDS: dict[str, str | None] = {
@@ -41,25 +43,16 @@ DEFAULT_BUSINESS_FIELDS: dict[str, str | None] = {
     "is_active": "is_active",
 }
 
-#: Relative strength of each interaction type when training. Stored interactions keep
-#: the caller's own weight; these multiply it at training time, so changing them needs
-#: a rebuild, not a data migration.
-DEFAULT_INTERACTION_WEIGHTS: dict[str, float] = {
-    "view": 1.0,
-    "like": 3.0,
-    "save": 4.0,
-    "purchase": 5.0,
-    "share": 4.0,
-}
+#: Relative strength of each interaction type when training (engine defaults). Stored
+#: interactions keep the caller's own weight; these multiply it at training time, so
+#: changing them needs a rebuild, not a data migration.
+DEFAULT_INTERACTION_WEIGHTS: dict[str, float] = dict(DEFAULT_TYPE_WEIGHTS)
 
-#: How much each scoring component counts in the blend (they are normalised first).
-DEFAULT_BLEND_WEIGHTS: dict[str, float] = {
-    "collaborative": 1.0,  # people who engaged with what you did also engaged with…
-    "profile": 0.1,  # similar in categories/tags to what you engaged with
-    "interest": 0.3,  # matches your stated interests
-    "proximity": 0.25,  # near you (or near the point asked for)
-    "prior": 0.05,  # popular and well rated: what a newcomer sees
-}
+#: How much each scoring component counts in the blend (each is normalised first):
+#: collaborative (people who engaged with what you did also engaged with…), profile
+#: (similar in categories/tags to what you engaged with), interest (your stated
+#: interests), proximity (near you or the point asked for), prior (popular, well rated).
+DEFAULT_BLEND_WEIGHTS: dict[str, float] = dict(DEFAULT_BLEND)
 
 DEFAULTS: dict[str, Any] = {
     "USER_FIELDS": DEFAULT_USER_FIELDS,

@@ -1,0 +1,61 @@
+"""Interaction weighting and the id <-> index mapping."""
+
+import math
+
+import numpy as np
+import pytest
+
+from xo_recommender.engine.matrix import IdIndex, build_matrix, interaction_weights, user_row
+
+DAY = 86_400.0
+
+
+def test_id_index_sorted_round_trip_and_unknown():
+    index = IdIndex.from_ids([30, 10, 20, 10])
+    assert index.ids.tolist() == [10, 20, 30]
+    assert index.to_index([20, 30, 99, 5]).tolist() == [1, 2, -1, -1]
+    assert index.to_ids([2, 0]).tolist() == [30, 10]
+    assert len(index) == 3
+    assert IdIndex.from_ids([]).to_index([1]).tolist() == [-1]
+
+
+def test_id_index_refuses_unsorted_ids():
+    with pytest.raises(ValueError):
+        IdIndex(np.array([3, 1, 2]))
+    with pytest.raises(ValueError):
+        IdIndex(np.array([1, 1]))
+
+
+def test_weights_count_and_decay():
+    w = interaction_weights(
+        weight=np.array([2.0, 1.0, 1.0]),
+        count=np.array([1, math.e**2, 1]),
+        last_seen=np.array([10 * DAY, 10 * DAY, 0.0]),
+        half_life=5 * DAY,
+    )
+    # 2 * (1 + ln 1) * 0.5**0 = 2 ; 1 * (1 + 2) = 3 ; aged 10 days at half-life 5: 0.25
+    assert w.tolist() == pytest.approx([2.0, 3.0, 0.25])
+
+
+def test_no_decay_when_half_life_none_and_future_is_age_zero():
+    stamps = np.array([0.0, 100 * DAY])
+    assert interaction_weights(last_seen=stamps).tolist() == [1.0, 1.0]
+    w = interaction_weights(last_seen=stamps, now=50 * DAY, half_life=50 * DAY)
+    assert w.tolist() == pytest.approx([0.5, 1.0])
+    with pytest.raises(ValueError):
+        interaction_weights(last_seen=stamps, half_life=0)
+
+
+def test_build_matrix_sums_duplicates_and_keeps_shape():
+    m = build_matrix(
+        np.array([0, 0, 1]), np.array([2, 2, 0]), weight=np.array([1.0, 3.0, 2.0]), shape=(3, 4)
+    )
+    assert m.shape == (3, 4)
+    assert m.dtype == np.float32
+    assert m.toarray().tolist() == [[0, 0, 4, 0], [2, 0, 0, 0], [0, 0, 0, 0]]
+
+
+def test_user_row_drops_unknown_items():
+    row = user_row(np.array([1, -1, 7]), 4, weight=np.array([2.0, 5.0, 5.0]))
+    assert row.shape == (1, 4)
+    assert row.toarray().tolist() == [[0, 2, 0, 0]]
