@@ -5,6 +5,7 @@ Environment:
 * ``DATABASE_URL`` — default: a SQLite file beside this module (the embedded default).
 * ``REDIS_URL`` — when set, django-redis is the cache; otherwise local memory.
 * ``CELERY_BROKER_URL`` — when set, tasks go to Celery; otherwise they run inline.
+* ``XO_THROTTLE_READ`` / ``XO_THROTTLE_WRITE`` — API rates per user (DRF rate strings).
 """
 
 import os
@@ -26,6 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "example_project.xo_black",
     "xo_recommender",
 ]
@@ -102,6 +105,33 @@ XO_RECOMMENDER = {
         "tags": "tags",
         "popularity": "popularity_score",
     },
+}
+
+# The recommender's API (mounted at /api/recommend/) follows these. Token for programs
+# (``Authorization: Token <key>``; create keys in the admin or with ``drf_create_token``),
+# sessions for the browsable API after signing in to the admin. Token comes first so an
+# anonymous request gets 401 with a ``WWW-Authenticate`` header rather than 403.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Per user (per IP when anonymous). Generous defaults so benchmarks measure the
+    # recommender, not the throttle; a public deployment would set e.g. 120/min, 60/min.
+    "DEFAULT_THROTTLE_RATES": {
+        "xo_recommender_read": os.environ.get("XO_THROTTLE_READ", "100000/min"),
+        "xo_recommender_write": os.environ.get("XO_THROTTLE_WRITE", "50000/min"),
+    },
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "XO Black recommendations API",
+    "DESCRIPTION": "Personalised business recommendations (xo_recommender).",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LANGUAGE_CODE = "en-us"

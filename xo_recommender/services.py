@@ -425,6 +425,9 @@ def sync_business(business_id: Any) -> dict[str, Any]:
 
 
 def clear_user_cache(user_id: Any) -> dict[str, Any]:
+    """Forget everything cached for this user (their next answer is computed afresh)."""
+    if not RecUser.objects.filter(pk=_pk(user_id)).exists():
+        raise UnknownUser(f"No user with id {user_id!r}.")
     cache.invalidate_user(_pk(user_id))
     return {"status": "cleared", "user_id": _pk(user_id)}
 

@@ -56,8 +56,8 @@ def refresh_user(user_id: int, limit: int = 10) -> None:
     from xo_recommender.exceptions import RecommenderError
     from xo_recommender.services import clear_user_cache, recommendation_payload
 
-    clear_user_cache(user_id)
     try:
+        clear_user_cache(user_id)
         recommendation_payload(user_id, limit)
     except RecommenderError:
         pass  # unknown or inactive user, or no model yet: nothing to warm

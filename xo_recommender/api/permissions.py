@@ -1,0 +1,69 @@
+"""Who may call what, and how often.
+
+* A signed-in user reads only their own recommendations and interactions and records
+  interactions only for themselves.
+* Staff, and users holding ``xo_recommender.sync``, act for any user and may call the
+  sync and cache endpoints ("service" accounts: the host's backend, a worker).
+* Rates are DRF throttle scopes set by the host in ``REST_FRAMEWORK
+  ["DEFAULT_THROTTLE_RATES"]``: ``xo_recommender_read`` for GET, ``xo_recommender_write``
+  for POST. A scope without a rate is not throttled, so a host that configures nothing
+  gets no 500s from a missing rate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.settings import api_settings
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+
+#: The permission that lets an account act for any user (see ``Interaction.Meta``).
+SYNC_PERMISSION = "xo_recommender.sync"
+
+READ_SCOPE = "xo_recommender_read"
+WRITE_SCOPE = "xo_recommender_write"
+
+
+def acts_for_anyone(user: Any) -> bool:
+    """Staff or holder of ``xo_recommender.sync``: may act for every user."""
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and (user.is_staff or user.has_perm(SYNC_PERMISSION))
+    )
+
+
+def may_act_for(user: Any, user_id: int) -> bool:
+    """The user themself (no permission query needed), or a service account."""
+    if user is not None and user.is_authenticated and user.pk == user_id:
+        return True
+    return acts_for_anyone(user)
+
+
+class IsServiceAccount(BasePermission):
+    """Sync and cache endpoints: staff or ``xo_recommender.sync`` only."""
+
+    message = f"Only staff or users with the {SYNC_PERMISSION} permission may do this."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return acts_for_anyone(request.user)
+
+
+class RecommenderRateThrottle(ScopedRateThrottle):
+    """Per-user (or per-IP) rate by scope: read for safe methods, write for the rest.
+
+    The rate is read from DRF's settings at request time (DRF's own throttles freeze it
+    at import), so ``override_settings`` works, and an unconfigured scope is unlimited.
+    A view may pin a scope with ``throttle_scope``.
+    """
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        self.scope = getattr(view, "throttle_scope", None) or (
+            READ_SCOPE if request.method in SAFE_METHODS else WRITE_SCOPE
+        )
+        self.rate = (api_settings.DEFAULT_THROTTLE_RATES or {}).get(self.scope)
+        if self.rate is None:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return SimpleRateThrottle.allow_request(self, request, view)

@@ -1,0 +1,267 @@
+"""Request and response shapes: the original FastAPI service's JSON, validated here.
+
+Query and body serializers turn raw input into the arguments of one service function
+and reject anything else with a 400 naming the field; response serializers exist so the
+OpenAPI schema describes what the services return (the views return the services'
+dicts as they are).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
+
+from xo_recommender.conf import settings as rec_settings
+from xo_recommender.services import InteractionEvent
+
+#: Largest id a bigint primary key can hold; larger ids cannot exist.
+MAX_ID = 2**63 - 1
+#: A weight beyond this is a client bug, not a strength.
+MAX_WEIGHT = 1e6
+DEFAULT_LIMIT = 10
+
+
+class IdField(serializers.IntegerField):
+    """A positive integer id that fits a bigint primary key."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A finite number that refuses booleans (``true`` is not a weight)."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+# ------------------------------------------------------------------------------- queries
+
+
+class PlaceQuerySerializer(serializers.Serializer):
+    """``lat``/``lng`` (together) and ``radius_km``: rank or filter around a point."""
+
+    lat = StrictFloatField(required=False, min_value=-90, max_value=90,
+                           help_text="Latitude of the point to rank around (with lng).")
+    lng = StrictFloatField(required=False, min_value=-180, max_value=180,
+                           help_text="Longitude of the point to rank around (with lat).")
+    radius_km = StrictFloatField(required=False, min_value=0,
+                                 help_text="Keep only businesses within this distance.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        has_lat, has_lng = "lat" in attrs, "lng" in attrs
+        if has_lat != has_lng:
+            missing = "lng" if has_lat else "lat"
+            raise serializers.ValidationError({missing: ["Give lat and lng together."]})
+        attrs["near"] = (attrs.pop("lat"), attrs.pop("lng")) if has_lat else None
+        attrs.setdefault("radius_km", None)
+        return attrs
+
+
+def _check_limit(name: str, value: int) -> int:
+    maximum = int(rec_settings.MAX_RESULTS)
+    if value > maximum:
+        raise serializers.ValidationError({name: [f"Ensure this value is at most {maximum}."]})
+    return value
+
+
+class LimitQuerySerializer(serializers.Serializer):
+    """``limit``: how many results, 1 to ``MAX_RESULTS``."""
+
+    limit = serializers.IntegerField(required=False, min_value=1, default=DEFAULT_LIMIT,
+                                     help_text="How many results (at most MAX_RESULTS).")
+
+    def validate_limit(self, value: int) -> int:
+        maximum = int(rec_settings.MAX_RESULTS)
+        if value > maximum:
+            raise serializers.ValidationError(f"Ensure this value is at most {maximum}.")
+        return value
+
+
+class CategoryField(serializers.CharField):
+    """A category name; an empty value means "any category"."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("max_length", 200)
+        kwargs.setdefault("help_text", "Keep only businesses in this category.")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str | None:
+        return super().to_internal_value(data) or None
+
+
+class RecommendQuerySerializer(PlaceQuerySerializer):
+    """Query of ``GET {user_id}/``: the original's ``max_results`` or DRF-style ``limit``."""
+
+    max_results = serializers.IntegerField(
+        required=False, min_value=1,
+        help_text="How many results (the original service's name; same as limit).")
+    limit = serializers.IntegerField(required=False, min_value=1,
+                                     help_text="How many results (default 10).")
+    offset = serializers.IntegerField(required=False, min_value=0, default=0,
+                                      help_text="Skip this many results (paging).")
+    category = CategoryField()
+    diversify = serializers.BooleanField(
+        required=False, allow_null=True, default=None,
+        help_text="Re-rank for category variety (default: the DIVERSIFY setting).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        max_results, limit = attrs.pop("max_results", None), attrs.pop("limit", None)
+        if max_results is not None and limit is not None and max_results != limit:
+            raise serializers.ValidationError(
+                {"limit": ["Give max_results or limit, not both with different values."]})
+        name = "max_results" if max_results is not None else "limit"
+        attrs["limit"] = _check_limit(name, max_results or limit or DEFAULT_LIMIT)
+        furthest = 10 * int(rec_settings.MAX_RESULTS) - attrs["limit"]
+        if attrs["offset"] > furthest:
+            raise serializers.ValidationError(
+                {"offset": [f"Ensure this value is at most {furthest} for this page size."]})
+        attrs.setdefault("category", None)
+        return attrs
+
+
+class PopularQuerySerializer(LimitQuerySerializer, PlaceQuerySerializer):
+    """Query of ``GET popular/``."""
+
+    category = CategoryField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        attrs.setdefault("category", None)
+        return attrs
+
+
+class SimilarQuerySerializer(LimitQuerySerializer):
+    """Query of ``GET businesses/{id}/similar/``."""
+
+
+# --------------------------------------------------------------------------------- bodies
+
+
+class InteractionCreateSerializer(serializers.Serializer):
+    """The original ``InteractionCreate``: who did what to which business, how strongly."""
+
+    user_id = IdField()
+    business_id = IdField()
+    interaction_type = serializers.CharField(
+        max_length=32, help_text="One of the INTERACTION_WEIGHTS types, e.g. view, like, save.")
+    weight = StrictFloatField(required=False, default=1.0, min_value=0, max_value=MAX_WEIGHT)
+
+    def validate_interaction_type(self, value: str) -> str:
+        types = rec_settings.INTERACTION_WEIGHTS
+        if value not in types:
+            raise serializers.ValidationError(
+                f"Unknown interaction type {value!r}; expected one of: {', '.join(types)}.")
+        return value
+
+    @staticmethod
+    def to_event(data: dict[str, Any]) -> InteractionEvent:
+        return InteractionEvent(data["user_id"], data["business_id"], data["interaction_type"],
+                                data["weight"])
+
+
+class UserSyncSerializer(serializers.Serializer):
+    """The original ``UserSync``: only ``user_id`` matters; other fields are ignored.
+
+    In the shared-database option nothing is copied: the host's row is the truth.
+    """
+
+    user_id = IdField()
+
+
+class BusinessSyncSerializer(serializers.Serializer):
+    """The original ``BusinessSync``: only ``business_id`` matters; others are ignored."""
+
+    business_id = IdField()
+
+
+# ------------------------------------------------------------------------------ responses
+
+
+class RecommendationSerializer(serializers.Serializer):
+    business_id = serializers.IntegerField()
+    name = serializers.CharField()
+    score = serializers.FloatField()
+    reasons = serializers.ListField(child=serializers.CharField())
+    categories = serializers.ListField(child=serializers.CharField())
+    distance_km = serializers.FloatField(allow_null=True)
+
+
+class RecommendationsResponseSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    recommendations = RecommendationSerializer(many=True)
+    model_version = serializers.IntegerField()
+    cached = serializers.BooleanField()
+
+
+class SimilarResponseSerializer(serializers.Serializer):
+    business_id = serializers.IntegerField()
+    model_version = serializers.IntegerField()
+    results = RecommendationSerializer(many=True)
+
+
+@extend_schema_serializer(many=False)  # answered by a "list" route, yet one object
+class PopularResponseSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField()
+    results = RecommendationSerializer(many=True)
+
+
+class HealthPartSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["up", "down", "degraded"])
+    latency_ms = serializers.FloatField()
+    detail = serializers.CharField(required=False)
+
+
+@extend_schema_serializer(many=False)
+class HealthResponseSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "unavailable"])
+    database = HealthPartSerializer()
+    cache = HealthPartSerializer()
+    broker = HealthPartSerializer()
+    model_version = serializers.IntegerField(allow_null=True)
+
+
+class UserSyncedSerializer(serializers.Serializer):
+    status = serializers.CharField(default="synced")
+    user_id = serializers.IntegerField()
+
+
+class BusinessSyncedSerializer(serializers.Serializer):
+    status = serializers.CharField(default="synced")
+    business_id = serializers.IntegerField()
+
+
+class CacheClearedSerializer(serializers.Serializer):
+    status = serializers.CharField(default="cleared")
+    user_id = serializers.IntegerField()
+
+
+class RecordedSerializer(serializers.Serializer):
+    status = serializers.CharField(default="recorded")
+
+
+class InteractionSerializer(serializers.Serializer):
+    """One stored interaction row, as ``GET user/{id}/interactions/`` lists it."""
+
+    business_id = serializers.IntegerField()
+    interaction_type = serializers.CharField()
+    weight = serializers.FloatField()
+    count = serializers.IntegerField()
+    first_seen = serializers.DateTimeField()
+    last_seen = serializers.DateTimeField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """``{"detail": ...}``, plus a machine-readable ``code`` where one helps."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)

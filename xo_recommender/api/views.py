@@ -1,0 +1,377 @@
+"""DRF viewsets: validate with a serializer, call one service function, return its answer.
+
+No ORM and no engine here (see ``xo_recommender.services``). Service errors map to
+HTTP: unknown or inactive user / business → 404, a bad argument → 400 naming the field,
+no model built yet → 503 saying to run ``rebuild_recommendations``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import include, path
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from xo_recommender import services
+from xo_recommender.api import serializers as s
+from xo_recommender.api.permissions import (
+    IsServiceAccount,
+    RecommenderRateThrottle,
+    acts_for_anyone,
+    may_act_for,
+)
+from xo_recommender.conf import settings as rec_settings
+from xo_recommender.exceptions import InactiveUser, ModelNotReady, UnknownBusiness, UnknownUser
+
+
+class ModelUnavailable(APIException):
+    """No model version is active yet: the operator must run a rebuild."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "No recommendation model has been built yet."
+    default_code = "model_not_ready"
+
+
+#: Service ``ValueError`` messages start with the argument's name; the API's name for it.
+_ARGUMENT_FIELDS = {"limit": "limit", "offset": "offset", "radius_km": "radius_km",
+                    "near": "lat", "category": "category"}
+
+
+@contextmanager
+def service_errors(**aliases: str) -> Iterator[None]:
+    """Turn the services' documented exceptions into 4xx/503 JSON naming the field.
+
+    ``aliases`` renames a service argument to the query parameter the client used
+    (``limit="max_results"``).
+    """
+    try:
+        yield
+    except UnknownUser as exc:
+        raise NotFound({"detail": str(exc), "code": "unknown_user"}) from exc
+    except InactiveUser as exc:
+        raise NotFound({"detail": str(exc), "code": "inactive_user"}) from exc
+    except UnknownBusiness as exc:
+        raise NotFound({"detail": str(exc), "code": "unknown_business"}) from exc
+    except ModelNotReady as exc:
+        raise ModelUnavailable({"detail": str(exc), "code": "model_not_ready"}) from exc
+    except DjangoValidationError as exc:
+        errors = (exc.message_dict if hasattr(exc, "error_dict")
+                  else {api_settings.NON_FIELD_ERRORS_KEY: exc.messages})
+        if {"user_id", "business_id"} & set(errors):  # ids the body named do not exist
+            raise NotFound(errors) from exc
+        raise ValidationError(errors) from exc
+    except ValueError as exc:
+        message = str(exc)
+        field = _ARGUMENT_FIELDS.get(message.split(" ", 1)[0], api_settings.NON_FIELD_ERRORS_KEY)
+        raise ValidationError({aliases.get(field, field): [message]}) from exc
+
+
+def path_id(value: Any) -> int:
+    """An id from the URL (digits only by the route); beyond a bigint nothing exists."""
+    number = int(value)
+    if number > s.MAX_ID:
+        raise NotFound({"detail": f"No object with id {value}.", "code": "not_found"})
+    return number
+
+
+def validated(serializer_class: type, data: Any) -> dict[str, Any]:
+    """Validate ``data`` (query params or body) or answer 400 with the errors by field."""
+    if hasattr(data, "dict"):  # a QueryDict: the last value of a repeated parameter wins
+        data = data.dict()
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def require_act_for(request: Request, user_id: int) -> None:
+    """403 unless the caller is that user or a service account."""
+    if not may_act_for(request.user, user_id):
+        raise PermissionDenied("You may only act for yourself.")
+
+
+_ERRORS = {
+    400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid input: errors by field."),
+    401: OpenApiResponse(s.ErrorSerializer, description="Not authenticated."),
+    403: OpenApiResponse(s.ErrorSerializer, description="Not allowed for this user."),
+    404: OpenApiResponse(s.ErrorSerializer, description="Unknown or inactive user/business."),
+    415: OpenApiResponse(s.ErrorSerializer, description="The body must be JSON."),
+    429: OpenApiResponse(s.ErrorSerializer, description="Throttled."),
+    503: OpenApiResponse(s.ErrorSerializer,
+                         description="No model built yet: run rebuild_recommendations."),
+}
+
+
+def _responses(ok: Any, *codes: int, ok_status: int = 200) -> dict[int, Any]:
+    return {ok_status: ok, **{code: _ERRORS[code] for code in (401, 403, 429, *codes)}}
+
+
+def _id_parameter(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.INT, OpenApiParameter.PATH,
+                            description=description)
+
+
+class RecommenderViewSet(viewsets.GenericViewSet):
+    """Shared wiring: JSON bodies only (else 415), authenticated, read/write throttles."""
+
+    schema = AutoSchema()
+    parser_classes = [JSONParser]
+    pagination_class = None  # the host's default paginator does not apply to our answers
+    filter_backends: list[Any] = []
+    permission_classes = [IsAuthenticated]
+    #: Each action's request body serializer, for OPTIONS (DRF's metadata asks for one).
+    body_serializers: dict[str, type] = {}
+
+    def get_serializer_class(self) -> type:
+        return self.body_serializers.get(self.action, serializers.Serializer)
+
+    def get_throttles(self) -> list[Any]:
+        return [*super().get_throttles(), RecommenderRateThrottle()]
+
+
+class RecommendationViewSet(RecommenderViewSet):
+    """Personalised recommendations: ``GET {user_id}/`` and ``GET me/``."""
+
+    lookup_field = "user_id"
+    lookup_value_regex = "[0-9]+"
+
+    def _answer(self, request: Request, user_id: int) -> Response:
+        require_act_for(request, user_id)
+        query = validated(s.RecommendQuerySerializer, request.query_params)
+        alias = "max_results" if "max_results" in request.query_params else "limit"
+        with service_errors(limit=alias):
+            payload = services.recommendation_payload(user_id, **query)
+        return Response(payload)
+
+    @extend_schema(
+        summary="Recommendations for a user",
+        parameters=[s.RecommendQuerySerializer,
+                    _id_parameter("user_id", "The host user's id.")],
+        responses=_responses(s.RecommendationsResponseSerializer, 400, 404, 503),
+    )
+    def retrieve(self, request: Request, user_id: str) -> Response:
+        return self._answer(request, path_id(user_id))
+
+    @extend_schema(
+        summary="Recommendations for the signed-in user",
+        parameters=[s.RecommendQuerySerializer],
+        responses=_responses(s.RecommendationsResponseSerializer, 400, 404, 503),
+    )
+    @action(detail=False, methods=["get"])
+    def me(self, request: Request) -> Response:
+        return self._answer(request, request.user.pk)
+
+
+_INTERACTION_BODY = PolymorphicProxySerializer(
+    component_name="InteractionCreateBody",
+    serializers=[s.InteractionCreateSerializer, s.InteractionCreateSerializer(many=True)],
+    resource_type_field_name=None,
+    many=False,
+)
+
+
+class InteractionViewSet(RecommenderViewSet):
+    """``POST interaction/``: record one event, or a list of up to ``MAX_BATCH``."""
+
+    body_serializers = {"create": s.InteractionCreateSerializer}
+
+    @extend_schema(
+        summary="Record interactions",
+        description="One InteractionCreate object, or a JSON list of up to MAX_BATCH of "
+        "them. A user records only for themself; staff or xo_recommender.sync for anyone. "
+        "The whole request is validated before anything is written.",
+        request=_INTERACTION_BODY,
+        responses={**_responses(s.RecordedSerializer, 400, 415, ok_status=201),
+                   404: OpenApiResponse(OpenApiTypes.OBJECT,
+                                        description="Unknown user_id or business_id.")},
+    )
+    def create(self, request: Request) -> Response:
+        body = request.data
+        if isinstance(body, list):
+            maximum = int(rec_settings.MAX_BATCH)
+            serializer = s.InteractionCreateSerializer(
+                data=body, many=True, allow_empty=False, max_length=maximum)
+        else:
+            serializer = s.InteractionCreateSerializer(data=body)
+        serializer.is_valid(raise_exception=True)
+        items = serializer.validated_data
+        items = items if isinstance(items, list) else [items]
+        if not acts_for_anyone(request.user) and any(
+                item["user_id"] != request.user.pk for item in items):
+            raise PermissionDenied("You may only record interactions for yourself.")
+        with service_errors():
+            services.record_interactions(
+                [s.InteractionCreateSerializer.to_event(item) for item in items])
+        return Response({"status": "recorded"}, status=status.HTTP_201_CREATED)
+
+
+class InteractionPagination(PageNumberPagination):
+    """Newest first, 50 a page; ``page_size`` up to 100."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class UserViewSet(RecommenderViewSet):
+    """``GET user/{user_id}/interactions/``: what a user did, newest first, paginated."""
+
+    lookup_field = "user_id"
+    lookup_value_regex = "[0-9]+"
+    pagination_class = InteractionPagination
+
+    def get_queryset(self) -> Any:
+        """The user's interactions, newest first (also asked for by the browsable API)."""
+        return services.user_interactions(path_id(self.kwargs["user_id"]))
+
+    @extend_schema(
+        summary="A user's interactions",
+        parameters=[_id_parameter("user_id", "The host user's id.")],
+        responses=_responses(s.InteractionSerializer(many=True), 404),
+    )
+    @action(detail=True, methods=["get"])
+    def interactions(self, request: Request, user_id: str) -> Response:
+        require_act_for(request, path_id(user_id))
+        with service_errors():
+            rows = self.get_queryset()
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(s.InteractionSerializer(page, many=True).data)
+
+
+class SyncViewSet(RecommenderViewSet):
+    """``POST sync/user/`` and ``sync/business/``: the host changed a row (service only)."""
+
+    permission_classes = [IsAuthenticated, IsServiceAccount]
+    body_serializers = {"user": s.UserSyncSerializer, "business": s.BusinessSyncSerializer}
+
+    @extend_schema(
+        summary="The host changed a user",
+        description="Checks the user exists and forgets what was cached for them. Extra "
+        "fields of the original UserSync (interests, location, name) are accepted and "
+        "ignored: the host's row is read directly.",
+        request=s.UserSyncSerializer,
+        responses=_responses(s.UserSyncedSerializer, 400, 404, 415),
+    )
+    @action(detail=False, methods=["post"])
+    def user(self, request: Request) -> Response:
+        data = validated(s.UserSyncSerializer, request.data)
+        with service_errors():
+            return Response(services.sync_user(data["user_id"]))
+
+    @extend_schema(
+        summary="The host changed a business",
+        description="Checks the business exists and retires cached lists. Extra fields "
+        "are accepted and ignored.",
+        request=s.BusinessSyncSerializer,
+        responses=_responses(s.BusinessSyncedSerializer, 400, 404, 415),
+    )
+    @action(detail=False, methods=["post"])
+    def business(self, request: Request) -> Response:
+        data = validated(s.BusinessSyncSerializer, request.data)
+        with service_errors():
+            return Response(services.sync_business(data["business_id"]))
+
+
+class CacheViewSet(RecommenderViewSet):
+    """``POST cache/clear/{user_id}/`` (service only)."""
+
+    permission_classes = [IsAuthenticated, IsServiceAccount]
+
+    @extend_schema(
+        summary="Forget a user's cached results",
+        request=None,
+        parameters=[_id_parameter("user_id", "The host user's id.")],
+        responses=_responses(s.CacheClearedSerializer, 404),
+    )
+    @action(detail=False, methods=["post"], url_path=r"clear/(?P<user_id>[0-9]+)")
+    def clear(self, request: Request, user_id: str) -> Response:
+        with service_errors():
+            return Response(services.clear_user_cache(path_id(user_id)))
+
+
+class BusinessViewSet(RecommenderViewSet):
+    """``GET businesses/{business_id}/similar/``: "more like this"."""
+
+    lookup_field = "business_id"
+    lookup_value_regex = "[0-9]+"
+
+    @extend_schema(
+        summary="Businesses similar to one",
+        parameters=[s.SimilarQuerySerializer,
+                    _id_parameter("business_id", "The host business's id.")],
+        responses=_responses(s.SimilarResponseSerializer, 400, 404, 503),
+    )
+    @action(detail=True, methods=["get"])
+    def similar(self, request: Request, business_id: str) -> Response:
+        business_id = path_id(business_id)
+        query = validated(s.SimilarQuerySerializer, request.query_params)
+        with service_errors():
+            return Response(services.similar_businesses(business_id, query["limit"]))
+
+
+class PopularViewSet(RecommenderViewSet):
+    """``GET popular/``: what a newcomer sees, optionally near a point."""
+
+    @extend_schema(
+        summary="Popular businesses",
+        parameters=[s.PopularQuerySerializer],
+        responses=_responses(s.PopularResponseSerializer, 400, 503),
+    )
+    def list(self, request: Request) -> Response:
+        query = validated(s.PopularQuerySerializer, request.query_params)
+        with service_errors():
+            return Response(services.popular_businesses(**query))
+
+
+class HealthViewSet(RecommenderViewSet):
+    """``GET health/``: 200 when the required parts are up, else 503; anyone may ask.
+
+    No authentication (a probe has no account and should not touch sessions) and no
+    recommender throttle (the host's global throttles still apply).
+    """
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def get_throttles(self) -> list[Any]:
+        return viewsets.GenericViewSet.get_throttles(self)
+
+    @extend_schema(
+        summary="Health of the database, cache and broker",
+        responses={200: s.HealthResponseSerializer,
+                   503: OpenApiResponse(s.HealthResponseSerializer,
+                                        description="A required part is down.")},
+    )
+    def list(self, request: Request) -> Response:
+        healthy, report = services.health()
+        return Response(report, status=200 if healthy else 503)
+
+
+class RecommenderSchemaView(SpectacularAPIView):
+    """OpenAPI 3 of this app's endpoints only, under the prefix the host mounted them at."""
+
+    schema = None  # not part of the API it describes
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        own = request.path_info.lstrip("/").rsplit("schema/", 1)[0]
+        self.patterns = [path(own, include("xo_recommender.api.urls"))]
+        return super().get(request, *args, **kwargs)
