@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from tests.factories import BusinessFactory, UserFactory
-from xo_recommender import artifacts, record_interaction
+from xo_recommender import artifacts, cache, record_interaction
 from xo_recommender.models import ModelVersion
 from xo_recommender.services import rebuild, recommendation_payload
 
@@ -84,5 +84,5 @@ def test_worker_runs_the_rebuild_task_and_the_new_version_is_served(worker):
 
     new = ModelVersion.objects.get(is_active=True)
     assert new.pk != first.pk and new.status == "ready"
-    time.sleep(artifacts.VERSION_TTL_SECONDS)  # the published id may be cached per process
+    time.sleep(cache.MODEL_VERSION_SECONDS)  # the published id may be cached per process
     assert recommendation_payload(users[0].pk, 2)["model_version"] == new.pk

@@ -125,8 +125,8 @@ def test_stampede_guard_computes_once_per_key(db):
     calls = []
     started = threading.Barrier(6)
 
-    def slow():
-        calls.append(1)
+    def slow(version):
+        calls.append(version)
         threading.Event().wait(0.3)
         return {"value": 42}
 
@@ -134,13 +134,13 @@ def test_stampede_guard_computes_once_per_key(db):
 
     def worker():
         started.wait()
-        results.append(cache.get_or_compute("xo_rec:test:stampede", slow))
+        results.append(cache.cached_answer("test", 1, {"limit": 3}, slow, lambda: 7))
 
     threads = [threading.Thread(target=worker) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(calls) == 1
+    assert calls == [7]
     assert sorted(cached for _, cached in results) == [False] + [True] * 5
     assert all(value == {"value": 42} for value, _ in results)

@@ -54,28 +54,9 @@ def active_version_id(using: str | None = None) -> int | None:
     return qs.filter(is_active=True).values_list("pk", flat=True).first()
 
 
-#: How long a process trusts the cached active version id before asking the database.
-VERSION_TTL_SECONDS = 5
-VERSION_KEY = "xo_rec:model:active"
-
-
-def active_version_id_cached() -> int | None:
-    """The active version id via the result cache (DB-free on the hot path).
-
-    Published by ``publish_active`` on every switch; with a per-process cache it is
-    re-read from the database every few seconds, so all processes converge quickly.
-    """
-    version = cache.read(VERSION_KEY)
-    if version is None:
-        version = active_version_id()
-        if version is not None:
-            cache.write(VERSION_KEY, version, VERSION_TTL_SECONDS)
-    return version
-
-
 def publish_active(version_id: int) -> None:
     """Tell every process sharing the cache which version is now active."""
-    cache.write(VERSION_KEY, version_id, VERSION_TTL_SECONDS)
+    cache.publish_model_version(version_id)
 
 
 def active_model() -> tuple[int, Recommender]:

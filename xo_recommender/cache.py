@@ -1,13 +1,15 @@
-"""Result cache: versioned keys, a stampede guard, and no failure when the cache is down.
+"""Result cache: versioned entries, a stampede guard, and no failure when the cache is down.
 
-A cached answer's key holds everything that may change it: the model version, a
-catalogue generation (bumped when a business changes), the user's generation (bumped
-when the user or their interactions change) and the query parameters. Invalidation is
-an increment of one small counter, never a wildcard delete; stale entries simply stop
-being read and expire with ``CACHE_TIMEOUT``.
+An answer is stored under a key made of the user and the query parameters, together
+with a *stamp*: the active model version, a catalogue generation (bumped when a
+business changes) and the user's generation (bumped when the user or their interactions
+change). A read fetches the entry, the version and both generations in one round trip
+(``get_many``) and serves the entry only if its stamp is current. Invalidation is an
+increment of one small counter, never a wildcard delete; stale entries are overwritten
+or expire with ``CACHE_TIMEOUT``.
 
-Every cache call is guarded: with Redis down or unreachable the answer is computed as
-if it had missed, a warning is logged, and ``healthy()`` reports the cache degraded.
+Every cache call is guarded: with Redis down or unreachable the answer is computed as if
+it had missed, a warning is logged, and ``healthy()`` reports the cache degraded.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ logger = logging.getLogger("xo_recommender.cache")
 
 PREFIX = "xo_rec"
 CATALOGUE_GENERATION = f"{PREFIX}:gen:catalogue"
+#: The active model version, published on every switch. It lives only a few seconds so
+#: that processes with a private cache (local memory) re-read it from the database soon.
+MODEL_VERSION = f"{PREFIX}:model:active"
+MODEL_VERSION_SECONDS = 5
 LOCK_SECONDS = 10
 WAIT_SECONDS = 2.0
 
@@ -71,53 +77,64 @@ def _bump(key: str) -> None:
 
 
 def invalidate_user(user_id: Any) -> None:
-    """Everything cached for this user stops being read (their next answer is fresh)."""
+    """Everything cached for this user stops being served (their next answer is fresh)."""
     _bump(user_generation_key(user_id))
 
 
 def invalidate_catalogue() -> None:
-    """Every cached answer stops being read (a business changed: it may be in any list)."""
+    """Every cached answer stops being served (a business changed: it may be in any list)."""
     _bump(CATALOGUE_GENERATION)
 
 
-def result_key(kind: str, model_version: Any, user_id: Any, params: dict[str, Any]) -> str | None:
-    """The versioned key of one answer, or None when the cache cannot be reached."""
-    keys = [CATALOGUE_GENERATION] + ([user_generation_key(user_id)] if user_id is not None
-                                     else [])
-    generations = _guarded("read generations", None, lambda: _cache().get_many(keys))
-    if generations is None:
-        return None
-    digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
-    user_gen = generations.get(user_generation_key(user_id), 0) if user_id is not None else "-"
-    return (f"{PREFIX}:{kind}:m{model_version}:c{generations.get(CATALOGUE_GENERATION, 0)}"
-            f":u{user_id}:g{user_gen}:{digest[:16]}")
+def publish_model_version(version_id: int) -> None:
+    write(MODEL_VERSION, version_id, MODEL_VERSION_SECONDS)
 
 
-def get_or_compute(key: str | None, compute: Callable[[], Any]) -> tuple[Any, bool]:
-    """``(value, was_cached)``. One computation per key at a time across processes.
+def cached_answer(
+    kind: str,
+    user_id: Any,
+    params: dict[str, Any],
+    compute: Callable[[Any], Any],
+    active_version: Callable[[], Any],
+) -> tuple[Any, bool]:
+    """``(answer, was_cached)``; ``compute(model_version)`` runs on a miss.
 
-    A miss takes a short lock (``cache.add``); others wait up to ``WAIT_SECONDS`` for
-    the value, then compute themselves rather than fail.
+    ``active_version()`` is asked only when the cache does not know the active model
+    version. One computation per entry at a time across processes: a miss takes a short
+    lock (``cache.add``); others wait up to ``WAIT_SECONDS`` for the answer, then
+    compute themselves rather than fail.
     """
-    if key is None:
-        return compute(), False
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+    key = f"{PREFIX}:{kind}:u{user_id}:{digest[:20]}"
+    user_gen = user_generation_key(user_id)
     cache = _cache()
-    value = _guarded("read", None, lambda: cache.get(key))
-    if value is not None:
-        return value, True
-    lock = key + ":lock"
+    found = _guarded("read", None,
+                     lambda: cache.get_many([key, MODEL_VERSION, CATALOGUE_GENERATION, user_gen]))
+    if found is None:  # cache down
+        return compute(active_version()), False
+    version = found.get(MODEL_VERSION)
+    if version is None:
+        version = active_version()
+        if version is not None:
+            publish_model_version(version)
+    stamp = [version, found.get(CATALOGUE_GENERATION, 0), found.get(user_gen, 0)]
+    entry = found.get(key)
+    if entry is not None and entry.get("stamp") == stamp:
+        return entry["answer"], True
+    if version is None:
+        return compute(None), False  # no model yet: compute raises the clear error
+    lock = f"{key}:lock:{version}:{stamp[1]}:{stamp[2]}"
     if not _guarded("lock", True, lambda: cache.add(lock, 1, timeout=LOCK_SECONDS)):
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline:
             time.sleep(0.02)
-            value = _guarded("read", None, lambda: cache.get(key))
-            if value is not None:
-                return value, True
+            entry = read(key)
+            if entry is not None and entry.get("stamp") == stamp:
+                return entry["answer"], True
     try:
-        value = compute()
-        timeout = int(rec_settings.CACHE_TIMEOUT)
-        _guarded("write", None, lambda: cache.set(key, value, timeout=timeout))
-        return value, False
+        answer = compute(version)
+        write(key, {"stamp": stamp, "answer": answer}, int(rec_settings.CACHE_TIMEOUT))
+        return answer, False
     finally:
         _guarded("unlock", None, lambda: cache.delete(lock))
 

@@ -353,19 +353,18 @@ def recommendation_payload(
     distance_km}], "model_version", "cached"}``. Same arguments and errors as
     ``recommend_for``.
     """
-    version_id = artifacts.active_version_id_cached()
     params = {"limit": limit, "offset": offset, "category": category,
               "near": list(near) if near is not None else None, "radius_km": radius_km,
               "diversify": diversify}
-    key = cache.result_key("rec", version_id, user_id, params) if version_id else None
 
-    def compute() -> dict[str, Any]:
+    def compute(expected_version: Any) -> dict[str, Any]:
         rec_user, version, results, page = _rank(user_id, limit, offset, category, near,
                                                  radius_km, (), diversify)
         return {"user_id": rec_user.pk, "recommendations": _business_dicts(results, page),
                 "model_version": version}
 
-    payload, cached = cache.get_or_compute(key, compute)
+    payload, cached = cache.cached_answer("rec", _pk(user_id), params, compute,
+                                          artifacts.active_version_id)
     return {**payload, "cached": cached}
 
 
