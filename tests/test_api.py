@@ -597,3 +597,34 @@ def test_the_browsable_api_renders(built, staff):
         response = client.get(API + url, HTTP_ACCEPT="text/html")
         assert response.status_code < 500, url
         assert response["Content-Type"].startswith("text/html"), url
+
+
+# ----------------------------------------------------------------------- cache outage
+
+
+def test_cache_down_the_api_still_answers_and_health_says_degraded(built, settings):
+    """Redis down: recommendations are computed, throttling lets requests through, no 5xx."""
+    from unittest import mock
+
+    from django.core.cache import caches
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+        "xo_recommender_read": "5/min", "xo_recommender_write": "5/min"}}
+    backend = type(caches["default"])
+    broken = ConnectionError("connection refused")
+    owner = built["owner"]
+    with mock.patch.multiple(backend, get=mock.Mock(side_effect=broken),
+                             get_many=mock.Mock(side_effect=broken),
+                             set=mock.Mock(side_effect=broken),
+                             add=mock.Mock(side_effect=broken),
+                             incr=mock.Mock(side_effect=broken),
+                             delete=mock.Mock(side_effect=broken)):
+        answers = [client_for(owner).get(f"{API}{owner.pk}/") for _ in range(7)]
+        recorded = post(client_for(owner), f"{API}interaction/",
+                        {"user_id": owner.pk, "business_id": built["cafes"][3].pk,
+                         "interaction_type": "view"})
+        health = APIClient().get(f"{API}health/")
+    assert [a.status_code for a in answers] == [200] * 7  # over the rate, yet not throttled
+    assert all(a.json()["cached"] is False for a in answers)
+    assert recorded.status_code == 201
+    assert health.status_code == 200 and health.json()["cache"]["status"] == "degraded"

@@ -16,7 +16,7 @@ from typing import Any
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import ScopedRateThrottle
 
 #: The permission that lets an account act for any user (see ``Interaction.Meta``).
 SYNC_PERMISSION = "xo_recommender.sync"
@@ -56,6 +56,10 @@ class RecommenderRateThrottle(ScopedRateThrottle):
     The rate is read from DRF's settings at request time (DRF's own throttles freeze it
     at import), so ``override_settings`` works, and an unconfigured scope is unlimited.
     A view may pin a scope with ``throttle_scope``.
+
+    It counts in a fixed window that opens at a client's first request (one atomic
+    ``incr`` per request, where DRF's sliding history costs a read and a write), and a
+    cache that is down lets requests through instead of failing them.
     """
 
     def allow_request(self, request: Any, view: Any) -> bool:
@@ -66,4 +70,17 @@ class RecommenderRateThrottle(ScopedRateThrottle):
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return SimpleRateThrottle.allow_request(self, request, view)
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        try:
+            try:
+                count = self.cache.incr(key)
+            except ValueError:  # no window open: open one (add is atomic)
+                count = 1 if self.cache.add(key, 1, self.duration) else self.cache.incr(key)
+        except Exception:  # the cache is down: serve rather than fail
+            return True
+        return count <= self.num_requests
+
+    def wait(self) -> float | None:
+        return float(self.duration) if getattr(self, "duration", None) else None
