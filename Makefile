@@ -25,7 +25,7 @@ demo: venv
 	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) manage.py rebuild_recommendations
 	@echo
 	@echo "  XO Black demo: open http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/)"
-	@echo "  Log in as demo_user_000001 / demo to see your own recommendations."
+	@echo "  The page shows a demo user's recommendations; add ?user=<id> for another user."
 	@echo "  Stop with Ctrl-C."
 	@echo
 	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) manage.py runserver 127.0.0.1:8000
