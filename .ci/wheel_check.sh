@@ -10,10 +10,14 @@ trap 'rm -rf "$work"' EXIT
 "$PY" -m build --wheel --outdir "$work/dist" "$root" >/dev/null
 wheel=$(ls "$work"/dist/*.whl)
 echo "built $(basename "$wheel")"
-python3 -m zipfile -l "$wheel" | grep -q "xo_recommender/migrations/0002_source_views.py" \
-  || { echo "the wheel lacks the migrations" >&2; exit 1; }
-python3 -m zipfile -l "$wheel" | grep -q "example_project" \
-  && { echo "the wheel must not ship the example project" >&2; exit 1; }
+listing=$(python3 -m zipfile -l "$wheel")
+for wanted in xo_recommender/migrations/0002_source_views.py \
+              xo_recommender/templates/xo_recommender/admin/preview.html; do
+  grep -qF "$wanted" <<<"$listing" || { echo "the wheel lacks $wanted" >&2; exit 1; }
+done
+if grep -qF "example_project" <<<"$listing"; then
+  echo "the wheel must not ship the example project" >&2; exit 1
+fi
 
 "$PY" -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet "$wheel" dj-database-url

@@ -1,3 +1,6 @@
+import copy
+import uuid
+
 import pytest
 
 from tests.factories import BusinessFactory, CategoryFactory, UserFactory
@@ -14,10 +17,26 @@ def business(db):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_recommender_settings():
-    """Each test starts from the settings as configured (override_settings reloads too)."""
+def _fresh_recommender_state():
+    """Each test starts from the configured settings and with no model in memory.
+
+    The in-process model is keyed by version id, which a rolled-back test database
+    hands out again.
+    """
+    from xo_recommender import artifacts
     from xo_recommender.conf import settings
 
     settings.reload()
+    artifacts.forget_loaded()
     yield
     settings.reload()
+    artifacts.forget_loaded()
+
+
+@pytest.fixture
+def isolated_cache(settings):
+    """A cache namespace of this test's own: cache keys hold primary keys, which a
+    rolled-back database reuses, so one test could otherwise read another's answers."""
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["KEY_PREFIX"] = f"xo-test-{uuid.uuid4().hex}"
+    settings.CACHES = caches

@@ -2,9 +2,7 @@
 another user and service accounts; the original service's JSON shapes; errors by field;
 the OpenAPI schema."""
 
-import copy
 import json
-import uuid
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -14,7 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import BusinessFactory, CategoryFactory, UserFactory
-from xo_recommender import artifacts, record_interaction
+from xo_recommender import record_interaction
 from xo_recommender.models import Interaction
 from xo_recommender.services import rebuild
 
@@ -28,18 +26,7 @@ INTERACTION_KEYS = {"business_id", "interaction_type", "weight", "count", "first
                     "last_seen"}
 
 
-@pytest.fixture(autouse=True)
-def _isolated(settings):
-    """A fresh in-process model and a cache namespace of this test's own.
-
-    Cache keys hold primary keys, which SQLite reuses after a rolled-back test.
-    """
-    caches = copy.deepcopy(settings.CACHES)
-    caches["default"]["KEY_PREFIX"] = f"xo-api-test-{uuid.uuid4().hex}"
-    settings.CACHES = caches
-    artifacts.forget_loaded()
-    yield
-    artifacts.forget_loaded()
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture

@@ -1,10 +1,8 @@
 """Fuzzing the API with hypothesis: whatever the query or body, the answer is never a 5xx,
 a 400 names fields the client sent, and a rejected request changes nothing stored."""
 
-import copy
 import json
 import math
-import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +10,7 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from tests.factories import BusinessFactory, CategoryFactory, UserFactory
-from xo_recommender import artifacts, record_interaction
+from xo_recommender import record_interaction
 from xo_recommender.models import Interaction
 from xo_recommender.services import rebuild
 
@@ -29,14 +27,7 @@ BODY_FIELDS = {"user_id", "business_id", "interaction_type", "weight"}
 NON_FIELD = "non_field_errors"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(settings):
-    caches = copy.deepcopy(settings.CACHES)
-    caches["default"]["KEY_PREFIX"] = f"xo-api-fuzz-{uuid.uuid4().hex}"
-    settings.CACHES = caches
-    artifacts.forget_loaded()
-    yield
-    artifacts.forget_loaded()
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture

@@ -8,16 +8,10 @@ import pytest
 from django.core.cache import caches
 
 from tests.factories import BusinessFactory, CategoryFactory, UserFactory
-from xo_recommender import artifacts, cache, record_interaction
+from xo_recommender import cache, record_interaction
 from xo_recommender.services import health, rebuild, recommendation_payload
 
-
-@pytest.fixture(autouse=True)
-def _clean_cache():
-    artifacts.forget_loaded()
-    caches["default"].clear()
-    yield
-    artifacts.forget_loaded()
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture

@@ -19,13 +19,6 @@ ATL = (33.749, -84.388)
 NYC = (40.713, -74.006)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_model_cache():
-    artifacts.forget_loaded()
-    yield
-    artifacts.forget_loaded()
-
-
 @pytest.fixture
 def world(db):
     """Two taste groups: coffee people and book people, in Atlanta; one far-away cafe."""
