@@ -71,7 +71,17 @@ if available:
             return None
 
         def run(self) -> None:
-            message = self.problem()
+            import threading
+
+            from django.db import connections
+
+            try:
+                message = self.problem()
+            finally:
+                # django-health-check runs sync checks in worker threads; a connection
+                # opened there would outlive the check.
+                if threading.current_thread() is not threading.main_thread():
+                    connections.close_all()
             if message:
                 raise ServiceUnavailable(message)
 
