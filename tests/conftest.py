@@ -33,7 +33,7 @@ def _fresh_recommender_state():
     artifacts.forget_loaded()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def isolated_cache(settings):
     """A cache namespace of this test's own: cache keys hold primary keys, which a
     rolled-back database reuses, so one test could otherwise read another's answers."""

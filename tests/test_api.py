@@ -26,9 +26,6 @@ INTERACTION_KEYS = {"business_id", "interaction_type", "weight", "count", "first
                     "last_seen"}
 
 
-pytestmark = pytest.mark.usefixtures("isolated_cache")
-
-
 @pytest.fixture
 def world(db):
     coffee = CategoryFactory(name="Coffee", slug="coffee")

@@ -27,9 +27,6 @@ BODY_FIELDS = {"user_id", "business_id", "interaction_type", "weight"}
 NON_FIELD = "non_field_errors"
 
 
-pytestmark = pytest.mark.usefixtures("isolated_cache")
-
-
 @pytest.fixture
 def world(db):
     coffee = CategoryFactory(name="Coffee", slug="coffee")

@@ -11,8 +11,6 @@ from tests.factories import BusinessFactory, CategoryFactory, UserFactory
 from xo_recommender import cache, record_interaction
 from xo_recommender.services import health, rebuild, recommendation_payload
 
-pytestmark = pytest.mark.usefixtures("isolated_cache")
-
 
 @pytest.fixture
 def world(db, django_capture_on_commit_callbacks):

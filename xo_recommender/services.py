@@ -112,10 +112,22 @@ def record_interactions(events: Iterable[InteractionEvent]) -> int:
         else:
             folded[key] = [e.user_id, e.business_id, float(e.weight), e.count, at, at]
     _upsert(list(folded.items()))
-    users = {e.user_id for e in events}
-    transaction.on_commit(lambda: [cache.invalidate_user(u) for u in users],
-                          using=router.db_for_write(Interaction))
+    _invalidate_users({e.user_id for e in events})
     return len(events)
+
+
+def _invalidate_users(user_ids: set) -> None:
+    """Retire the users' cached answers now and again after the commit.
+
+    Now: a later call in the same transaction sees the new interaction. After the
+    commit: an answer computed meanwhile by another process, from the data before the
+    commit, is retired too.
+    """
+    using = router.db_for_write(Interaction)
+    if connections[using].in_atomic_block:
+        for user_id in user_ids:
+            cache.invalidate_user(user_id)
+    transaction.on_commit(lambda: [cache.invalidate_user(u) for u in user_ids], using=using)
 
 
 def _upsert(rows: list) -> None:
@@ -294,11 +306,32 @@ def recommend_for(
 
     Raises ``ValueError`` for a bad argument, ``UnknownUser`` / ``InactiveUser``, and
     ``ModelNotReady`` before the first rebuild. The page's businesses are fetched in
-    one query; inactive or deleted ones since the last rebuild are left out.
+    one query; inactive or deleted ones since the last rebuild are left out. The
+    ranking is cached like the REST answers (versioned: a new interaction, a user or
+    business change, or a rebuild retires it).
     """
-    _, _, results, limit = _rank(user, limit, offset, category, near, radius_km, exclude,
-                                 diversify)
-    return _with_host_businesses(results, limit)
+    excluded = sorted({int(_pk(b)) for b in exclude})
+    params = {"limit": limit, "offset": offset, "category": category,
+              "near": list(near) if isinstance(near, tuple | list) else near,
+              "radius_km": radius_km, "exclude": excluded, "diversify": diversify}
+
+    def compute(expected_version: Any) -> list[tuple]:
+        _, _, results, page = _rank(user, limit, offset, category, near, radius_km, excluded,
+                                    diversify)
+        return [(r.item_id, r.score, list(r.reasons), r.distance_km) for r in results]
+
+    ranked, _ = cache.cached_answer("py", _pk(user), {**params, **_ranking_settings()},
+                                    compute, artifacts.active_version_id)
+    return _with_host_businesses([_Scored(*row) for row in ranked], limit)
+
+
+def _ranking_settings() -> dict[str, Any]:
+    """The settings that shape a ranking at request time: part of every cache key, so a
+    deploy that changes them is not answered from entries computed under the old ones."""
+    return {"_ranking": [rec_settings.BLEND_WEIGHTS, rec_settings.EXCLUDE_INTERACTED_TYPES,
+                         rec_settings.INTERACTION_WEIGHTS, rec_settings.GEO_SCALE_KM,
+                         rec_settings.DIVERSIFY, rec_settings.DIVERSITY_LAMBDA,
+                         rec_settings.MAX_RESULTS]}
 
 
 #: Extra results asked of the model, to fill the page when some businesses were
@@ -363,7 +396,8 @@ def recommendation_payload(
         return {"user_id": rec_user.pk, "recommendations": _business_dicts(results, page),
                 "model_version": version}
 
-    payload, cached = cache.cached_answer("rec", _pk(user_id), params, compute,
+    payload, cached = cache.cached_answer("rec", _pk(user_id),
+                                          {**params, **_ranking_settings()}, compute,
                                           artifacts.active_version_id)
     return {**payload, "cached": cached}
 
