@@ -118,6 +118,9 @@ def _terms_from(buf: np.ndarray, n: int) -> list[str]:
 class Recommender:
     """A trained model. Build with ``fit``; store with ``to_bytes`` / ``from_bytes``."""
 
+    #: Share of the strongest contribution that still lets a reason name another item.
+    REASON_VARIETY = 0.3
+
     def __init__(self, *, params: EngineParams, items: IdIndex, names: list[str],
                  collaborative: CollaborativeModel, content: ContentModel,
                  categories: sp.csr_matrix, category_names: list[str],
@@ -326,13 +329,28 @@ class Recommender:
         The batch form of ``CollaborativeModel.explain`` (one sparse slice for the whole
         page instead of one per result): contribution of history item i to result j is
         ``x_u[i] · S[i, j]``; ties go to the lower item index; -1 when none is positive.
+        Down the page, an item not named yet is preferred when it contributes at least
+        ``REASON_VARIETY`` of the strongest.
         """
         hist = row.indices
         contrib = self.collaborative.similarity_[hist][:, results].toarray()
         contrib *= row.data[:, None]
-        best = contrib.argmax(axis=0)
-        positive = contrib[best, np.arange(results.shape[0])] > 0
-        return np.where(positive, hist[best], -1).astype(np.int64)
+        sources = np.full(results.shape[0], -1, dtype=np.int64)
+        used: set[int] = set()
+        for j in range(results.shape[0]):
+            column = contrib[:, j]
+            best = float(column.max()) if column.size else 0.0
+            if best <= 0:
+                continue
+            # Name another history item when it explains nearly as much: a page of
+            # "because you saved X" with one X throughout tells the user little.
+            strong = np.flatnonzero(column >= self.REASON_VARIETY * best)
+            fresh = [i for i in strong[np.argsort(-column[strong], kind="stable")]
+                     if int(hist[i]) not in used]
+            pick = fresh[0] if fresh else int(column.argmax())
+            sources[j] = hist[pick]
+            used.add(int(hist[pick]))
+        return sources
 
     def _history_types(self, history: Events | None) -> dict[int, str]:
         """The strongest interaction type per history item, for "because you saved X"."""
