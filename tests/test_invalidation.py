@@ -57,19 +57,54 @@ def test_host_user_save_invalidates_that_user(world):
     assert recommendation_payload(bob.pk, 3)["cached"] is True
 
 
-def test_business_change_retires_every_list(world, django_capture_on_commit_callbacks):
+def test_business_change_retires_exactly_the_lists_that_show_it(
+        world, django_capture_on_commit_callbacks):
     alice, bob = world["people"][:2]
-    recommendation_payload(alice.pk, 3)
-    recommendation_payload(bob.pk, 3)
-    renamed = world["cafes"][4]
+    listed, unlisted = world["cafes"][4], world["cafes"][0]  # cafes 0-2 are liked: hidden
+    for user in (alice, bob):
+        assert listed.pk in [r["business_id"] for r in
+                             recommendation_payload(user.pk, 5)["recommendations"]]
     with django_capture_on_commit_callbacks(execute=True):
-        renamed.name = "Cafe Renamed"
-        renamed.save()
+        unlisted.name = "Nobody sees this"
+        unlisted.save()
+    assert recommendation_payload(alice.pk, 5)["cached"] is True  # not in the list
+
+    with django_capture_on_commit_callbacks(execute=True):
+        listed.name = "Cafe Renamed"
+        listed.save()
     for user in (alice, bob):
         payload = recommendation_payload(user.pk, 5)
         assert payload["cached"] is False
-        names = [r["name"] for r in payload["recommendations"]]
-        assert "Cafe Renamed" in names
+        assert "Cafe Renamed" in [r["name"] for r in payload["recommendations"]]
+        assert recommendation_payload(user.pk, 5)["cached"] is True
+
+    with django_capture_on_commit_callbacks(execute=True):
+        listed.delete()
+    payload = recommendation_payload(alice.pk, 5)
+    assert payload["cached"] is False
+    assert listed.pk not in [r["business_id"] for r in payload["recommendations"]]
+
+
+def test_a_new_business_retires_nothing_and_a_catalogue_wide_change_everything(
+        world, django_capture_on_commit_callbacks):
+    alice = world["people"][0]
+    recommendation_payload(alice.pk, 5)
+    with django_capture_on_commit_callbacks(execute=True):
+        BusinessFactory(name="Opened today")  # in no list until the next rebuild
+    assert recommendation_payload(alice.pk, 5)["cached"] is True
+    cache.invalidate_catalogue()
+    assert recommendation_payload(alice.pk, 5)["cached"] is False
+
+
+def test_a_lost_change_record_retires_the_entry(world, django_capture_on_commit_callbacks):
+    from django.core.cache import caches
+
+    alice = world["people"][0]
+    recommendation_payload(alice.pk, 5)
+    cache.invalidate_business(world["cafes"][0].pk)  # not listed ...
+    generation = caches["default"].get(cache.CATALOGUE_GENERATION)
+    caches["default"].delete(f"{cache.PREFIX}:catalogue:change:{generation}")  # ... unknown
+    assert recommendation_payload(alice.pk, 5)["cached"] is False
 
 
 def test_interaction_deleted_through_the_orm_invalidates(

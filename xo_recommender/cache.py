@@ -1,12 +1,19 @@
 """Result cache: versioned entries, a stampede guard, and no failure when the cache is down.
 
 An answer is stored under a key made of the user and the query parameters, together
-with a *stamp*: the active model version, a catalogue generation (bumped when a
-business changes) and the user's generation (bumped when the user or their interactions
-change). A read fetches the entry, the version and both generations in one round trip
-(``get_many``) and serves the entry only if its stamp is current. Invalidation is an
-increment of one small counter, never a wildcard delete; stale entries are overwritten
-or expire with ``CACHE_TIMEOUT``.
+with a *stamp*: the active model version, a catalogue generation and the user's
+generation (bumped when the user or their interactions change), and the businesses it
+lists. A read fetches the entry, the version and both generations in one round trip
+(``get_many``) and serves the entry if its stamp is current. Invalidation is an
+increment of a small counter, never a wildcard delete; stale entries are overwritten or
+expire with ``CACHE_TIMEOUT``.
+
+A business change bumps the catalogue generation *and* records which business it was
+(``…:catalogue:change:<generation>``). An entry whose catalogue generation is behind is
+still served when none of the changed businesses is in it (one more ``get_many`` for
+the change records, and the entry is re-stamped): a business edit retires exactly the
+answers that list it. A missing record, or more than ``MAX_CHANGES`` since the entry,
+retires the entry: unknown means stale.
 
 Every cache call is guarded: with Redis down or unreachable the answer is computed as if
 it had missed, a warning is logged, and ``healthy()`` reports the cache degraded.
@@ -35,6 +42,9 @@ MODEL_VERSION = f"{PREFIX}:model:active"
 MODEL_VERSION_SECONDS = 5
 LOCK_SECONDS = 10
 WAIT_SECONDS = 2.0
+#: Most catalogue changes an entry may be checked against before it is retired instead.
+MAX_CHANGES = 50
+ALL_BUSINESSES = "*"
 
 
 def _cache():
@@ -81,9 +91,46 @@ def invalidate_user(user_id: Any) -> None:
     _bump(user_generation_key(user_id))
 
 
+def _change_key(generation: int) -> str:
+    return f"{PREFIX}:catalogue:change:{generation}"
+
+
+def _record_change(what: Any) -> None:
+    cache = _cache()
+
+    def bump_and_record():
+        try:
+            generation = cache.incr(CATALOGUE_GENERATION)
+        except ValueError:
+            generation = 1 if cache.add(CATALOGUE_GENERATION, 1, timeout=None) \
+                else cache.incr(CATALOGUE_GENERATION)
+        cache.set(_change_key(generation), what,
+                  timeout=max(int(rec_settings.CACHE_TIMEOUT), 60) * 2)
+
+    _guarded("invalidate", None, bump_and_record)
+
+
+def invalidate_business(business_id: Any) -> None:
+    """Answers that list this business stop being served (the others stay)."""
+    _record_change(int(business_id))
+
+
 def invalidate_catalogue() -> None:
-    """Every cached answer stops being served (a business changed: it may be in any list)."""
-    _bump(CATALOGUE_GENERATION)
+    """Every cached answer stops being served."""
+    _record_change(ALL_BUSINESSES)
+
+
+def _unaffected(cache: Any, entry: dict, catalogue_now: int) -> bool:
+    """Whether no business changed since ``entry`` was stamped is one it lists."""
+    since = entry["stamp"][1]
+    listed = entry.get("items")
+    if listed is None or not 0 < catalogue_now - since <= MAX_CHANGES:
+        return False
+    keys = [_change_key(g) for g in range(since + 1, catalogue_now + 1)]
+    changes = _guarded("read changes", {}, lambda: cache.get_many(keys))
+    if len(changes) != len(keys) or ALL_BUSINESSES in changes.values():
+        return False
+    return not set(changes.values()) & set(listed)
 
 
 def publish_model_version(version_id: int) -> None:
@@ -96,13 +143,16 @@ def cached_answer(
     params: dict[str, Any],
     compute: Callable[[Any], Any],
     active_version: Callable[[], Any],
+    items: Callable[[Any], list[int]] | None = None,
 ) -> tuple[Any, bool]:
     """``(answer, was_cached)``; ``compute(model_version)`` runs on a miss.
 
     ``active_version()`` is asked only when the cache does not know the active model
-    version. One computation per entry at a time across processes: a miss takes a short
-    lock (``cache.add``); others wait up to ``WAIT_SECONDS`` for the answer, then
-    compute themselves rather than fail.
+    version; ``items(answer)`` lists the business ids an answer shows, so that a change
+    to another business leaves it cached (without it, any business change retires it).
+    One computation per entry at a time across processes: a miss takes a short lock
+    (``cache.add``); others wait up to ``WAIT_SECONDS`` for the answer, then compute
+    themselves rather than fail.
     """
     digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
     key = f"{PREFIX}:{kind}:u{user_id}:{digest[:20]}"
@@ -121,6 +171,10 @@ def cached_answer(
     entry = found.get(key)
     if entry is not None and entry.get("stamp") == stamp:
         return entry["answer"], True
+    if (entry is not None and entry["stamp"][0::2] == stamp[0::2]
+            and _unaffected(cache, entry, stamp[1])):
+        write(key, {**entry, "stamp": stamp}, int(rec_settings.CACHE_TIMEOUT))
+        return entry["answer"], True
     if version is None:
         return compute(None), False  # no model yet: compute raises the clear error
     lock = f"{key}:lock:{version}:{stamp[1]}:{stamp[2]}"
@@ -133,7 +187,9 @@ def cached_answer(
                 return entry["answer"], True
     try:
         answer = compute(version)
-        write(key, {"stamp": stamp, "answer": answer}, int(rec_settings.CACHE_TIMEOUT))
+        entry = {"stamp": stamp, "answer": answer,
+                 "items": None if items is None else sorted(items(answer))}
+        write(key, entry, int(rec_settings.CACHE_TIMEOUT))
         return answer, False
     finally:
         _guarded("unlock", None, lambda: cache.delete(lock))

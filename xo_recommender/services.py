@@ -321,7 +321,8 @@ def recommend_for(
         return [(r.item_id, r.score, list(r.reasons), r.distance_km) for r in results]
 
     ranked, _ = cache.cached_answer("py", _pk(user), {**params, **_ranking_settings()},
-                                    compute, artifacts.active_version_id)
+                                    compute, artifacts.active_version_id,
+                                    items=lambda rows: [row[0] for row in rows])
     return _with_host_businesses([_Scored(*row) for row in ranked], limit)
 
 
@@ -396,9 +397,10 @@ def recommendation_payload(
         return {"user_id": rec_user.pk, "recommendations": _business_dicts(results, page),
                 "model_version": version}
 
-    payload, cached = cache.cached_answer("rec", _pk(user_id),
-                                          {**params, **_ranking_settings()}, compute,
-                                          artifacts.active_version_id)
+    payload, cached = cache.cached_answer(
+        "rec", _pk(user_id), {**params, **_ranking_settings()}, compute,
+        artifacts.active_version_id,
+        items=lambda answer: [r["business_id"] for r in answer["recommendations"]])
     return {**payload, "cached": cached}
 
 
@@ -450,10 +452,10 @@ def sync_user(user_id: Any) -> dict[str, Any]:
 
 
 def sync_business(business_id: Any) -> dict[str, Any]:
-    """The host changed this business: check it exists, retire cached lists."""
+    """The host changed this business: check it exists, retire the lists that show it."""
     if not RecBusiness.objects.filter(pk=_pk(business_id)).exists():
         raise UnknownBusiness(f"No business with id {business_id!r}.")
-    cache.invalidate_catalogue()
+    cache.invalidate_business(_pk(business_id))
     return {"status": "synced", "business_id": int(_pk(business_id))}
 
 

@@ -45,13 +45,17 @@ def user_changed(*, instance: Any, **kwargs: Any) -> None:
     cache.invalidate_user(instance.pk)
 
 
-def business_changed(*, instance: Any, **kwargs: Any) -> None:
-    """A host business was saved or deleted: it may be in anyone's cached list.
+def business_changed(*, instance: Any, created: bool = False, **kwargs: Any) -> None:
+    """A host business was saved or deleted: retire the cached lists that show it.
 
-    Bumping one catalogue counter retires every cached list at once, after the commit
-    (so a rolled-back save retires nothing).
+    A new business is in no list until the next rebuild, so creating one retires
+    nothing. The change is recorded after the commit (a rolled-back save retires
+    nothing).
     """
-    transaction.on_commit(cache.invalidate_catalogue)
+    if created:
+        return
+    business_id = instance.pk
+    transaction.on_commit(lambda: cache.invalidate_business(business_id))
 
 
 def interaction_changed(*, instance: Any, **kwargs: Any) -> None:
