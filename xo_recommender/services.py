@@ -23,6 +23,7 @@ from xo_recommender.conf import settings as rec_settings
 from xo_recommender.engine import geo
 from xo_recommender.engine.data import Events
 from xo_recommender.engine.model import Query, Recommender
+from xo_recommender.engine.model import Recommendation as Ranked
 from xo_recommender.exceptions import (
     InactiveUser,
     RebuildFailed,
@@ -323,7 +324,7 @@ def recommend_for(
     ranked, _ = cache.cached_answer("py", _pk(user), {**params, **_ranking_settings()},
                                     compute, artifacts.active_version_id,
                                     items=lambda rows: [row[0] for row in rows])
-    return _with_host_businesses([_Scored(*row) for row in ranked], limit)
+    return _with_host_businesses([Ranked(*row) for row in ranked], limit)
 
 
 def _ranking_settings() -> dict[str, Any]:
@@ -414,7 +415,7 @@ def similar_businesses(business_id: Any, limit: int = 10) -> dict[str, Any]:
         neighbours = model.similar(int(_pk(business_id)), limit + _SLACK)
     except KeyError:
         neighbours = []  # added after the last rebuild: no neighbours known yet
-    results = [_Scored(i, s, ["Often chosen together"], None) for i, s in neighbours]
+    results = [Ranked(i, s, ["Often chosen together"], None) for i, s in neighbours]
     return {"business_id": int(_pk(business_id)), "model_version": version_id,
             "results": _business_dicts(results, limit)}
 
@@ -430,16 +431,7 @@ def popular_businesses(limit: int = 10, *, category: str | None = None, near: An
     version_id, model = artifacts.active_model()
     results = model.recommend(Query(near=point, radius_km=radius, category=category,
                                     limit=limit + _SLACK))
-    results = [_Scored(r.item_id, r.score, r.reasons, r.distance_km) for r in results]
     return {"model_version": version_id, "results": _business_dicts(results, limit)}
-
-
-@dataclass(frozen=True)
-class _Scored:
-    item_id: int
-    score: float
-    reasons: list[str]
-    distance_km: float | None
 
 
 def sync_user(user_id: Any) -> dict[str, Any]:
