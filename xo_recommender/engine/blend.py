@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "CATEGORY",
     "COLLABORATIVE",
     "DEFAULT_NORMALISATION",
     "INTEREST",
@@ -45,6 +46,7 @@ __all__ = [
     "PROFILE",
     "PROXIMITY",
     "RATING",
+    "TRENDING",
     "Ranking",
     "candidate_mask",
     "interacted_to_exclude",
@@ -60,6 +62,8 @@ PROXIMITY = "proximity"
 POPULARITY = "popularity"
 RATING = "rating"
 PRIOR = "prior"
+CATEGORY = "category"
+TRENDING = "trending"
 
 NORMALISATIONS = ("max", "percentile", "none")
 

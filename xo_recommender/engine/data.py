@@ -68,20 +68,49 @@ class Events:
     weights: np.ndarray | None = None  # the recorded weight (type weights apply on top)
     counts: np.ndarray | None = None
     last_seen: np.ndarray | None = None  # Unix seconds
+    first_seen: np.ndarray | None = None  # Unix seconds: when the user found the item
 
     def __len__(self) -> int:
         return int(np.asarray(self.user_ids).shape[0])
 
     def of_user(self, user_id: int) -> Events:
-        keep = np.asarray(self.user_ids) == user_id
+        return self.select(np.asarray(self.user_ids) == user_id)
+
+    def select(self, keep: np.ndarray) -> Events:
+        """The events where the boolean mask (or index array) ``keep`` selects."""
 
         def pick(a):
             return None if a is None else np.asarray(a)[keep]
 
         return Events(pick(self.user_ids), pick(self.item_ids), pick(self.type_codes),
-                      self.types, pick(self.weights), pick(self.counts), pick(self.last_seen))
+                      self.types, pick(self.weights), pick(self.counts), pick(self.last_seen),
+                      pick(self.first_seen))
 
     @classmethod
     def empty(cls, types: tuple[str, ...]) -> Events:
         z = np.zeros(0, dtype=np.int64)
-        return cls(z, z, z, types, np.zeros(0), np.zeros(0), np.zeros(0))
+        return cls(z, z, z, types, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+
+
+@dataclass
+class UserProfiles:
+    """What the host knows of its users beyond interactions: stated interests and home.
+
+    The learned ranking needs these for every user at training time (interest match and
+    distance are features), and a new user is served from them alone.
+    """
+
+    ids: np.ndarray  # int64
+    interests: list[list[str]]
+    latitudes: np.ndarray  # float64, NaN where unknown
+    longitudes: np.ndarray
+
+    def __len__(self) -> int:
+        return int(np.asarray(self.ids).shape[0])
+
+    @classmethod
+    def empty(cls) -> UserProfiles:
+        return cls(np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0))
+
+    def lookup(self) -> dict[int, int]:
+        return {int(u): i for i, u in enumerate(np.asarray(self.ids).tolist())}

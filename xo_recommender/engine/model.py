@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from xo_recommender.engine import blend, diversity, geo, priors
+from xo_recommender.engine import blend, diversity, features, geo, priors
 from xo_recommender.engine.collaborative import CollaborativeModel
 from xo_recommender.engine.content import ContentModel, normalise_term
 from xo_recommender.engine.data import Catalogue, Events
@@ -49,6 +49,12 @@ DEFAULT_TYPE_WEIGHTS: dict[str, float] = {
 #: -0.002 validation NDCG.
 LARGE_CATALOGUE_TOP_K = 200
 
+#: Half-life of the "trending" signal: what people engaged with in the last weeks.
+TREND_HALF_LIFE_DAYS = 14.0
+
+#: Per-business signals stored with the model (``features.compute`` reads them).
+SIGNALS = ("popularity", "trend", "hosted", "rating", "prior")
+
 
 @dataclass(frozen=True)
 class EngineParams:
@@ -62,6 +68,9 @@ class EngineParams:
     near_km: float = 10.0
     diversity_lambda: float = 0.7
     collaborative: Mapping[str, object] = field(default_factory=dict)
+    #: The learned ranking (``selfeval.learn_ranking``): feature weights per segment
+    #: (``"history"`` / ``"cold"``). ``None``: the fixed ``blend_weights`` rank.
+    ranking: Mapping[str, Mapping[str, float]] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -73,10 +82,14 @@ class EngineParams:
             "near_km": self.near_km,
             "diversity_lambda": self.diversity_lambda,
             "collaborative": dict(self.collaborative),
+            "ranking": None if self.ranking is None else
+            {segment: dict(w) for segment, w in self.ranking.items()},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> EngineParams:
+        known = {f for f in cls.__dataclass_fields__}
+        data = {k: v for k, v in data.items() if k in known}
         return cls(**{**data, "exclude_types": tuple(data.get("exclude_types", ()))})
 
 
@@ -126,7 +139,8 @@ class Recommender:
                  categories: sp.csr_matrix, category_names: list[str],
                  latitudes: np.ndarray, longitudes: np.ndarray, prior: np.ndarray,
                  ratings: np.ndarray, active: np.ndarray, trained_at: float,
-                 stats: Mapping[str, int]) -> None:
+                 stats: Mapping[str, int],
+                 signals: Mapping[str, np.ndarray] | None = None) -> None:
         self.params = params
         self.items = items
         self.names = names
@@ -144,6 +158,14 @@ class Recommender:
         self.trained_at = float(trained_at)
         self.stats = dict(stats)
         self._types = tuple(params.type_weights)
+        zeros = np.zeros(len(items), np.float32)
+        given = dict(signals or {})
+        #: Per-business signals in [0, 1] that the learned ranking weighs.
+        self.signals: dict[str, np.ndarray] = {
+            name: np.asarray(given.get(name, self.prior if name in ("prior", "popularity")
+                                       else zeros), dtype=np.float32)
+            for name in SIGNALS
+        }
 
     # ---------------------------------------------------------------- training
     @classmethod
@@ -181,12 +203,21 @@ class Recommender:
         popularity = 0.5 * (engaged + hosted) if catalogue.popularity.any() else engaged
         rating = priors.rating_prior(priors.shrunk_rating(catalogue.ratings))
         prior = priors.cold_start_prior(popularity, rating)
+        trend = np.zeros(n_items, np.float32)
+        if last_seen is not None and keep.any():
+            trend = priors.log_normalise(priors.decayed_popularity(
+                item_idx[keep], n_items, timestamps=last_seen[keep], now=now,
+                half_life=TREND_HALF_LIFE_DAYS * DAY, weights=w[keep]))
+        signals = {"popularity": engaged, "trend": trend,
+                   "hosted": hosted if catalogue.popularity.any() else engaged,
+                   "rating": rating, "prior": prior}
         return cls(
             params=params, items=items, names=catalogue.names, collaborative=collaborative,
             content=content, categories=categories, category_names=category_names,
             latitudes=catalogue.latitudes, longitudes=catalogue.longitudes, prior=prior,
             ratings=catalogue.ratings, active=catalogue.active, trained_at=now,
             stats={"users": len(users), "items": n_items, "interactions": int(keep.sum())},
+            signals=signals,
         )
 
     @staticmethod
@@ -213,10 +244,47 @@ class Recommender:
                         now=self.trained_at if now is None else now, half_life=half_life)
 
     def scores(self, query: Query, mask: np.ndarray | None = None) -> blend.Ranking:
-        """Blend every component for ``query`` and rank all candidates in ``mask``."""
-        return self._rank(query, self._components(query, self.history_row(query.history,
-                                                                            query.now)),
-                          k=self.n_items, offset=0, mask=mask)
+        """Score ``query`` as served and rank all candidates in ``mask``."""
+        row = self.history_row(query.history, query.now)
+        return self._rank_page(query, row, mask, k=self.n_items, offset=0)
+
+    def _rank_page(self, query: Query, row: sp.csr_matrix, mask: np.ndarray | None, *,
+                   k: int, offset: int) -> blend.Ranking:
+        """One page by the learned ranking when there is one, else the fixed blend."""
+        if self.params.ranking is not None:
+            return self._learned_rank(query, row, mask, k=k, offset=offset)
+        return self._rank(query, self._components(query, row), k=k, offset=offset, mask=mask)
+
+    def segment_weights(self, row: sp.csr_matrix) -> dict[str, float]:
+        """The learned feature weights for this user (with or without a history)."""
+        ranking = self.params.ranking or {}
+        segment = "history" if row.nnz else "cold"
+        weights = {f: float(w) for f, w in (ranking.get(segment) or {}).items()
+                   if w and f in features.FEATURES}
+        return weights or {"prior": 1.0}
+
+    def _learned_rank(self, query: Query, row: sp.csr_matrix, mask: np.ndarray | None, *,
+                      k: int, offset: int) -> blend.Ranking:
+        weights = self.segment_weights(row)
+        point = query.near or query.location
+        values = features.compute(self, row, interests=query.interests, point=point,
+                                  mask=mask, needed=weights)
+        total = features.score(values, weights, self.n_items)
+        total = np.where(np.isfinite(total), total, np.float32(0.0))
+        if mask is not None:
+            total = np.where(mask, total, np.float32(-np.inf))
+        idx = blend.top_k(total, k, offset)
+        groups: list[str] = []
+        for name in weights:
+            group = features.REASON_GROUP.get(name)
+            if group is not None and name in values and group not in groups:
+                groups.append(group)
+        contributions = np.zeros((idx.shape[0], len(groups)), np.float32)
+        for name, w in weights.items():
+            group = features.REASON_GROUP.get(name)
+            if group is not None and name in values:
+                contributions[:, groups.index(group)] += np.float32(w) * values[name][idx]
+        return blend.Ranking(idx, total[idx], contributions, tuple(groups))
 
     def _components(self, query: Query, row: sp.csr_matrix) -> dict[str, np.ndarray]:
         components: dict[str, np.ndarray] = {}
@@ -273,18 +341,16 @@ class Recommender:
         if query.limit < 1 or query.offset < 0:
             raise ValueError("limit must be >= 1 and offset >= 0")
         row = self.history_row(query.history, query.now)
-        components = self._components(query, row)
         mask = self.candidate_mask(query)
         if query.diversify:
-            pool = self._rank(query, components, k=max(5 * (query.offset + query.limit), 50),
-                              offset=0, mask=mask)
+            pool = self._rank_page(query, row, mask,
+                                   k=max(5 * (query.offset + query.limit), 50), offset=0)
             order = diversity.mmr_rerank(pool.indices, pool.scores, self.categories,
                                          query.offset + query.limit,
                                          lambda_=self.params.diversity_lambda)
             ranking = pool.take(order[query.offset:])
         else:
-            ranking = self._rank(query, components, k=query.limit, offset=query.offset,
-                                 mask=mask)
+            ranking = self._rank_page(query, row, mask, k=query.limit, offset=query.offset)
         return self._explain(query, row, ranking)
 
     def _explain(self, query: Query, row: sp.csr_matrix,
@@ -310,6 +376,7 @@ class Recommender:
             [type_of.get(int(s)) for s in profile_src],
             matching_terms=self.content.matching_terms_for(ranking.indices, query.interests)
             if query.interests else None,
+            categories=self._category_sources(row, ranking.indices) if row.nnz else None,
             distances_km=distances, ratings=self.ratings[ranking.indices],
             near_km=self.params.near_km,
         )
@@ -322,6 +389,21 @@ class Recommender:
             )
             for r in range(len(ranking))
         ]
+
+    def _category_sources(self, row: sp.csr_matrix, results: np.ndarray) -> list[str | None]:
+        """Per result, its category the user engages with most (None if none of them)."""
+        shares = np.asarray((row @ self.categories).todense(), dtype=np.float64).ravel()
+        out: list[str | None] = []
+        for j in results.tolist():
+            start, end = self.categories.indptr[j], self.categories.indptr[j + 1]
+            cols = self.categories.indices[start:end]
+            if not cols.size or shares[cols].max() <= 0:
+                out.append(None)
+                continue
+            key = self.category_names[int(cols[np.argmax(shares[cols])])]
+            term = self.content.vocabulary.get(key)
+            out.append(str(self.content.labels[term]) if term is not None else key)
+        return out
 
     def _collaborative_sources(self, row: sp.csr_matrix, results: np.ndarray) -> np.ndarray:
         """Per result, the history item contributing most to its collaborative score.
@@ -402,6 +484,7 @@ class Recommender:
             latitudes=self.latitudes, longitudes=self.longitudes, prior=self.prior,
             ratings=self.ratings, active=self.active,
             trained_at=np.float64(self.trained_at),
+            **{f"signal_{name}": values for name, values in self.signals.items()},
         )
         return buf.getvalue()
 
@@ -426,4 +509,6 @@ class Recommender:
                 latitudes=z["latitudes"], longitudes=z["longitudes"], prior=z["prior"],
                 ratings=z["ratings"], active=z["active"], trained_at=float(z["trained_at"]),
                 stats=json.loads(bytes(z["stats"])),
+                signals={name: z[f"signal_{name}"] for name in SIGNALS
+                         if f"signal_{name}" in z.files},
             )

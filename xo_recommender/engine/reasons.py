@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from xo_recommender.engine.blend import (
+    CATEGORY,
     COLLABORATIVE,
     INTEREST,
     POPULARITY,
@@ -26,6 +27,7 @@ from xo_recommender.engine.blend import (
     PROFILE,
     PROXIMITY,
     RATING,
+    TRENDING,
 )
 
 __all__ = ["PAST_TENSE", "reasons_for"]
@@ -60,6 +62,7 @@ def reasons_for(
     profile_sources: np.ndarray | Sequence[int] | None = None,
     profile_types: Sequence[str | None] | None = None,
     matching_terms: Sequence[Sequence[str]] | None = None,
+    categories: Sequence[str | None] | None = None,
     distances_km: np.ndarray | Sequence[float] | None = None,
     ratings: np.ndarray | Sequence[float] | None = None,
     near_km: float = 10.0,
@@ -97,6 +100,7 @@ def reasons_for(
         ("distances_km", dist),
         ("ratings", rate),
         ("matching_terms", matching_terms),
+        ("categories", categories),
     ):
         if arr is not None and len(arr) != n:
             raise ValueError(f"{name} has {len(arr)} entries for {n} results")
@@ -121,6 +125,13 @@ def reasons_for(
         if component == INTEREST:
             terms = list(matching_terms[r]) if matching_terms is not None else []
             return f"Matches your interest in {terms[0]}" if terms else None
+        if component == CATEGORY:
+            label = categories[r] if categories is not None else None
+            return None if not label else f"You often go to {label} places"
+        if component == TRENDING:
+            if d is not None and d <= near_km:
+                return "Trending near you"
+            return f"Trending on {site_name}"
         if component in (POPULARITY, PRIOR):
             if d is not None and d <= near_km:
                 return "Popular near you"

@@ -1,0 +1,343 @@
+"""Every rebuild measures itself on the site's own data and learns how to rank.
+
+``learn_ranking`` holds out each user's most recent discoveries (``holdout.py``), trains
+a model on what came before, and ranks the held-out businesses for two disjoint groups
+of users: on the first it *learns* feature weights (``ranker.py``) for the learned
+model and for each baseline alike; on the second it *reports* them all through the
+served path (the same features, masks and time decay as a live request). A guardrail
+then picks, for users with and without a history separately, the learned weights only
+where they beat every baseline; otherwise that baseline's weights serve, so a site
+never gets a ranking worse than "popular near you" on its own data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from xo_recommender.engine import features, metrics
+from xo_recommender.engine.data import Catalogue, Events, UserProfiles
+from xo_recommender.engine.holdout import Holdout, temporal_split
+from xo_recommender.engine.ranker import ListwiseSamples, candidate_indices, fit_listwise
+
+__all__ = ["BASELINES", "DEFAULT_RANKING", "SelfEvaluation", "learn_ranking"]
+
+K = 10
+D = features.DISTANCE_SCALES
+
+#: Simple alternatives the learned model must beat: the features each may weigh
+#: (their weights are fitted on the same users as the model's).
+BASELINES: dict[str, tuple[str, ...]] = {
+    "popular": ("popularity", "seen"),
+    "popular_nearby": ("popularity", "popular_nearby", *D, "nearness", "seen"),
+    "collaborative_only": ("collaborative", "seen"),
+    "heuristic": ("interest", *D, "nearness", "popularity", "seen"),
+}
+
+#: The blend set by hand before rankings were learned (interest 0.3, proximity 0.25 at
+#: a 10 km decay, prior 0.05), in feature terms: reported beside the others and used
+#: when the data is too small to learn from.
+HAND_SET: dict[str, float] = {
+    "collaborative": 1.0, "profile": 0.15, "interest": 0.3, "near_10km": 0.25, "prior": 0.05,
+}
+DEFAULT_RANKING: dict[str, dict[str, float]] = {
+    "history": dict(HAND_SET),
+    "cold": {k: v for k, v in HAND_SET.items() if k in features.COLD_FEATURES},
+}
+
+#: Fewer users with a holdout than this: nothing is learned, the defaults serve.
+MIN_USERS = 20
+#: Metrics reported per ranking and segment.
+METRICS = ("ndcg@10", "precision@10", "recall@10", "coverage")
+
+
+@dataclass
+class SelfEvaluation:
+    """What the holdout decided and measured (stored in ``ModelVersion.metrics``)."""
+
+    ranking: dict[str, dict[str, float]]
+    serving: dict[str, str] = field(default_factory=dict)
+    holdout: dict | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    #: segment -> name ("model", each baseline, "hand_set") -> weights that were compared
+    candidates: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+    def as_metrics(self) -> dict:
+        served = sorted(set(self.serving.values())) or ["defaults"]
+        return {
+            "holdout": self.holdout,
+            "serving": served[0] if len(served) == 1 else
+            ", ".join(f"{seg}: {name}" for seg, name in sorted(self.serving.items())),
+            "serving_by_segment": dict(self.serving),
+            "guardrail": self.guardrail_text(),
+            "notes": list(self.notes),
+            "tuning": {"seconds": round(self.seconds, 2), "weights": self.ranking},
+        }
+
+    def guardrail_text(self) -> str:
+        if not self.serving:
+            return "; ".join(self.notes) or "defaults: nothing to learn from"
+        parts = []
+        for segment, name in sorted(self.serving.items()):
+            who = "users with a history" if segment == "history" else "new users"
+            parts.append(f"{who}: the learned model" if name == "model" else
+                         f"{who}: {name} (the learned model did not beat it)")
+        return "; ".join(parts)
+
+
+class _UserContext:
+    """Interests and home of each user, looked up by id."""
+
+    def __init__(self, users: UserProfiles | None) -> None:
+        users = users or UserProfiles.empty()
+        self.index = users.lookup()
+        self.users = users
+
+    def interests(self, user_id: int) -> list[str]:
+        i = self.index.get(user_id)
+        return [] if i is None else list(self.users.interests[i] or [])
+
+    def point(self, user_id: int) -> tuple[float, float] | None:
+        i = self.index.get(user_id)
+        if i is None:
+            return None
+        lat, lng = float(self.users.latitudes[i]), float(self.users.longitudes[i])
+        return (lat, lng) if np.isfinite(lat) and np.isfinite(lng) else None
+
+
+class Evaluator:
+    """Everything a held-out user is ranked with, as a live request would be."""
+
+    def __init__(self, model, split: Holdout, users: UserProfiles | None, now: float) -> None:
+        self.model = model
+        self.split = split
+        self.ctx = _UserContext(users)
+        self.history = _HistoryIndex(split.train)
+        self.now = now
+
+    def __call__(self, user_id: int, targets: np.ndarray, cold: bool):
+        """(features of every business, candidate mask, target indices) for one user."""
+        from xo_recommender.engine.model import Query
+
+        model = self.model
+        hist = None if cold else self.history.of(user_id)
+        query = Query(history=hist, interests=self.ctx.interests(user_id),
+                      location=self.ctx.point(user_id),
+                      now=self.split.cutoffs.get(user_id, self.now))
+        row = model.history_row(hist, query.now)
+        mask = model.candidate_mask(query)
+        values = features.compute(model, row, interests=query.interests,
+                                  point=query.location, mask=mask)
+        tidx = model.items.to_index(targets)
+        tidx = np.unique(tidx[tidx >= 0])
+        return values, mask, tidx
+
+    def measure(self, weightings: Mapping[str, Mapping[str, Mapping[str, float]]], *,
+                max_users: int | None = None, deadline: float = float("inf"),
+                notes: list[str] | None = None) -> dict[str, dict | None]:
+        """Metrics of each weighting for ``{"history": {...}, "cold": {...}}`` users."""
+        notes = [] if notes is None else notes
+        active = int(self.model.active.sum())
+        out = {}
+        for segment, targets, cold in (("history", self.split.targets, False),
+                                       ("cold", self.split.cold_targets, True)):
+            ids = sorted(targets)[:max_users] if max_users else sorted(targets)
+            out[segment] = _measure(ids, targets, cold, self, self.model.n_items, active,
+                                    weightings.get(segment, {}), deadline, notes)
+        return out
+
+
+class _HistoryIndex:
+    """Each user's training rows, found by binary search over a sort by user."""
+
+    def __init__(self, events: Events) -> None:
+        self.order = np.argsort(np.asarray(events.user_ids), kind="stable")
+        self.sorted_users = np.asarray(events.user_ids)[self.order]
+        self.events = events
+
+    def of(self, user_id: int) -> Events:
+        lo = np.searchsorted(self.sorted_users, user_id, "left")
+        hi = np.searchsorted(self.sorted_users, user_id, "right")
+        return self.events.select(self.order[lo:hi])
+
+
+def _split_users(ids: Sequence[int], rng: np.random.Generator, cap: int
+                 ) -> tuple[list[int], list[int]]:
+    """Two disjoint halves (learn, report), each at most ``cap`` users."""
+    ids = np.asarray(sorted(ids), dtype=np.int64)
+    perm = rng.permutation(ids.size)
+    half = ids.size // 2
+    return ids[perm[:half]][:cap].tolist(), ids[perm[half:]][:cap].tolist()
+
+
+def learn_ranking(
+    catalogue: Catalogue,
+    events: Events,
+    users: UserProfiles | None,
+    params,
+    *,
+    seed: int = 0,
+    max_users: int = 2000,
+    budget_seconds: float = 60.0,
+    fraction: float = 0.2,
+    cold_fraction: float = 0.1,
+    progress: Callable[[str], None] | None = None,
+) -> SelfEvaluation:
+    """Hold out, learn the ranking, measure it beside the baselines, apply the guardrail.
+
+    ``params`` are the ``EngineParams`` training uses (its ``ranking`` is ignored here).
+    Returns the weights to serve and the figures; never raises for small or degenerate
+    data (it says why in ``notes`` and returns ``DEFAULT_RANKING``).
+    """
+    from xo_recommender.engine.model import Recommender  # model imports us lazily
+
+    say = progress or (lambda message: None)
+    started = time.perf_counter()
+    deadline = started + max(budget_seconds, 1.0)
+    rng = np.random.default_rng(seed)
+    split = temporal_split(events, fraction=fraction, cold_fraction=cold_fraction, seed=seed)
+    notes = list(split.notes)
+    if split.users < MIN_USERS:
+        notes.append(f"only {split.users} users have enough history to hold out (at least "
+                     f"{MIN_USERS} needed): the default weights serve")
+        return SelfEvaluation(ranking={k: dict(v) for k, v in DEFAULT_RANKING.items()},
+                              notes=notes, seconds=time.perf_counter() - started)
+
+    say(f"Holdout: {split.users:,} users with a history, {split.cold_users:,} new users; "
+        f"training the evaluation model on {len(split.train):,} interactions")
+    train_times = split.train.last_seen
+    now = float(np.max(train_times)) if train_times is not None and len(train_times) else 0.0
+    model = Recommender.fit(catalogue, split.train, replace(params, ranking=None), now=now)
+    prepare = Evaluator(model, split, users, now)
+    learn_h, report_h = _split_users(list(split.targets), rng, max_users)
+    learn_c, report_c = _split_users(list(split.cold_targets), rng, max_users)
+
+    samples_h = ListwiseSamples()
+    samples_c = ListwiseSamples()
+    learn_budget = started + 0.6 * (deadline - started)
+    for user_id in learn_h:
+        if time.perf_counter() > learn_budget:
+            notes.append(f"time budget: learned from {len(samples_h)} of {len(learn_h)} users")
+            break
+        values, mask, tidx = prepare(user_id, split.targets[user_id], cold=False)
+        cand = candidate_indices(values, mask, rng)
+        samples_h.add(values, cand, tidx[mask[tidx]])
+        samples_c.add(values, cand, tidx[mask[tidx]], zero=features.HISTORY_FEATURES)
+    for user_id in learn_c:
+        if time.perf_counter() > learn_budget:
+            break
+        values, mask, tidx = prepare(user_id, split.cold_targets[user_id], cold=True)
+        samples_c.add(values, candidate_indices(values, mask, rng), tidx[mask[tidx]])
+
+    say(f"Learning weights from {len(samples_h):,} users")
+    candidates_h: dict[str, dict[str, float]] = {
+        "model": fit_listwise(samples_h, features.FEATURES),
+        **{name: fit_listwise(samples_h, use) for name, use in BASELINES.items()},
+    }
+    cold_use = {name: tuple(f for f in use if f in features.COLD_FEATURES)
+                for name, use in BASELINES.items()}
+    candidates_c: dict[str, dict[str, float]] = {
+        "model": fit_listwise(samples_c, features.COLD_FEATURES),
+        **{name: fit_listwise(samples_c, use) for name, use in cold_use.items() if use},
+    }
+
+    say(f"Measuring on {len(report_h):,} + {len(report_c):,} other users")
+    active = int(model.active.sum())
+    report = {
+        "history": _measure(report_h, split.targets, False, prepare, model.n_items, active,
+                            {**candidates_h, "hand_set": HAND_SET}, deadline, notes),
+        "cold": _measure(report_c, split.cold_targets, True, prepare, model.n_items, active,
+                         {**candidates_c, "hand_set": DEFAULT_RANKING["cold"]}, deadline,
+                         notes),
+    }
+    ranking: dict[str, dict[str, float]] = {}
+    serving: dict[str, str] = {}
+    for segment, candidates in (("history", candidates_h), ("cold", candidates_c)):
+        figures = report[segment]
+        if not figures or (segment == "history" and not samples_h):
+            ranking[segment] = dict(candidates["model"] if len(
+                samples_h if segment == "history" else samples_c) else
+                DEFAULT_RANKING[segment])
+            serving[segment] = "model" if figures is None and len(
+                samples_h if segment == "history" else samples_c) else "defaults"
+            continue
+        best = max((n for n in figures if n not in ("model", "hand_set", "users")),
+                   key=lambda n: figures[n]["ndcg@10"])
+        if figures["model"]["ndcg@10"] > figures[best]["ndcg@10"]:
+            ranking[segment], serving[segment] = dict(candidates["model"]), "model"
+        else:
+            ranking[segment], serving[segment] = dict(candidates[best]), best
+    holdout = _holdout_table(split, report, len(samples_h), len(samples_c))
+    return SelfEvaluation(ranking=ranking, serving=serving, holdout=holdout, notes=notes,
+                          seconds=time.perf_counter() - started,
+                          candidates={"history": {**candidates_h, "hand_set": HAND_SET},
+                                      "cold": {**candidates_c,
+                                               "hand_set": DEFAULT_RANKING["cold"]}})
+
+
+def _measure(user_ids: Sequence[int], targets: Mapping[int, np.ndarray], cold: bool,
+             prepare, n_items: int, n_active: int,
+             candidates: Mapping[str, Mapping[str, float]], deadline: float,
+             notes: list[str]) -> dict | None:
+    """Rank every candidate weighting for each user as served; average the metrics."""
+    if not user_ids:
+        return None
+    sums = {name: np.zeros(3) for name in candidates}
+    lists: dict[str, list[np.ndarray]] = {name: [] for name in candidates}
+    measured = 0
+    for user_id in user_ids:
+        if time.perf_counter() > deadline and measured >= 50:
+            notes.append(f"time budget: measured {measured} of {len(user_ids)} "
+                         f"{'new' if cold else 'returning'} users")
+            break
+        values, mask, tidx = prepare(user_id, targets[user_id], cold)
+        relevant = set(tidx.tolist())
+        if not relevant:
+            continue
+        measured += 1
+        for name, weights in candidates.items():
+            total = features.score(values, weights, n_items)
+            total = np.where(mask, total, np.float32(-np.inf))
+            top = _top(total, K)
+            lists[name].append(top)
+            sums[name] += (metrics.ndcg_at_k(top, relevant, K),
+                           metrics.precision_at_k(top, relevant, K),
+                           metrics.recall_at_k(top, relevant, K))
+    if not measured:
+        return None
+    out: dict = {"users": measured}
+    for name in candidates:
+        ndcg, precision, recall = sums[name] / measured
+        out[name] = {"ndcg@10": round(float(ndcg), 4),
+                     "precision@10": round(float(precision), 4),
+                     "recall@10": round(float(recall), 4),
+                     "coverage": round(metrics.catalog_coverage(lists[name], n_active), 4)}
+    return out
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    from xo_recommender.engine.blend import top_k
+    return top_k(scores, k)
+
+
+def _holdout_table(split: Holdout, report: Mapping[str, dict | None], learned_from: int,
+                   learned_from_cold: int) -> dict:
+    """``{"model": {segment: figures}, "baselines": {name: {segment: figures}}, …}``."""
+    table: dict = {"k": K, "users": 0, "cold_users": 0, "model": {}, "baselines": {},
+                   "learned_from": {"history": learned_from, "cold": learned_from_cold}}
+    for segment, figures in report.items():
+        if not figures:
+            continue
+        table["users" if segment == "history" else "cold_users"] = figures["users"]
+        for name, values in figures.items():
+            if name == "users":
+                continue
+            if name == "model":
+                table["model"][segment] = values
+            else:
+                table["baselines"].setdefault(name, {})[segment] = values
+    return table
