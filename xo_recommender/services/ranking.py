@@ -14,7 +14,12 @@ from xo_recommender.engine import geo
 from xo_recommender.engine.data import Events
 from xo_recommender.engine.model import Query
 from xo_recommender.engine.model import Recommendation as Ranked
-from xo_recommender.exceptions import InactiveUser, UnknownBusiness, UnknownUser
+from xo_recommender.exceptions import (
+    InactiveUser,
+    InvalidArgument,
+    UnknownBusiness,
+    UnknownUser,
+)
 from xo_recommender.models import Interaction, RecBusiness, RecUser
 from xo_recommender.services._common import _pk
 
@@ -39,19 +44,23 @@ def _validated_point(near: Any) -> tuple[float, float] | None:
     try:
         lat, lng = near
     except (TypeError, ValueError):
-        raise ValueError("near must be a (latitude, longitude) pair") from None
-    return geo.validate_point(lat, lng)
+        raise InvalidArgument("near", "near must be a (latitude, longitude) pair") from None
+    try:
+        return geo.validate_point(lat, lng)
+    except ValueError as exc:
+        raise InvalidArgument("near", str(exc)) from None
 
 
 def _validated_page(limit: Any, offset: Any) -> tuple[int, int]:
     maximum = int(rec_settings.MAX_RESULTS)
     for name, value in (("limit", limit), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be a whole number, not {value!r}")
+            raise InvalidArgument(name, f"{name} must be a whole number, not {value!r}")
     if not 1 <= limit <= maximum:
-        raise ValueError(f"limit must be between 1 and {maximum}, not {limit}")
+        raise InvalidArgument("limit", f"limit must be between 1 and {maximum}, not {limit}")
     if not 0 <= offset <= 10 * maximum - limit:
-        raise ValueError(f"offset must be between 0 and {10 * maximum - limit}, not {offset}")
+        raise InvalidArgument(
+            "offset", f"offset must be between 0 and {10 * maximum - limit}, not {offset}")
     return limit, offset
 
 
@@ -60,7 +69,8 @@ def _validated_radius(radius_km: Any) -> float | None:
         return None
     if isinstance(radius_km, bool) or not isinstance(radius_km, int | float) \
             or not math.isfinite(radius_km) or radius_km < 0:
-        raise ValueError(f"radius_km must be a finite number >= 0, not {radius_km!r}")
+        raise InvalidArgument("radius_km",
+                              f"radius_km must be a finite number >= 0, not {radius_km!r}")
     return float(radius_km)
 
 
@@ -89,7 +99,7 @@ def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
     point = _validated_point(near)
     radius = _validated_radius(radius_km)
     if category is not None and not isinstance(category, str):
-        raise ValueError("category must be a string")
+        raise InvalidArgument("category", "category must be a string")
     rec_user = _rec_user(user)
     home = None
     if rec_user.latitude is not None and rec_user.longitude is not None:
@@ -98,7 +108,8 @@ def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
         except ValueError:
             home = None  # a host row with nonsense coordinates is treated as unknown
     if radius is not None and point is None and home is None:
-        raise ValueError("radius_km needs near=(lat, lng) for a user without a location")
+        raise InvalidArgument("radius_km",
+                              "radius_km needs near=(lat, lng) for a user without a location")
     version_id, model = artifacts.active_model()
     query = Query(
         history=user_history(rec_user.pk),
@@ -253,7 +264,7 @@ def popular_businesses(limit: int = 10, *, category: str | None = None, near: An
     point = _validated_point(near)
     radius = _validated_radius(radius_km)
     if radius is not None and point is None:
-        raise ValueError("radius_km needs near=(lat, lng)")
+        raise InvalidArgument("radius_km", "radius_km needs near=(lat, lng)")
     version_id, model = artifacts.active_model()
     results = model.recommend(Query(near=point, radius_km=radius, category=category,
                                     limit=limit + _SLACK))
