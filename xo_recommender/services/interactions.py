@@ -16,7 +16,7 @@ from xo_recommender import cache
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.exceptions import UnknownUser
 from xo_recommender.models import Interaction, RecUser
-from xo_recommender.services._common import _pk
+from xo_recommender.services._common import _pk, bounded
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ def _validate(events: list[InteractionEvent]) -> None:
             )
 
 
+@bounded
 def record_interactions(events: Iterable[InteractionEvent]) -> int:
     """Record many events in one statement; returns how many events were recorded.
 

@@ -21,7 +21,7 @@ from xo_recommender.exceptions import (
     UnknownUser,
 )
 from xo_recommender.models import Interaction, RecBusiness, RecUser
-from xo_recommender.services._common import _pk
+from xo_recommender.services._common import _pk, bounded
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,7 @@ def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
     return rec_user, version_id, model.recommend(query), limit
 
 
+@bounded
 def recommend_for(
     user: Any,
     limit: int = 10,
@@ -209,6 +210,7 @@ def _business_dicts(results: list, limit: int | None = None) -> list[dict]:
     return out
 
 
+@bounded
 def recommendation_payload(
     user_id: Any,
     limit: int = 10,
@@ -242,6 +244,7 @@ def recommendation_payload(
     return {**payload, "cached": cached}
 
 
+@bounded
 def similar_businesses(business_id: Any, limit: int = 10) -> dict[str, Any]:
     """Businesses like this one (the non-personalised "more like this" list)."""
     limit, _ = _validated_page(limit, 0)
@@ -257,6 +260,7 @@ def similar_businesses(business_id: Any, limit: int = 10) -> dict[str, Any]:
             "results": _business_dicts(results, limit)}
 
 
+@bounded
 def popular_businesses(limit: int = 10, *, category: str | None = None, near: Any = None,
                        radius_km: Any = None) -> dict[str, Any]:
     """Popular, well-rated businesses, optionally near a point: what a newcomer sees."""

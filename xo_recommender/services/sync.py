@@ -7,9 +7,10 @@ from typing import Any
 from xo_recommender import cache
 from xo_recommender.exceptions import UnknownBusiness, UnknownUser
 from xo_recommender.models import RecBusiness, RecUser
-from xo_recommender.services._common import _pk
+from xo_recommender.services._common import _pk, bounded
 
 
+@bounded
 def sync_user(user_id: Any) -> dict[str, Any]:
     """The host changed this user: check they exist, forget what was cached for them."""
     rec_user = RecUser.objects.filter(pk=_pk(user_id)).first()
@@ -19,6 +20,7 @@ def sync_user(user_id: Any) -> dict[str, Any]:
     return {"status": "synced", "user_id": rec_user.pk}
 
 
+@bounded
 def sync_business(business_id: Any) -> dict[str, Any]:
     """The host changed this business: check it exists, retire the lists that show it."""
     if not RecBusiness.objects.filter(pk=_pk(business_id)).exists():
@@ -27,6 +29,7 @@ def sync_business(business_id: Any) -> dict[str, Any]:
     return {"status": "synced", "business_id": int(_pk(business_id))}
 
 
+@bounded
 def clear_user_cache(user_id: Any) -> dict[str, Any]:
     """Forget everything cached for this user (their next answer is computed afresh)."""
     if not RecUser.objects.filter(pk=_pk(user_id)).exists():
