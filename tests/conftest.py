@@ -40,3 +40,13 @@ def isolated_cache(settings):
     caches = copy.deepcopy(settings.CACHES)
     caches["default"]["KEY_PREFIX"] = f"xo-test-{uuid.uuid4().hex}"
     settings.CACHES = caches
+
+
+@pytest.fixture(autouse=True)
+def _closed_cache_breaker():
+    """A test that broke the cache leaves no open breaker or pending invalidation behind."""
+    from xo_recommender import cache
+
+    cache.reset_breaker()
+    yield
+    cache.reset_breaker()

@@ -7,26 +7,12 @@ pointer), so it is acknowledged late and retried on database hiccups.
 
 from __future__ import annotations
 
-from typing import Any
-
-from celery import current_app, shared_task
+from celery import shared_task
 from django.db import OperationalError
 
+from xo_recommender.broker import broker_configured, enqueue
 
-def broker_configured() -> bool:
-    """Whether tasks go to a broker; without one (or when eager) they run inline."""
-    conf = current_app.conf
-    return bool(conf.broker_url) and not conf.task_always_eager
-
-
-def enqueue(task: Any, *args: Any, **kwargs: Any) -> Any:
-    """Send ``task`` to the broker, or run it here and now when there is none.
-
-    Inline runs raise the task's own error, as a direct call would.
-    """
-    if broker_configured():
-        return task.apply_async(args, kwargs)
-    return task.apply(args, kwargs, throw=True)
+__all__ = ["broker_configured", "enqueue", "rebuild_recommendations", "refresh_user"]
 
 
 @shared_task(

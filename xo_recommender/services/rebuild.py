@@ -1,0 +1,83 @@
+"""Rebuilding: train a new model version beside the live one and switch to it."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from xo_recommender import artifacts, snapshot
+from xo_recommender.conf import settings as rec_settings
+from xo_recommender.engine.model import EngineParams, Recommender
+from xo_recommender.exceptions import RebuildFailed
+from xo_recommender.models import ModelVersion
+
+
+def rebuild(*, progress: Callable[[str], None] | None = None) -> ModelVersion:
+    """Train a new model version beside the live one and make it active atomically.
+
+    On failure the new version is marked failed, the previous one keeps serving, and
+    ``RebuildFailed`` is raised. Old versions beyond ``KEEP_VERSIONS`` are deleted.
+    """
+    say = progress or (lambda message: None)
+    params = artifacts.engine_params()
+    version = ModelVersion.objects.create(params=params.to_dict())
+    started = time.perf_counter()
+    try:
+        model = _train(params, say)
+        payload = model.to_bytes()
+        say(f"Saving version {version.pk} ({len(payload) / 2**20:.1f} MiB)")
+        version.artifact = payload
+        version.fit_seconds = time.perf_counter() - started  # read + train + serialise
+        version.n_users = model.stats["users"]
+        version.n_businesses = model.stats["items"]
+        version.n_interactions = model.stats["interactions"]
+        version.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        version.status = ModelVersion.Status.READY
+        version.finished_at = timezone.now()
+        _activate(version)
+    except Exception as exc:
+        ModelVersion.objects.filter(pk=version.pk).update(
+            status=ModelVersion.Status.FAILED, finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}", is_active=False,
+        )
+        raise RebuildFailed(f"Rebuild of version {version.pk} failed: {exc}") from exc
+    _prune(int(rec_settings.KEEP_VERSIONS))
+    return version
+
+
+def _train(params: EngineParams, say: Callable[[str], None]) -> Recommender:
+    """Read the host data and fit a model: the one step a rebuild delegates to the engine."""
+    say("Reading businesses")
+    catalogue = snapshot.load_catalogue()
+    say(f"Reading interactions ({len(catalogue.ids):,} businesses)")
+    events = snapshot.load_interactions(tuple(params.type_weights))
+    say(f"Training on {len(events):,} interactions")
+    return Recommender.fit(catalogue, events, params, now=time.time())
+
+
+def _activate(version: ModelVersion) -> None:
+    """Save ``version`` and flip the active pointer to it in one transaction."""
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(
+                    is_active=False)
+                version.is_active = True
+                version.save()
+                transaction.on_commit(lambda: artifacts.publish_active(version.pk))
+            return
+        except IntegrityError:  # another rebuild switched at the same moment: go again
+            version.is_active = False
+            if attempt == 2:
+                raise
+
+
+def _prune(keep: int) -> None:
+    keep_ids = list(ModelVersion.objects.filter(status=ModelVersion.Status.READY)
+                    .order_by("-pk").values_list("pk", flat=True)[:max(keep, 1)])
+    (ModelVersion.objects.filter(is_active=False)
+     .exclude(pk__in=keep_ids).exclude(status=ModelVersion.Status.BUILDING).delete())
