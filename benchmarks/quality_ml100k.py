@@ -183,6 +183,13 @@ def serving(train: Interactions, categories: dict, **blend: float) -> Callable[[
     return lambda: ServingEngine(params, item_ids=ids, item_categories=categories)
 
 
+def learned(train: Interactions, categories: dict) -> Callable[[], Any]:
+    """The production engine with the ranking learned on train.tsv's temporal holdout."""
+    ids = IdIndex.from_ids(train.item_id).ids
+    return lambda: ServingEngine(EngineParams(), item_ids=ids, item_categories=categories,
+                                 learn_from=train)
+
+
 def run_table(train, test, runs: int, k: int, smoke: bool = False,
               categories: dict | None = None) -> None:
     models: list[tuple[str, Callable[[], Any]]] = [
@@ -197,6 +204,7 @@ def run_table(train, test, runs: int, k: int, smoke: bool = False,
         print("(ALS skipped: `implicit` is not installed)")
     models.append(("collaborative only (CollaborativeModel())", CollaborativeModel))
     models.append(("serving engine (production blend)", serving(train, categories or {})))
+    models.append(("serving engine (learned ranking)", learned(train, categories or {})))
     print(f"ml-100k canonical split: {len(train):,} train / {len(test):,} test rows, k={k}")
     print(header("model"))
     results = {}
@@ -206,15 +214,16 @@ def run_table(train, test, runs: int, k: int, smoke: bool = False,
         r["fit_seconds"] = statistics.median(x["fit_seconds"] for x in rs)
         results[name] = r
         print(row(name, r, f"   (users={r['users']}, median of {len(rs)})"), flush=True)
-    ours, ease = results["serving engine (production blend)"], results["EASE (λ=500)"]
+    ease = results["EASE (λ=500)"]
     if smoke or k != 10:
         return
-    print(
-        f"\nengine vs EASE(λ=500): NDCG {ours['ndcg']:.4f} vs {ease['ndcg']:.4f}, "
-        f"P {ours['precision']:.4f} vs {ease['precision']:.4f}; "
-        f"targets NDCG ≥ 0.482 and P ≥ 0.420: "
-        f"{'met' if ours['ndcg'] >= 0.482 and ours['precision'] >= 0.420 else 'NOT met'}"
-    )
+    for name in ("serving engine (production blend)", "serving engine (learned ranking)"):
+        ours = results[name]
+        ok = ours["ndcg"] >= 0.491 and ours["precision"] >= 0.429
+        print(f"\n{name} vs EASE(λ=500): NDCG {ours['ndcg']:.4f} vs {ease['ndcg']:.4f}, "
+              f"P {ours['precision']:.4f} vs {ease['precision']:.4f}; "
+              f"no-regression targets NDCG ≥ 0.491 and P ≥ 0.429: "
+              f"{'met' if ok else 'NOT met'}")
 
 
 def run_tune(train, k: int, smoke: bool, categories: dict | None = None) -> None:

@@ -15,7 +15,7 @@ from django.core.signals import setting_changed
 
 from xo_recommender import cache
 from xo_recommender.conf import settings as rec_settings
-from xo_recommender.engine.model import EngineParams, Recommender
+from xo_recommender.engine.model import DEFAULT_BLEND, EngineParams, Recommender
 from xo_recommender.exceptions import ModelNotReady
 from xo_recommender.models import ModelVersion
 
@@ -25,10 +25,11 @@ _loaded: tuple[int, Recommender] | None = None
 
 def engine_params() -> EngineParams:
     """Training and ranking parameters from the current settings."""
+    fixed = rec_settings.BLEND_WEIGHTS
     return EngineParams(
         type_weights=dict(rec_settings.INTERACTION_WEIGHTS),
         half_life_days=rec_settings.HALF_LIFE_DAYS,
-        blend_weights=dict(rec_settings.BLEND_WEIGHTS),
+        blend_weights=dict(fixed if fixed is not None else DEFAULT_BLEND),
         exclude_types=tuple(rec_settings.EXCLUDE_INTERACTED_TYPES),
         geo_scale_km=float(rec_settings.GEO_SCALE_KM),
         near_km=float(rec_settings.GEO_SCALE_KM),
@@ -44,7 +45,10 @@ def serving_params(trained: EngineParams) -> EngineParams:
     needs no rebuild; what shaped training (type weights, decay) stays as trained.
     """
     now = engine_params()
+    # Fixed BLEND_WEIGHTS set after the rebuild win over the learned ranking at once.
+    ranking = None if rec_settings.BLEND_WEIGHTS is not None else trained.ranking
     return replace(trained, blend_weights=now.blend_weights, exclude_types=now.exclude_types,
+                   ranking=ranking,
                    geo_scale_km=now.geo_scale_km, near_km=now.near_km,
                    diversity_lambda=now.diversity_lambda)
 

@@ -62,7 +62,15 @@ DEFAULTS: dict[str, Any] = {
     # reason to hide, and a purchase may be repeated. A type with a negative weight
     # (e.g. "hide": -1) always hides.
     "EXCLUDE_INTERACTED_TYPES": ["like", "save", "share"],
-    "BLEND_WEIGHTS": DEFAULT_BLEND_WEIGHTS,
+    # Fixed weights of the scoring components (keys as in DEFAULT_BLEND_WEIGHTS). Unset
+    # (None, the default), every rebuild learns how to weigh its features from a
+    # temporal holdout of the site's own data and keeps a baseline where it does better.
+    "BLEND_WEIGHTS": None,
+    # Seconds a rebuild may spend learning the ranking and measuring it (the holdout
+    # model's own training comes on top). Less data than that needs takes less.
+    "TUNING_SECONDS": 60.0,
+    # Users measured (and, as many again, learned from) on the holdout at most.
+    "TUNING_MAX_USERS": 2000,
     # Interactions lose half their weight every this many days (None: no decay).
     "HALF_LIFE_DAYS": 90.0,
     # Distance at which proximity has decayed to 1/e, and "near you" in reasons.
@@ -117,6 +125,10 @@ class RecommenderSettings:
     def _read(self, name: str) -> Any:
         configured = self.user_settings()
         default = DEFAULTS[name]
+        if name == "BLEND_WEIGHTS":  # unset: learned; set: merged over the old defaults
+            override = configured.get(name)
+            return ({**DEFAULT_BLEND_WEIGHTS, **override} if isinstance(override, dict)
+                    else override)
         if name in MERGED_SETTINGS:
             override = configured.get(name) or {}
             return {**default, **override} if isinstance(override, dict) else override

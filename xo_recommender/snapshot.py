@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from django.db import connections, router
 
-from xo_recommender.engine.data import Catalogue, Events
-from xo_recommender.models import Interaction, RecBusiness
+from xo_recommender.engine.data import Catalogue, Events, UserProfiles
+from xo_recommender.models import Interaction, RecBusiness, RecUser
 
 CHUNK_ROWS = 200_000
 
@@ -48,6 +48,27 @@ def load_catalogue() -> Catalogue:
     )
 
 
+def load_users(user_ids: np.ndarray | None = None) -> UserProfiles:
+    """Stated interests and home of the users who have interactions (or of ``user_ids``).
+
+    The learned ranking weighs interest match and distance, so its holdout needs them
+    for every user it measures; a user the view does not list gets none.
+    """
+    qs = RecUser.objects.order_by("pk")
+    if user_ids is not None:
+        qs = qs.filter(pk__in=[int(u) for u in np.unique(user_ids).tolist()])
+    rows = list(qs.values_list("id", "interests", "latitude", "longitude").iterator(
+        chunk_size=CHUNK_ROWS))
+    if not rows:
+        return UserProfiles.empty()
+    ids, interests, lat, lon = zip(*rows, strict=True)
+    return UserProfiles(
+        ids=np.array(ids, dtype=np.int64),
+        interests=[[str(t) for t in v] if isinstance(v, list) else [] for v in interests],
+        latitudes=_float(lat), longitudes=_float(lon),
+    )
+
+
 def load_interactions(types: tuple[str, ...], user_id: int | None = None) -> Events:
     """Every interaction of a known type (or one user's), as arrays."""
     using = router.db_for_read(Interaction)
@@ -55,15 +76,19 @@ def load_interactions(types: tuple[str, ...], user_id: int | None = None) -> Eve
     meta = Interaction._meta
     q = connection.ops.quote_name
     col = {f: q(meta.get_field(f).column) for f in
-           ("user", "business", "interaction_type", "weight", "count", "last_seen")}
-    if connection.vendor == "postgresql":
-        epoch = f"EXTRACT(EPOCH FROM {col['last_seen']})::float8"
-    else:
-        epoch = f"(julianday({col['last_seen']}) - 2440587.5) * 86400.0"
+           ("user", "business", "interaction_type", "weight", "count", "first_seen",
+            "last_seen")}
+
+    def epoch(column: str) -> str:
+        if connection.vendor == "postgresql":
+            return f"EXTRACT(EPOCH FROM {column})::float8"
+        return f"(julianday({column}) - 2440587.5) * 86400.0"
+
     case = " ".join(f"WHEN %s THEN {i}" for i in range(len(types)))
     sql = (
         f"SELECT {col['user']}, {col['business']}, CASE {col['interaction_type']} {case} END, "
-        f"{col['weight']}, {col['count']}, {epoch} FROM {q(meta.db_table)} "
+        f"{col['weight']}, {col['count']}, {epoch(col['last_seen'])}, "
+        f"{epoch(col['first_seen'])} FROM {q(meta.db_table)} "
         f"WHERE {col['interaction_type']} IN ({', '.join(['%s'] * len(types))})"
     )
     params: list = [*types, *types]
@@ -76,7 +101,7 @@ def load_interactions(types: tuple[str, ...], user_id: int | None = None) -> Eve
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(CHUNK_ROWS):
             chunks.append(np.array(rows, dtype=np.float64))
-    data = np.concatenate(chunks) if chunks else np.zeros((0, 6))
+    data = np.concatenate(chunks) if chunks else np.zeros((0, 7))
     return Events(
         user_ids=data[:, 0].astype(np.int64),
         item_ids=data[:, 1].astype(np.int64),
@@ -85,4 +110,5 @@ def load_interactions(types: tuple[str, ...], user_id: int | None = None) -> Eve
         weights=data[:, 3].astype(np.float32),
         counts=data[:, 4].astype(np.float32),
         last_seen=data[:, 5].copy(),
+        first_seen=data[:, 6].copy(),
     )

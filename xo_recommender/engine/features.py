@@ -36,7 +36,7 @@ FAR_KM = 50.0
 #: Features that need the user's history; a user without one has them all at zero.
 HISTORY_FEATURES: tuple[str, ...] = (
     "collaborative", "profile", "category", "category_match", "category_count",
-    "category_lift", "seen",
+    "category_lift", "usual_reach", "seen",
 )
 
 #: Features a user without history still has.
@@ -51,7 +51,7 @@ FEATURES: tuple[str, ...] = HISTORY_FEATURES + COLD_FEATURES
 REASON_GROUP: dict[str, str | None] = {
     "collaborative": "collaborative", "profile": "profile", "category": "category",
     "category_match": "category", "category_count": "category",
-    "category_lift": "category", "seen": None, "interest": "interest",
+    "category_lift": "category", "usual_reach": "proximity", "seen": None, "interest": "interest",
     "interest_category": "interest", "interest_tag": "interest",
     **{name: "proximity" for name in DISTANCE_SCALES},
     "nearness": "proximity", "log_nearness": "proximity",
@@ -90,6 +90,20 @@ def category_count(categories: sp.csr_matrix, row: sp.csr_matrix, cap: int = 4
     return (best >= 2).astype(np.float32)
 
 
+def usual_reach(distances: np.ndarray, row: sp.csr_matrix) -> np.ndarray:
+    """Distance measured in this user's own usual distance: ``exp(-d / median)``.
+
+    Some people cross town for a place, others stay on their block; the median distance
+    of the places they went to says which, and scales the decay to them.
+    """
+    d_hist = distances[row.indices]
+    d_hist = d_hist[np.isfinite(d_hist)]
+    if not d_hist.size:
+        return np.zeros(distances.shape[0], np.float32)
+    scale = np.float32(max(float(np.median(d_hist)), 0.25))
+    return np.exp(-distances / scale).astype(np.float32)
+
+
 def category_lift(categories: sp.csr_matrix, row: sp.csr_matrix, active: np.ndarray,
                   reach: np.ndarray | None) -> np.ndarray:
     """How much more the user goes to a business's categories than chance would say.
@@ -108,7 +122,7 @@ def category_lift(categories: sp.csr_matrix, row: sp.csr_matrix, active: np.ndar
     if total <= 0:
         return np.zeros(categories.shape[0], np.float32)
     base = np.asarray(categories.T @ w, np.float64).ravel() / total
-    lift = np.log((hist + 0.5) / (n_hist * base + 0.5))
+    lift = np.log((hist + 1.0) / (n_hist * base + 1.0))
     per_item = categories.multiply(np.clip(lift, 0.0, 4.0)[None, :]).tocsr()
     return (np.asarray(per_item.max(axis=1).todense(), np.float32).ravel() / np.float32(4.0))
 
@@ -161,6 +175,8 @@ def compute(
                                                               "log_nearness"})):
         d = model.locations.distances_km(*point).astype(np.float32)
         d = np.where(np.isfinite(d), d, np.float32(np.inf))
+        if has_history and "usual_reach" in want:
+            out["usual_reach"] = usual_reach(d, row)
         close = np.minimum(d, np.float32(FAR_KM))
         out["nearness"] = np.float32(1.0) - close / np.float32(FAR_KM)
         out["log_nearness"] = np.float32(1.0) - np.log1p(close) / np.float32(np.log1p(FAR_KM))

@@ -31,11 +31,17 @@ class ServingEngine:
 
     def __init__(self, params: EngineParams | None = None, *,
                  item_ids: Sequence[int] | None = None,
-                 item_categories: Mapping[int, Sequence[str]] | None = None) -> None:
+                 item_categories: Mapping[int, Sequence[str]] | None = None,
+                 learn_from: Any = None, tuning_seconds: float = 60.0) -> None:
         base = params or EngineParams()
         self.params = replace(base, type_weights={"view": 1.0}, half_life_days=None)
         self.item_ids = None if item_ids is None else np.asarray(item_ids, dtype=np.int64)
         self.item_categories = item_categories or {}
+        #: The training file's rows (``datasets.Interactions``, with times): when given,
+        #: the ranking is learned on their temporal holdout, as a rebuild does.
+        self.learn_from = learn_from
+        self.tuning_seconds = tuning_seconds
+        self.evaluation = None
         self.model: Recommender | None = None
 
     def fit(self, x: sp.spmatrix) -> ServingEngine:
@@ -50,8 +56,28 @@ class ServingEngine:
         events = Events(user_ids=x.row.astype(np.int64), item_ids=x.col.astype(np.int64),
                         type_codes=np.zeros(x.nnz, dtype=np.int64), types=_TYPES,
                         weights=x.data.astype(np.float64))
-        self.model = Recommender.fit(catalogue, events, self.params)
+        params = self.params
+        if self.learn_from is not None:
+            params = replace(params, ranking=self._learn(catalogue, external))
+        self.model = Recommender.fit(catalogue, events, params)
         return self
+
+    def _learn(self, catalogue: Catalogue, external: np.ndarray) -> dict:
+        from xo_recommender.engine.matrix import IdIndex
+        from xo_recommender.engine.selfeval import learn_ranking
+
+        rows = self.learn_from
+        cols = IdIndex(np.asarray(external, dtype=np.int64)).to_index(rows.item_id)
+        keep = cols >= 0
+        n = int(keep.sum())
+        times = np.asarray(rows.timestamp, np.float64)[keep]
+        events = Events(user_ids=np.asarray(rows.user_id, np.int64)[keep],
+                        item_ids=cols[keep].astype(np.int64),
+                        type_codes=np.zeros(n, np.int64), types=_TYPES,
+                        weights=np.ones(n), last_seen=times, first_seen=times)
+        self.evaluation = learn_ranking(catalogue, events, None, self.params,
+                                        budget_seconds=self.tuning_seconds)
+        return self.evaluation.ranking
 
     def score(self, user_row: Any) -> np.ndarray:
         """Blended scores of every item for one user (seen items are not removed here)."""

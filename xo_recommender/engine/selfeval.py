@@ -21,7 +21,12 @@ import numpy as np
 from xo_recommender.engine import features, metrics
 from xo_recommender.engine.data import Catalogue, Events, UserProfiles
 from xo_recommender.engine.holdout import Holdout, temporal_split
-from xo_recommender.engine.ranker import ListwiseSamples, candidate_indices, fit_listwise
+from xo_recommender.engine.ranker import (
+    ListwiseSamples,
+    candidate_indices,
+    fit_listwise,
+    refine_ndcg,
+)
 
 __all__ = ["BASELINES", "DEFAULT_RANKING", "SelfEvaluation", "learn_ranking"]
 
@@ -50,6 +55,9 @@ DEFAULT_RANKING: dict[str, dict[str, float]] = {
 
 #: Fewer users with a holdout than this: nothing is learned, the defaults serve.
 MIN_USERS = 20
+#: The learned model serves only when its NDCG@10 beats the best baseline's by this
+#: share: where they measure the same, the simpler ranking is the safer one.
+MARGIN = 0.01
 #: Metrics reported per ranking and segment.
 METRICS = ("ndcg@10", "precision@10", "recall@10", "coverage")
 
@@ -201,6 +209,12 @@ def learn_ranking(
     rng = np.random.default_rng(seed)
     split = temporal_split(events, fraction=fraction, cold_fraction=cold_fraction, seed=seed)
     notes = list(split.notes)
+    times = events.first_seen if events.first_seen is not None else events.last_seen
+    if len(events) and (times is None or float(np.ptp(np.nan_to_num(times))) == 0.0):
+        notes.append("the interactions carry no spread of times, so there is no 'before' "
+                     "to learn from: the default weights serve")
+        return SelfEvaluation(ranking={k: dict(v) for k, v in DEFAULT_RANKING.items()},
+                              notes=notes, seconds=time.perf_counter() - started)
     if split.users < MIN_USERS:
         notes.append(f"only {split.users} users have enough history to hold out (at least "
                      f"{MIN_USERS} needed): the default weights serve")
@@ -234,15 +248,22 @@ def learn_ranking(
         samples_c.add(values, candidate_indices(values, mask, rng), tidx[mask[tidx]])
 
     say(f"Learning weights from {len(samples_h):,} users")
+    refine_until = started + 0.75 * (deadline - started)
+    baselines_h = {name: fit_listwise(samples_h, use) for name, use in BASELINES.items()}
     candidates_h: dict[str, dict[str, float]] = {
-        "model": fit_listwise(samples_h, features.FEATURES),
-        **{name: fit_listwise(samples_h, use) for name, use in BASELINES.items()},
+        "model": refine_ndcg(samples_h, fit_listwise(samples_h, features.FEATURES),
+                             deadline=refine_until,
+                             starts=[*baselines_h.values(), {**HAND_SET, "seen": -10.0}]),
+        **baselines_h,
     }
     cold_use = {name: tuple(f for f in use if f in features.COLD_FEATURES)
                 for name, use in BASELINES.items()}
+    baselines_c = {name: fit_listwise(samples_c, use) for name, use in cold_use.items() if use}
     candidates_c: dict[str, dict[str, float]] = {
-        "model": fit_listwise(samples_c, features.COLD_FEATURES),
-        **{name: fit_listwise(samples_c, use) for name, use in cold_use.items() if use},
+        "model": refine_ndcg(samples_c, fit_listwise(samples_c, features.COLD_FEATURES),
+                             deadline=refine_until,
+                             starts=[*baselines_c.values(), DEFAULT_RANKING["cold"]]),
+        **baselines_c,
     }
 
     say(f"Measuring on {len(report_h):,} + {len(report_c):,} other users")
@@ -256,27 +277,34 @@ def learn_ranking(
     }
     ranking: dict[str, dict[str, float]] = {}
     serving: dict[str, str] = {}
+    learned_from = {"history": len(samples_h), "cold": len(samples_c)}
     for segment, candidates in (("history", candidates_h), ("cold", candidates_c)):
-        figures = report[segment]
-        if not figures or (segment == "history" and not samples_h):
-            ranking[segment] = dict(candidates["model"] if len(
-                samples_h if segment == "history" else samples_c) else
-                DEFAULT_RANKING[segment])
-            serving[segment] = "model" if figures is None and len(
-                samples_h if segment == "history" else samples_c) else "defaults"
-            continue
-        best = max((n for n in figures if n not in ("model", "hand_set", "users")),
-                   key=lambda n: figures[n]["ndcg@10"])
-        if figures["model"]["ndcg@10"] > figures[best]["ndcg@10"]:
-            ranking[segment], serving[segment] = dict(candidates["model"]), "model"
-        else:
-            ranking[segment], serving[segment] = dict(candidates[best]), best
+        choice = choose_serving(report[segment])
+        if choice is None:  # nothing measured for this segment
+            choice = "model" if learned_from[segment] else "defaults"
+        serving[segment] = choice
+        ranking[segment] = dict(DEFAULT_RANKING[segment] if choice == "defaults"
+                                else candidates[choice])
     holdout = _holdout_table(split, report, len(samples_h), len(samples_c))
     return SelfEvaluation(ranking=ranking, serving=serving, holdout=holdout, notes=notes,
                           seconds=time.perf_counter() - started,
                           candidates={"history": {**candidates_h, "hand_set": HAND_SET},
                                       "cold": {**candidates_c,
                                                "hand_set": DEFAULT_RANKING["cold"]}})
+
+
+def choose_serving(figures: Mapping | None) -> str | None:
+    """The guardrail: "model" when it beats every baseline by ``MARGIN``, else the best
+    baseline's name; None when nothing was measured."""
+    if not figures or "model" not in figures:
+        return None
+    baselines = [n for n in figures if n in BASELINES]
+    if not baselines:
+        return "model"
+    best = max(baselines, key=lambda n: (figures[n]["ndcg@10"], n))
+    if figures["model"]["ndcg@10"] > figures[best]["ndcg@10"] * (1.0 + MARGIN):
+        return "model"
+    return best
 
 
 def _measure(user_ids: Sequence[int], targets: Mapping[int, np.ndarray], cold: bool,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -12,6 +13,7 @@ from django.utils import timezone
 from xo_recommender import artifacts, snapshot
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.engine.model import EngineParams, Recommender
+from xo_recommender.engine.selfeval import SelfEvaluation, learn_ranking
 from xo_recommender.exceptions import RebuildFailed
 from xo_recommender.models import ModelVersion
 
@@ -27,7 +29,10 @@ def rebuild(*, progress: Callable[[str], None] | None = None) -> ModelVersion:
     version = ModelVersion.objects.create(params=params.to_dict())
     started = time.perf_counter()
     try:
-        model = _train(params, say)
+        model, evaluation = _train(params, say)
+        if evaluation is not None:
+            version.metrics = evaluation.as_metrics()
+            version.params = model.params.to_dict()
         payload = model.to_bytes()
         say(f"Saving version {version.pk} ({len(payload) / 2**20:.1f} MiB)")
         version.artifact = payload
@@ -49,14 +54,28 @@ def rebuild(*, progress: Callable[[str], None] | None = None) -> ModelVersion:
     return version
 
 
-def _train(params: EngineParams, say: Callable[[str], None]) -> Recommender:
-    """Read the host data and fit a model: the one step a rebuild delegates to the engine."""
+def _train(params: EngineParams, say: Callable[[str], None]
+           ) -> tuple[Recommender, SelfEvaluation | None]:
+    """Read the host data, learn how to rank it (unless weights are fixed), fit the model.
+
+    The ranking is learned on a temporal holdout of the site's own data (the engine's
+    ``selfeval``); the model that serves is then fitted on all of it with those weights.
+    """
     say("Reading businesses")
     catalogue = snapshot.load_catalogue()
     say(f"Reading interactions ({len(catalogue.ids):,} businesses)")
     events = snapshot.load_interactions(tuple(params.type_weights))
+    evaluation = None
+    if rec_settings.BLEND_WEIGHTS is None:
+        users = snapshot.load_users(events.user_ids)
+        say(f"Learning the ranking from a holdout of {len(events):,} interactions")
+        evaluation = learn_ranking(
+            catalogue, events, users, params, progress=say,
+            budget_seconds=float(rec_settings.TUNING_SECONDS),
+            max_users=int(rec_settings.TUNING_MAX_USERS))
+        params = replace(params, ranking=evaluation.ranking)
     say(f"Training on {len(events):,} interactions")
-    return Recommender.fit(catalogue, events, params, now=time.time())
+    return Recommender.fit(catalogue, events, params, now=time.time()), evaluation
 
 
 def _activate(version: ModelVersion) -> None:

@@ -46,3 +46,8 @@ class Command(BaseCommand):
             f"{version.n_businesses:,} businesses, {version.n_interactions:,} interactions, "
             f"{time.perf_counter() - started:.1f} s, peak memory {version.peak_rss_mb:,.0f} MiB."
         ))
+        if options["verbosity"] >= 1:
+            from xo_recommender.holdout_report import holdout_table
+
+            for line in holdout_table(version.metrics):
+                self.stdout.write(line)

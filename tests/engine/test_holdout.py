@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from tests.engine.synthetic import site
+from xo_recommender.engine.data import Events
+from xo_recommender.engine.holdout import temporal_split
+
+TYPES = ("view", "like", "save", "purchase", "share")
+
+
+def events(rows):
+    """rows: (user, item, type, count, first, last)."""
+    u, i, t, c, f, la = (np.array(col) for col in zip(*rows, strict=True))
+    return Events(u.astype(np.int64), i.astype(np.int64), t.astype(np.int64), TYPES,
+                  np.ones(len(rows)), c.astype(float), la.astype(float), f.astype(float))
+
+
+def test_latest_discoveries_are_held_out_and_the_rest_trains():
+    rows = [(1, item, 0, 1, 100 * item, 100 * item) for item in range(1, 11)]
+    split = temporal_split(events(rows), fraction=0.2, cold_fraction=0)
+    assert sorted(split.targets[1].tolist()) == [9, 10]
+    assert sorted(split.train.item_ids.tolist()) == list(range(1, 9))
+    assert split.cutoffs[1] == 900
+
+
+def test_no_leak_from_the_future():
+    """A row that went on after the cut keeps only what was known at the cut; a later
+    like of a training business is dropped; held-out businesses never train."""
+    rows = [(1, item, 0, 1, 100 * item, 100 * item) for item in range(1, 10)]
+    rows[2] = (1, 3, 0, 7, 300, 5000)  # viewed item 3 again long after the cut...
+    rows.append((1, 2, 1, 1, 950, 950))  # ...and liked item 2 after the cut
+    rows.append((1, 10, 0, 1, 1000, 1000))
+    split = temporal_split(events(rows), fraction=0.2, cold_fraction=0)
+    cut = split.cutoffs[1]
+    train = split.train
+    assert np.all(train.first_seen <= cut) and np.all(train.last_seen <= cut)
+    assert not np.isin(train.item_ids, split.targets[1]).any()
+    clipped = (train.item_ids == 3)
+    assert train.counts[clipped].tolist() == [1.0]
+    assert not ((train.item_ids == 2) & (train.type_codes == 1)).any()
+
+
+def test_changing_the_held_out_rows_changes_nothing_that_trains():
+    catalogue, ev, _ = site("random", n_users=60, per_user=8)
+    split = temporal_split(ev, seed=3, cold_fraction=0)
+    held = np.zeros(len(ev), bool)
+    for user, items in split.targets.items():
+        held |= (ev.user_ids == user) & np.isin(ev.item_ids, items)
+    changed = Events(ev.user_ids, ev.item_ids, ev.type_codes, ev.types, ev.weights,
+                     np.where(held, 99.0, ev.counts), ev.last_seen, ev.first_seen)
+    again = temporal_split(changed, seed=3, cold_fraction=0)
+    for name in ("user_ids", "item_ids", "counts", "last_seen"):
+        assert np.array_equal(getattr(split.train, name), getattr(again.train, name))
+
+
+def test_users_with_few_businesses_stay_whole_and_new_users_are_held_out_whole():
+    catalogue, ev, _ = site("random", n_users=400, per_user=6)
+    few = Events(np.r_[ev.user_ids, [9999, 9999]], np.r_[ev.item_ids, [1, 2]],
+                 np.r_[ev.type_codes, [0, 0]], ev.types, np.r_[ev.weights, [1, 1]],
+                 np.r_[ev.counts, [1, 1]], np.r_[ev.last_seen, [5, 6]],
+                 np.r_[ev.first_seen, [5, 6]])
+    split = temporal_split(few, min_items=3, cold_fraction=0.1, seed=1)
+    assert 9999 not in split.targets
+    assert 20 <= split.cold_users <= 70
+    for user in split.cold_targets:
+        assert user not in split.targets
+        assert not (split.train.user_ids == user).any()
+
+
+def test_all_interactions_at_one_instant_still_split_with_a_note():
+    rows = [(u, i, 0, 1, 0, 0) for u in range(1, 30) for i in range(1, 6)]
+    split = temporal_split(events(rows), cold_fraction=0)
+    assert split.users == 29
+    assert any("same time" in note for note in split.notes)
+    assert len(split.train) == 29 * 4
+
+
+def test_bad_fraction_is_refused():
+    with pytest.raises(ValueError):
+        temporal_split(events([(1, 1, 0, 1, 0, 0)]), fraction=1.5)

@@ -1,0 +1,156 @@
+"""The learned ranking: it follows the data, keeps a baseline when it cannot beat it,
+and says why when there is too little to learn from."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tests.engine.synthetic import site
+from xo_recommender.engine import features
+from xo_recommender.engine.data import Catalogue, Events, UserProfiles
+from xo_recommender.engine.holdout import temporal_split
+from xo_recommender.engine.model import EngineParams, Query, Recommender
+from xo_recommender.engine.selfeval import (
+    DEFAULT_RANKING,
+    Evaluator,
+    choose_serving,
+    learn_ranking,
+)
+
+PROXIMITY = ("near_1km", "near_3km", "near_10km", "near_30km", "nearness", "log_nearness",
+             "usual_reach", "popular_nearby")
+INTEREST = ("interest", "interest_category", "interest_tag")
+
+
+def drop(weights, names):
+    return {k: (0.0 if k in names else v) for k, v in weights.items()}
+
+
+def ndcg_without(driver, segment):
+    """Holdout NDCG of the learned weights, whole and without each group of features.
+
+    For new users (``"cold"``) nothing from a history can stand in for a dropped group.
+    """
+    catalogue, events, users = site(driver, seed=5, n_users=600)
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=1,
+                            budget_seconds=20, max_users=300)
+    outer = temporal_split(events, seed=9, cold_fraction=0.2)
+    now = float(outer.train.last_seen.max())
+    model = Recommender.fit(catalogue, outer.train, EngineParams(), now=now)
+    w = learned.candidates[segment]["model"]
+    figures = Evaluator(model, outer, users, now).measure({segment: {
+        "all": w, "no_proximity": drop(w, PROXIMITY), "no_interest": drop(w, INTEREST)}})
+    return {k: v["ndcg@10"] for k, v in figures[segment].items() if k != "users"}
+
+
+def test_where_only_distance_matters_proximity_carries_the_ranking():
+    ndcg = ndcg_without("distance", "history")
+    assert ndcg["all"] - ndcg["no_proximity"] > 0.1
+    assert ndcg["all"] - ndcg["no_proximity"] > 5 * abs(ndcg["all"] - ndcg["no_interest"])
+
+
+def test_where_only_interests_matter_interest_carries_the_ranking():
+    ndcg = ndcg_without("interest", "cold")
+    assert ndcg["all"] - ndcg["no_interest"] > 0.05
+    assert ndcg["all"] - ndcg["no_interest"] > 5 * abs(ndcg["all"] - ndcg["no_proximity"])
+
+
+def test_where_collaboration_carries_no_signal_a_baseline_serves():
+    """Choices driven by a popularity no feature but popularity sees: the learned model
+    cannot beat "popular" by the margin, so a baseline serves, and it says so."""
+    catalogue, events, users = site("popularity", seed=2)
+    users = UserProfiles(users.ids, [[] for _ in users.ids],
+                         np.full(len(users), np.nan), np.full(len(users), np.nan))
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=20, max_users=300)
+    assert learned.serving["history"] != "model"
+    assert learned.ranking["history"] == learned.candidates["history"][
+        learned.serving["history"]]
+    assert "did not beat" in learned.as_metrics()["guardrail"]
+
+
+def test_the_guardrail_rule():
+    fig = lambda v: {"ndcg@10": v}  # noqa: E731
+    assert choose_serving({"model": fig(0.5), "popular": fig(0.3), "heuristic": fig(0.4),
+                           "hand_set": fig(0.9)}) == "model"
+    assert choose_serving({"model": fig(0.402), "popular": fig(0.3),
+                           "heuristic": fig(0.4)}) == "heuristic"
+    assert choose_serving(None) is None
+
+
+def test_metrics_have_the_stored_shape():
+    catalogue, events, users = site("interest", seed=3)
+    metrics = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=20, max_users=200).as_metrics()
+    holdout = metrics["holdout"]
+    assert holdout["users"] > 0 and holdout["cold_users"] > 0
+    for block in (holdout["model"], *holdout["baselines"].values()):
+        for figures in block.values():
+            assert set(figures) == {"ndcg@10", "precision@10", "recall@10", "coverage"}
+            assert all(0.0 <= v <= 1.0 for v in figures.values())
+    assert {"popular", "popular_nearby", "collaborative_only", "heuristic"} <= set(
+        holdout["baselines"])
+    assert metrics["serving"]
+
+
+@pytest.mark.parametrize("case", ["one user", "one business", "one instant", "empty"])
+def test_tiny_or_degenerate_data_gets_defaults_and_a_reason(case):
+    catalogue, events, users = site("random", n_users=30, n_items=20, per_user=5)
+    if case == "one user":
+        events = events.select(events.user_ids == 1)
+    elif case == "one business":
+        events = events.select(events.item_ids == 1)
+    elif case == "one instant":
+        events.first_seen = np.zeros(len(events))
+        events.last_seen = np.zeros(len(events))
+    else:
+        events = Events.empty(("view",))
+    learned = learn_ranking(catalogue, events, users, EngineParams(), budget_seconds=5)
+    assert learned.ranking == DEFAULT_RANKING
+    assert learned.notes
+    assert learned.as_metrics()["holdout"] is None
+    model = Recommender.fit(catalogue, events, EngineParams(ranking=learned.ranking))
+    assert model.recommend(Query(interests=["cafe"], limit=5))
+
+
+def test_nan_and_infinite_inputs_give_finite_scores():
+    catalogue, events, users = site("distance", n_users=50, n_items=30, per_user=5)
+    catalogue.latitudes[:5] = np.nan
+    catalogue.ratings[:] = np.inf
+    catalogue.popularity[:3] = np.nan
+    weights = {name: 1.0 for name in features.FEATURES}
+    model = Recommender.fit(catalogue, events,
+                            EngineParams(ranking={"history": weights, "cold": weights}))
+    history = events.select(events.user_ids == 1)
+    for query in (Query(history=history, interests=["cafe"], location=(33.8, -84.3)),
+                  Query(interests=["cafe"], location=(33.8, -84.3)), Query()):
+        ranked = model.recommend(query)
+        assert ranked and all(math.isfinite(r.score) for r in ranked)
+    with pytest.raises(ValueError, match="finite"):
+        model.recommend(Query(location=(float("nan"), 0.0)))
+
+
+def test_learned_ranking_survives_the_artifact_round_trip():
+    catalogue, events, users = site("interest", n_users=60, n_items=40, per_user=6)
+    weights = {"interest_category": 2.0, "nearness": 1.0, "popularity": 0.5}
+    model = Recommender.fit(catalogue, events,
+                            EngineParams(ranking={"history": weights, "cold": weights}))
+    again = Recommender.from_bytes(model.to_bytes())
+    query = Query(interests=["cafe"], location=(33.8, -84.3), limit=5)
+    assert again.params.ranking == model.params.ranking
+    assert [r.item_id for r in again.recommend(query)] == [
+        r.item_id for r in model.recommend(query)]
+    for name in ("popularity", "trend", "hosted", "rating", "prior"):
+        assert np.array_equal(again.signals[name], model.signals[name])
+
+
+def test_catalogue_without_places_or_interests_still_ranks():
+    catalogue = Catalogue(ids=np.arange(1, 6), names=list("abcde"), categories=[[]] * 5)
+    events = Events(np.array([1, 1, 2]), np.array([1, 2, 1]), np.zeros(3, np.int64), ("view",))
+    weights = dict(DEFAULT_RANKING["history"])
+    model = Recommender.fit(catalogue, events,
+                            EngineParams(ranking={"history": weights, "cold": weights}))
+    ranked = model.recommend(Query(history=events.select(events.user_ids == 2)))
+    assert [r.item_id for r in ranked][:1] == [2]  # what user 1 also viewed leads
+    assert len(ranked) == 5  # a view does not hide a business
