@@ -9,6 +9,7 @@ Ids:
 * ``E005`` unknown keys in ``XO_RECOMMENDER`` or in a field mapping
 * ``E006`` ``CACHE_ALIAS`` is not in ``CACHES``
 * ``E007`` ``INTERACTION_WEIGHTS`` is not a mapping of type names to finite numbers
+* ``E010`` DRF's ``DEFAULT_SCHEMA_CLASS`` is not drf-spectacular's (the schema would 500)
 * ``W001`` the views are missing; ``W002`` they were built from another mapping
 """
 
@@ -101,3 +102,26 @@ def check_views(app_configs: Any = None, databases: Any = None, **kwargs: Any) -
                     id="xo_recommender.W002",
                 ))
     return warnings
+
+
+@register(Tags.compatibility)
+def check_schema_class(app_configs: Any = None, **kwargs: Any) -> list:
+    """The API's ``@extend_schema`` decorators build on DRF's ``DEFAULT_SCHEMA_CLASS``.
+
+    With DRF's own default (``rest_framework.schemas.openapi.AutoSchema``) the app's
+    ``schema/`` and docs pages fail at request time; say so at ``check`` time instead.
+    """
+    from drf_spectacular.openapi import AutoSchema
+    from rest_framework.settings import api_settings
+
+    configured = api_settings.DEFAULT_SCHEMA_CLASS
+    if isinstance(configured, type) and issubclass(configured, AutoSchema):
+        return []
+    name = getattr(configured, "__qualname__", repr(configured))
+    return [Error(
+        f'REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] is {name}; the recommender\'s API schema '
+        "needs drf-spectacular's AutoSchema.",
+        hint='Add "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema" to '
+        "REST_FRAMEWORK in your settings.",
+        id="xo_recommender.E010",
+    )]
