@@ -116,7 +116,8 @@ def test_a_host_without_drf_spectacular_schema_class_is_told_what_to_set(setting
 
     [error] = check_schema_class()
     assert error.id == "xo_recommender.E010"
-    assert "DEFAULT_SCHEMA_CLASS" in error.msg and "drf_spectacular.openapi.AutoSchema" in error.hint
+    assert "DEFAULT_SCHEMA_CLASS" in error.msg
+    assert "drf_spectacular.openapi.AutoSchema" in error.hint
 
 
 def test_drf_spectacular_schema_class_passes():
