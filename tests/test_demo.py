@@ -102,6 +102,7 @@ def test_save_records_the_interaction_and_the_list_changes_at_once(client, town)
     assert saved not in after and after != before
     page = response.content.decode()
     assert "Saved " in page and "badge new" in page  # what took its place is marked
+    assert "only staff" not in page  # back on their own page, no confusing notice
 
 
 @pytest.mark.django_db

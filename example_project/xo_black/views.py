@@ -42,7 +42,7 @@ def _chosen_user(request) -> tuple[Any, str | None]:
     User = get_user_model()
     raw = request.GET.get("user", "").strip()
     me = request.user if request.user.is_authenticated else None
-    if raw and me is not None and not me.is_staff:
+    if raw and me is not None and not me.is_staff and raw != str(me.pk):
         return me, (f"You are signed in as {me.username}: only staff can look at another "
                     "user's page, so this is yours.")
     if raw:
@@ -145,7 +145,8 @@ def act(request, business_id: int):
     kind = request.POST.get("action", "")
     User = get_user_model()
     viewer = get_object_or_404(User, pk=request.POST.get("user") or request.user.pk)
-    query = {k: v for k, v in (("user", request.POST.get("user", "")),
+    others = "" if viewer.pk == request.user.pk else str(viewer.pk)
+    query = {k: v for k, v in (("user", others),
                                ("category", request.POST.get("category", ""))) if v}
     back = reverse("home") + (f"?{urlencode(query)}" if query else "")
     if not _may_act_for(request, viewer):
