@@ -124,3 +124,13 @@ def test_drf_spectacular_schema_class_passes():
     from xo_recommender.checks import check_schema_class
 
     assert check_schema_class() == []
+
+
+def test_docs_without_the_sidecar_app_are_a_warning(settings):
+    from xo_recommender.checks import check_docs_assets
+
+    assert check_docs_assets() == []
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS
+                               if a != "drf_spectacular_sidecar"]
+    [warning] = check_docs_assets()
+    assert warning.id == "xo_recommender.W010" and "INSTALLED_APPS" in warning.hint

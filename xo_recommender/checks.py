@@ -10,6 +10,7 @@ Ids:
 * ``E006`` ``CACHE_ALIAS`` is not in ``CACHES``
 * ``E007`` ``INTERACTION_WEIGHTS`` is not a mapping of type names to finite numbers
 * ``E010`` DRF's ``DEFAULT_SCHEMA_CLASS`` is not drf-spectacular's (the schema would 500)
+* ``W010`` ``drf_spectacular_sidecar`` not installed (the docs pages would have no assets)
 * ``W001`` the views are missing; ``W002`` they were built from another mapping
 """
 
@@ -124,4 +125,18 @@ def check_schema_class(app_configs: Any = None, **kwargs: Any) -> list:
         hint='Add "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema" to '
         "REST_FRAMEWORK in your settings.",
         id="xo_recommender.E010",
+    )]
+
+
+@register(Tags.staticfiles)
+def check_docs_assets(app_configs: Any = None, **kwargs: Any) -> list:
+    """Swagger UI and Redoc (``docs/``, ``redoc/``) load their files from the sidecar app."""
+    if global_apps.is_installed("drf_spectacular_sidecar"):
+        return []
+    return [Warning(
+        "drf_spectacular_sidecar is not in INSTALLED_APPS: the recommender's docs/ and "
+        "redoc/ pages would load without their scripts.",
+        hint='Add "drf_spectacular_sidecar" to INSTALLED_APPS (it is installed with '
+        "xo-recommender).",
+        id="xo_recommender.W010",
     )]
