@@ -1,7 +1,8 @@
 """Pages about the API: an index of its endpoints, Swagger UI and Redoc.
 
 The docs use drf-spectacular-sidecar's copies of Swagger UI and Redoc whatever the
-host's ``SPECTACULAR_SETTINGS`` say, so they work offline and with no CDN. Every page
+host's ``SPECTACULAR_SETTINGS`` say, and load nothing from elsewhere (no CDN, no web
+fonts, no validator badge), so they work offline. Every page
 finds the schema beside itself (``…/schema/``), so the host may mount the app under
 any prefix or namespace. None of these views is part of the schema it serves.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from django.templatetags.static import static
 from django.utils.safestring import mark_safe
+from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -114,6 +116,14 @@ class SwaggerView(_SchemaBeside, SpectacularSwaggerView):
     permission_classes = [AllowAny]
     title = "Recommender API"
 
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """No spec validator badge: Swagger UI would send the schema's URL to swagger.io."""
+        response = super().get(request, *args, **kwargs)
+        configured = spectacular_settings.SWAGGER_UI_SETTINGS
+        if isinstance(configured, dict) and "validatorUrl" not in configured:
+            response.data["settings"] = self._dump({**configured, "validatorUrl": None})
+        return response
+
     @staticmethod
     def _swagger_ui_resource(filename: str) -> str:
         return static(SIDECAR + f"swagger-ui-dist/{filename}")
@@ -130,6 +140,7 @@ class RedocView(_SchemaBeside, SpectacularRedocView):
     page_suffix = "redoc/"
     permission_classes = [AllowAny]
     title = "Recommender API"
+    template_name = "xo_recommender/redoc.html"  # without the web fonts from elsewhere
 
     @staticmethod
     def _redoc_standalone() -> str:
