@@ -114,7 +114,7 @@ def test_interaction_list_charts_new_interactions_per_day_and_type(staff_client)
     page = staff_client.get(reverse("admin:xo_recommender_interaction_changelist")
                             ).content.decode()
     chart = page[page.index('id="interaction-chart"'):]
-    assert "<svg" in chart and "New interactions per day and type" in chart
+    assert "<svg" in chart and "Interactions per day (last activity) and type" in chart
     assert "· view: 1</title>" in chart and "· save: 1</title>" in chart
     assert reverse("admin:xo_recommender_preview") + f"?user={user.pk}" in page
 

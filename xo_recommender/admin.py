@@ -97,12 +97,17 @@ class InteractionAdmin(admin.ModelAdmin):
             request, {**(extra_context or {}), "xo_chart": self.activity_chart()})
 
     def activity_chart(self) -> Any:
-        """New interaction rows per day (first seen) and type, the last ``CHART_DAYS`` days."""
+        """Interaction rows by the day they were last active, per type, last ``CHART_DAYS`` days.
+
+        ``last_seen`` (indexed) rather than ``first_seen``: one bounded index range scan
+        even over millions of rows. A row is one (user, business, type), so a repeat
+        moves its row to the day of the repeat.
+        """
         today = timezone.localdate()
         days = [today - timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
         since = timezone.now() - timedelta(days=CHART_DAYS)
-        rows = (Interaction.objects.filter(first_seen__gte=since)
-                .annotate(day=TruncDate("first_seen"))
+        rows = (Interaction.objects.filter(last_seen__gte=since)
+                .annotate(day=TruncDate("last_seen"))
                 .values("day", "interaction_type").annotate(n=Count("id")).order_by())
         by_type: dict[str, dict[Any, int]] = {}
         for row in rows:
@@ -110,7 +115,7 @@ class InteractionAdmin(admin.ModelAdmin):
         series = {kind: [counts.get(day, 0) for day in days]
                   for kind, counts in sorted(by_type.items())}
         return charts.stacked_bar_chart(
-            f"New interactions per day and type, last {CHART_DAYS} days",
+            f"Interactions per day (last activity) and type, last {CHART_DAYS} days",
             [day.strftime("%b %d") for day in days], series)
 
     def get_urls(self):
