@@ -2,13 +2,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/xo_recommender
+# One database name per checkout (pytest-django adds "test_"), so two checkouts or
+# worktrees testing against one server never drop each other's test database.
+CHECKOUT_ID := $(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
+DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/xo_recommender_$(CHECKOUT_ID)
 REDIS_URL ?= redis://127.0.0.1:6379/15
 DEMO_USERS ?= 500
 DEMO_BUSINESSES ?= 200
 DEMO_INTERACTIONS ?= 10000
+DEMO_PORT ?= 8000
+DEMO_ENV := env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL
 
-.PHONY: venv demo seed test test-sqlite lint wheel-check benchmarks-smoke clean
+.PHONY: venv demo seed test test-sqlite test-browser lint wheel-check benchmarks-smoke clean
 
 venv: $(VENV)/.installed
 
@@ -20,15 +25,14 @@ $(VENV)/.installed: pyproject.toml
 
 # The demo runs on the embedded default: a SQLite file and the local-memory cache.
 demo: venv
-	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) manage.py migrate --noinput
-	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(MAKE) --no-print-directory seed
-	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) manage.py rebuild_recommendations
+	$(DEMO_ENV) $(PY) manage.py migrate --noinput
+	$(DEMO_ENV) $(MAKE) --no-print-directory seed
+	$(DEMO_ENV) $(PY) manage.py rebuild_recommendations
 	@echo
-	@echo "  XO Black demo: open http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/)"
-	@echo "  The page shows a demo user's recommendations; add ?user=<id> for another user."
-	@echo "  Stop with Ctrl-C."
+	@echo "  XO Black demo on http://127.0.0.1:$(DEMO_PORT)/ (stop with Ctrl-C). Sign-ins:"
+	@$(DEMO_ENV) $(PY) manage.py demo_accounts --base-url http://127.0.0.1:$(DEMO_PORT)
 	@echo
-	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) manage.py runserver 127.0.0.1:8000
+	$(DEMO_ENV) $(PY) manage.py runserver 127.0.0.1:$(DEMO_PORT)
 
 seed: venv
 	$(PY) manage.py seed_demo --users $(DEMO_USERS) --businesses $(DEMO_BUSINESSES) \
@@ -43,6 +47,15 @@ test: venv
 test-sqlite: venv
 	env -u DATABASE_URL -u REDIS_URL SQLITE_TEST_PATH=$(CURDIR)/.venv/xo_test.sqlite3 \
 		$(PY) -m pytest $(PYTEST_ARGS)
+
+# The demo page, Swagger UI and the admin chart in headless Chromium (Debian's chromium
+# and chromium-driver); screenshots go to $(SCREENSHOTS). Under CI=true a missing
+# browser fails the run instead of skipping.
+SCREENSHOTS ?= $(CURDIR)/.venv/screenshots
+test-browser: venv
+	env -u DATABASE_URL -u REDIS_URL SQLITE_TEST_PATH=$(CURDIR)/.venv/xo_browser.sqlite3 \
+		SCREENSHOTS=$(SCREENSHOTS) $(PY) -m pytest tests/browser -m browser $(PYTEST_ARGS)
+	@echo "screenshots: $(SCREENSHOTS)"
 
 lint: venv
 	$(VENV)/bin/ruff check .

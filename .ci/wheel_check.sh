@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build the wheel, install it into a brand-new virtualenv, and prove a host project can
 # install the app from it: import, migrate (views included) and pass the system checks.
+# Then a NEW host from `django-admin startproject` (auth.User, a business model with other
+# field names), set up as the README says, answers every endpoint (.ci/new_host.py).
 set -euo pipefail
 PY=${1:-python3}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +14,9 @@ wheel=$(ls "$work"/dist/*.whl)
 echo "built $(basename "$wheel")"
 listing=$(python3 -m zipfile -l "$wheel")
 for wanted in xo_recommender/migrations/0002_source_views.py \
-              xo_recommender/templates/xo_recommender/admin/preview.html; do
+              xo_recommender/templates/xo_recommender/admin/preview.html \
+              xo_recommender/templates/xo_recommender/admin/modelversion_change_list.html \
+              xo_recommender/api/docs.py xo_recommender/charts.py; do
   grep -qF "$wanted" <<<"$listing" || { echo "the wheel lacks $wanted" >&2; exit 1; }
 done
 if grep -qF "example_project" <<<"$listing"; then
@@ -38,3 +42,5 @@ call_command("check", fail_level="WARNING")
 call_command("recommender_views")
 print(f"xo_recommender {xo_recommender.__version__} installs from its wheel and migrates")
 PY
+
+"$work/venv/bin/python" "$root/.ci/new_host.py" "$work/newhost"

@@ -8,6 +8,7 @@ Environment:
 * ``XO_THROTTLE_READ`` / ``XO_THROTTLE_WRITE`` — API rates per user (DRF rate strings).
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc files, served locally
     "example_project.xo_black",
     "xo_recommender",
 ]
@@ -111,12 +113,16 @@ XO_RECOMMENDER = {
         "tags": "tags",
         "popularity": "popularity_score",
     },
+    # The defaults plus "hide" (negative: the demo page's Hide button drops a business).
+    "INTERACTION_WEIGHTS": {"view": 1.0, "like": 3.0, "save": 4.0, "purchase": 5.0,
+                            "share": 4.0, "hide": -1.0},
 }
 
 # The recommender's API (mounted at /api/recommend/) follows these. Token for programs
 # (``Authorization: Token <key>``; create keys in the admin or with ``drf_create_token``),
-# sessions for the browsable API after signing in to the admin. Token comes first so an
-# anonymous request gets 401 with a ``WWW-Authenticate`` header rather than 403.
+# sessions for the browsable API and the demo page after signing in at /accounts/login/.
+# Token comes first so an anonymous request gets 401 with a ``WWW-Authenticate`` header
+# rather than 403.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -124,6 +130,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Docstrings' ``literals`` shown as code in the browsable API, not as backticks.
+    "VIEW_DESCRIPTION_FUNCTION": "xo_recommender.api.docs.view_description",
     # Per user (per IP when anonymous). Generous defaults so benchmarks measure the
     # recommender, not the throttle; a public deployment would set e.g. 120/min, 60/min.
     "DEFAULT_THROTTLE_RATES": {
@@ -145,5 +153,15 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+# Leaflet for the demo page's map, from the django-leaflet package's own copy (served
+# locally, no CDN). Only its static folder is used: as an app its admin needs GDAL.
+_leaflet = importlib.util.find_spec("leaflet")
+STATICFILES_DIRS = [Path(_leaflet.origin).parent / "static"] if _leaflet else []
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"  # the demo's own sign-in page, for ordinary users too
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+# The demo map's base layer: none by default (no network needed; points and lines still
+# show). E.g. DEMO_MAP_TILES=https://tile.openstreetmap.org/{z}/{x}/{y}.png for streets.
+DEMO_MAP_TILES = os.environ.get("DEMO_MAP_TILES", "")

@@ -107,3 +107,30 @@ def test_bad_mapping_stops_manage_py_check_with_the_error_not_a_traceback():
     bad = configured_with({"latitude": "name"})
     with override_settings(XO_RECOMMENDER=bad), pytest.raises(SystemCheckError, match="E004"):
         call_command("check")
+
+
+def test_a_host_without_drf_spectacular_schema_class_is_told_what_to_set(settings):
+    settings.REST_FRAMEWORK = {k: v for k, v in settings.REST_FRAMEWORK.items()
+                               if k != "DEFAULT_SCHEMA_CLASS"}
+    from xo_recommender.checks import check_schema_class
+
+    [error] = check_schema_class()
+    assert error.id == "xo_recommender.E010"
+    assert "DEFAULT_SCHEMA_CLASS" in error.msg
+    assert "drf_spectacular.openapi.AutoSchema" in error.hint
+
+
+def test_drf_spectacular_schema_class_passes():
+    from xo_recommender.checks import check_schema_class
+
+    assert check_schema_class() == []
+
+
+def test_docs_without_the_sidecar_app_are_a_warning(settings):
+    from xo_recommender.checks import check_docs_assets
+
+    assert check_docs_assets() == []
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS
+                               if a != "drf_spectacular_sidecar"]
+    [warning] = check_docs_assets()
+    assert warning.id == "xo_recommender.W010" and "INSTALLED_APPS" in warning.hint

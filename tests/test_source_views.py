@@ -131,3 +131,25 @@ def test_host_migration_altering_a_mapped_column_succeeds_and_views_come_back():
     assert view_names() == set()
     refresh_views_after_migrate(sender=config, using="default", apps=apps)
     assert view_names() == {sources.USER_VIEW, sources.BUSINESS_VIEW}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_before_migrate_fails_with_one_line_naming_the_missing_column():
+    """The mapping names a field whose host migration has not run yet: say `migrate`."""
+    user_model = apps.get_model("xo_black", "User")
+    field = user_model._meta.get_field("home_latitude")
+    sources.drop_views(connection, SourceView)
+    with connection.schema_editor() as editor:
+        editor.remove_field(user_model, field)
+    try:
+        with pytest.raises(CommandError) as raised:
+            call_command("recommender_views", "create", verbosity=0)
+        message = str(raised.value)
+        assert "\n" not in message
+        assert "xo_black_user.home_lat" in message and "migrate" in message
+        assert view_names() == set()  # nothing half-done
+    finally:
+        with connection.schema_editor() as editor:
+            editor.add_field(user_model, field)
+        call_command("recommender_views", "create", verbosity=0)
+    assert view_names() == {sources.USER_VIEW, sources.BUSINESS_VIEW}

@@ -1,23 +1,122 @@
-"""Admin: interactions, model versions with their figures, and a per-user preview."""
+"""Admin: interactions (with a chart per day and type), model versions with their
+holdout figures and a chart across versions, and a per-user preview linked from the
+user's and the interaction's pages. Numbers are rounded for people.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.db.models.functions import TruncDate
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
+from xo_recommender import charts
 from xo_recommender.models import Interaction, ModelVersion
+
+#: Holdout figures shown, in this order, with their labels.
+METRICS = [("ndcg@10", "NDCG@10"), ("precision@10", "P@10"), ("recall@10", "R@10"),
+           ("coverage", "coverage")]
+SEGMENTS = [("history", "users with history"), ("cold", "cold users")]
+CHART_DAYS = 30
+CHART_VERSIONS = 20
+
+
+def preview_url(user_id: Any) -> str:
+    """The admin's recommendation preview for one user."""
+    return f"{reverse('admin:xo_recommender_preview')}?user={user_id}"
+
+
+def _rounded(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int | float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def holdout_rows(metrics: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """``(ranker, segment, [figure, …])`` rows of a version's holdout figures, or []."""
+    holdout = (metrics or {}).get("holdout") or {}
+    rankers = [("model", holdout.get("model") or {})]
+    rankers += sorted((holdout.get("baselines") or {}).items())
+    rows = []
+    for name, blocks in rankers:
+        for segment, label in SEGMENTS:
+            figures = (blocks or {}).get(segment)
+            if figures:
+                rows.append((name, label, [_rounded(figures.get(key)) for key, _ in METRICS]))
+    return rows
+
+
+class RecommendationPreviewMixin:
+    """For the host's user admin: a "Recommendations" link on each user's page.
+
+    ``class MyUserAdmin(RecommendationPreviewMixin, UserAdmin): ...``
+    """
+
+    change_form_template = "xo_recommender/admin/user_change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "xo_preview_url": preview_url(object_id)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Interaction)
 class InteractionAdmin(admin.ModelAdmin):
-    list_display = ("user", "business", "interaction_type", "count", "weight", "last_seen")
+    list_display = ("user", "business", "interaction_type", "count", "rounded_weight",
+                    "last_seen", "preview_link")
     list_filter = ("interaction_type", "last_seen")
     search_fields = ("=user__pk", "=business__pk")
     raw_id_fields = ("user", "business")
     date_hierarchy = "last_seen"
     list_select_related = ("user", "business")
-    readonly_fields = ("first_seen", "last_seen", "count")
+    readonly_fields = ("first_seen", "last_seen", "count", "preview_link")
     show_full_result_count = False  # no COUNT(*) over millions of rows per page
+    change_list_template = "xo_recommender/admin/interaction_change_list.html"
+
+    @admin.display(description="weight", ordering="weight")
+    def rounded_weight(self, obj: Interaction) -> str:
+        return _rounded(obj.weight, 2)
+
+    @admin.display(description="recommendations")
+    def preview_link(self, obj: Interaction) -> str:
+        if obj.pk is None:
+            return "—"
+        return format_html('<a href="{}">preview for user {}</a>',
+                           preview_url(obj.user_id), obj.user_id)
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(
+            request, {**(extra_context or {}), "xo_chart": self.activity_chart()})
+
+    def activity_chart(self) -> Any:
+        """Interaction rows by the day they were last active, per type, last ``CHART_DAYS`` days.
+
+        ``last_seen`` (indexed) rather than ``first_seen``: one bounded index range scan
+        even over millions of rows. A row is one (user, business, type), so a repeat
+        moves its row to the day of the repeat.
+        """
+        today = timezone.localdate()
+        days = [today - timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
+        since = timezone.now() - timedelta(days=CHART_DAYS)
+        rows = (Interaction.objects.filter(last_seen__gte=since)
+                .annotate(day=TruncDate("last_seen"))
+                .values("day", "interaction_type").annotate(n=Count("id")).order_by())
+        by_type: dict[str, dict[Any, int]] = {}
+        for row in rows:
+            by_type.setdefault(row["interaction_type"], {})[row["day"]] = row["n"]
+        series = {kind: [counts.get(day, 0) for day in days]
+                  for kind, counts in sorted(by_type.items())}
+        return charts.stacked_bar_chart(
+            f"Interactions per day (last activity) and type, last {CHART_DAYS} days",
+            [day.strftime("%b %d") for day in days], series)
 
     def get_urls(self):
         preview = self.admin_site.admin_view(self.preview_view)
@@ -51,15 +150,83 @@ class InteractionAdmin(admin.ModelAdmin):
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("pk", "status", "is_active", "created_at", "n_users", "n_businesses",
-                    "n_interactions", "fit_seconds", "peak_rss_mb")
+                    "n_interactions", "fit_time", "peak_memory", "holdout_ndcg", "serving")
     list_filter = ("status", "is_active")
-    exclude = ("artifact",)
+    exclude = ("artifact", "metrics", "fit_seconds", "peak_rss_mb")
     readonly_fields = ("created_at", "finished_at", "status", "is_active", "n_users",
-                       "n_businesses", "n_interactions", "fit_seconds", "peak_rss_mb",
-                       "params", "metrics", "error")
+                       "n_businesses", "n_interactions", "fit_time", "peak_memory",
+                       "holdout_figures", "serving", "guardrail", "params", "error")
+    change_list_template = "xo_recommender/admin/modelversion_change_list.html"
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("artifact")  # megabytes per row
 
     def has_add_permission(self, request):
         return False  # versions come from rebuild_recommendations
+
+    @admin.display(description="fit time", ordering="fit_seconds")
+    def fit_time(self, obj: ModelVersion) -> str:
+        return "—" if obj.fit_seconds is None else f"{obj.fit_seconds:,.1f} s"
+
+    @admin.display(description="peak memory", ordering="peak_rss_mb")
+    def peak_memory(self, obj: ModelVersion) -> str:
+        return "—" if obj.peak_rss_mb is None else f"{obj.peak_rss_mb:,.0f} MiB"
+
+    @admin.display(description="NDCG@10 (model)")
+    def holdout_ndcg(self, obj: ModelVersion) -> str:
+        model = ((obj.metrics or {}).get("holdout") or {}).get("model") or {}
+        block = model.get("history") or model.get("cold") or {}
+        return _rounded(block.get("ndcg@10"))
+
+    @admin.display(description="serving")
+    def serving(self, obj: ModelVersion) -> str:
+        return (obj.metrics or {}).get("serving") or "—"
+
+    @admin.display(description="guardrail")
+    def guardrail(self, obj: ModelVersion) -> str:
+        return (obj.metrics or {}).get("guardrail") or "—"
+
+    @admin.display(description="holdout figures")
+    def holdout_figures(self, obj: ModelVersion) -> str:
+        rows = holdout_rows(obj.metrics)
+        if not rows:
+            return "No holdout figures for this version."
+        holdout = obj.metrics["holdout"]
+        head = format_html_join("", "<th>{}</th>", ((label,) for _, label in METRICS))
+        body = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td>{}</tr>",
+            ((name, segment, format_html_join("", "<td>{}</td>", ((v,) for v in figures)))
+             for name, segment, figures in rows))
+        return format_html(
+            '<p>k = {}, {} holdout users ({} cold)</p><table class="xo-holdout"><thead><tr>'
+            "<th>ranker</th><th>users</th>{}</tr></thead><tbody>{}</tbody></table>",
+            holdout.get("k", "—"), _rounded(holdout.get("users"), 0),
+            _rounded(holdout.get("cold_users"), 0), head, body)
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(
+            request, {**(extra_context or {}), "xo_charts": self.quality_charts()})
+
+    def quality_charts(self) -> list[Any]:
+        """NDCG@10 of the model and each baseline across the latest versions, per segment."""
+        versions = list(ModelVersion.objects.defer("artifact")
+                        .filter(status=ModelVersion.Status.READY)
+                        .order_by("-created_at", "-pk")[:CHART_VERSIONS])[::-1]
+        versions = [v for v in versions if (v.metrics or {}).get("holdout")]
+        drawn = []
+        for segment, label in SEGMENTS:
+            series: dict[str, list[float | None]] = {}
+            for i, version in enumerate(versions):
+                holdout = version.metrics["holdout"]
+                rankers = {"model": holdout.get("model") or {},
+                           **(holdout.get("baselines") or {})}
+                for name, blocks in rankers.items():
+                    value = ((blocks or {}).get(segment) or {}).get("ndcg@10")
+                    series.setdefault(name, [None] * len(versions))[i] = value
+            series = {name: points for name, points in series.items()
+                      if any(v is not None for v in points)}
+            if series:
+                drawn.append(charts.line_chart(
+                    f"NDCG@10 on the holdout, {label}, by version (model vs baselines)",
+                    [f"v{v.pk}" for v in versions], series))
+        return drawn

@@ -9,6 +9,8 @@ Ids:
 * ``E005`` unknown keys in ``XO_RECOMMENDER`` or in a field mapping
 * ``E006`` ``CACHE_ALIAS`` is not in ``CACHES``
 * ``E007`` ``INTERACTION_WEIGHTS`` is not a mapping of type names to finite numbers
+* ``E010`` DRF's ``DEFAULT_SCHEMA_CLASS`` is not drf-spectacular's (the schema would 500)
+* ``W010`` ``drf_spectacular_sidecar`` not installed (the docs pages would have no assets)
 * ``W001`` the views are missing; ``W002`` they were built from another mapping
 * ``W003`` the result cache is private to each process (local memory) while tasks run in
   other processes (a broker is configured), or in any deployment (``check --deploy``)
@@ -143,3 +145,40 @@ def check_cache_shared_in_deployment(app_configs: Any = None, **kwargs: Any) -> 
     if check_cache_shared(app_configs):  # already reported by the ordinary run
         return []
     return check_cache_shared(app_configs, deploy=True)
+
+
+@register(Tags.compatibility)
+def check_schema_class(app_configs: Any = None, **kwargs: Any) -> list:
+    """The API's ``@extend_schema`` decorators build on DRF's ``DEFAULT_SCHEMA_CLASS``.
+
+    With DRF's own default (``rest_framework.schemas.openapi.AutoSchema``) the app's
+    ``schema/`` and docs pages fail at request time; say so at ``check`` time instead.
+    """
+    from drf_spectacular.openapi import AutoSchema
+    from rest_framework.settings import api_settings
+
+    configured = api_settings.DEFAULT_SCHEMA_CLASS
+    if isinstance(configured, type) and issubclass(configured, AutoSchema):
+        return []
+    name = getattr(configured, "__qualname__", repr(configured))
+    return [Error(
+        f'REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] is {name}; the recommender\'s API schema '
+        "needs drf-spectacular's AutoSchema.",
+        hint='Add "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema" to '
+        "REST_FRAMEWORK in your settings.",
+        id="xo_recommender.E010",
+    )]
+
+
+@register(Tags.staticfiles)
+def check_docs_assets(app_configs: Any = None, **kwargs: Any) -> list:
+    """Swagger UI and Redoc (``docs/``, ``redoc/``) load their files from the sidecar app."""
+    if global_apps.is_installed("drf_spectacular_sidecar"):
+        return []
+    return [Warning(
+        "drf_spectacular_sidecar is not in INSTALLED_APPS: the recommender's docs/ and "
+        "redoc/ pages would load without their scripts.",
+        hint='Add "drf_spectacular_sidecar" to INSTALLED_APPS (it is installed with '
+        "xo-recommender).",
+        id="xo_recommender.W010",
+    )]

@@ -13,7 +13,7 @@ the system checks, so a mapping the checks accept is exactly one the views can b
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import migrations, models
@@ -52,6 +52,10 @@ _TEXT_TYPES = {"CharField", "TextField", "SlugField", "EmailField", "URLField"}
 _BOOLEAN_TYPES = {"BooleanField", "NullBooleanField"}
 
 
+class SourceColumnsMissing(Exception):
+    """A mapped column is in the models but not yet in the database (``migrate`` first)."""
+
+
 class SourceMappingError(Exception):
     """The configured mapping cannot be turned into a view; carries what to change."""
 
@@ -67,6 +71,8 @@ class ViewSpec:
 
     name: str
     select_sql: str
+    #: ``(table, column)`` pairs the SELECT reads, to say which is missing before running it.
+    reads: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def signature(self) -> str:
@@ -115,6 +121,7 @@ class _Builder:
         self.postgres = connection.vendor == "postgresql"
         self.model = model
         self.setting_key = setting_key
+        self.reads: list[tuple[str, str]] = [(model._meta.db_table, model._meta.pk.column)]
 
     def column(self, name: str, kind: str, optional: bool, host_name: str | None) -> str:
         if host_name is None:
@@ -143,6 +150,7 @@ class _Builder:
             )
         if kind == TERMS and isinstance(field, models.ManyToManyField):
             return f"{self.m2m_terms(name, field, label_field or 'name')} AS {self.q(name)}"
+        self.reads.append((self.model._meta.db_table, field.column))
         col = f"h.{self.q(field.column)}"
         if kind == TERMS:
             if self.postgres:
@@ -198,6 +206,8 @@ class _Builder:
             f"ON t.{q(target._meta.pk.column)} = m.{q(field.m2m_reverse_name())} "
             f"WHERE m.{q(field.m2m_column_name())} = h.{q(self.model._meta.pk.column)}"
         )
+        self.reads += [(through, field.m2m_column_name()), (through, field.m2m_reverse_name()),
+                       (target._meta.db_table, label.column)]
         lab = f"t.{q(label.column)}"
         if self.postgres:
             return f"COALESCE((SELECT jsonb_agg({lab} ORDER BY {lab}) {join}), '[]'::jsonb)"
@@ -224,7 +234,7 @@ def _view(apps: Any, connection: Any, *, view: str, model_setting: str, label: s
         for name, (kind, optional) in schema.items()
     ]
     select = f"SELECT {', '.join(columns)} FROM {q(model._meta.db_table)} h"
-    return ViewSpec(view, select)
+    return ViewSpec(view, select, tuple(builder.reads))
 
 
 def user_view(apps: Any, connection: Any) -> ViewSpec:
@@ -263,9 +273,35 @@ def drop_views(connection: Any, source_view_model: Any = None) -> None:
         source_view_model.objects.using(connection.alias).all().delete()
 
 
+def missing_columns(connection: Any, specs: list[ViewSpec]) -> list[str]:
+    """``table.column`` names the views would read that the database lacks (no migrate yet)."""
+    tables = set(connection.introspection.table_names())
+    columns: dict[str, set[str]] = {}
+    missing = []
+    with connection.cursor() as cursor:
+        for spec in specs:
+            for table, column in spec.reads:
+                if table not in columns:
+                    columns[table] = ({c.name for c in connection.introspection
+                                       .get_table_description(cursor, table)}
+                                      if table in tables else set())
+                if column not in columns[table] and f"{table}.{column}" not in missing:
+                    missing.append(f"{table}.{column}")
+    return missing
+
+
 def create_views(connection: Any, apps: Any, source_view_model: Any) -> list[ViewSpec]:
-    """(Re)create both views from the current mapping and record their signatures."""
+    """(Re)create both views from the current mapping and record their signatures.
+
+    Raises ``SourceColumnsMissing`` (nothing changed) when a mapped column is not in the
+    database yet, i.e. the host's migration adding it has not run.
+    """
     specs = view_specs(apps, connection)
+    missing = missing_columns(connection, specs)
+    if missing:
+        raise SourceColumnsMissing(
+            f"Column {', '.join(missing)} does not exist in the database yet: run "
+            "`manage.py migrate` first (it also rebuilds the views).")
     drop_views(connection)
     with connection.cursor() as cursor:
         for spec in specs:

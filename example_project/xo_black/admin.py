@@ -2,10 +2,11 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
 from example_project.xo_black.models import Business, Category, User
+from xo_recommender.admin import RecommendationPreviewMixin
 
 
 @admin.register(User)
-class XoUserAdmin(UserAdmin):
+class XoUserAdmin(RecommendationPreviewMixin, UserAdmin):
     fieldsets = (*UserAdmin.fieldsets, ("XO Black", {
         "fields": ("interests", "city", "home_latitude", "home_longitude"),
     }))

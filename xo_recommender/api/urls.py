@@ -2,13 +2,14 @@
 
 The paths are the original service's (``{user_id}/``, ``health/``, ``sync/user/``,
 ``interaction/``, ``cache/clear/{user_id}/``, ``user/{user_id}/interactions/``) plus
-``me/``, ``businesses/{id}/similar/``, ``popular/`` and the OpenAPI ``schema/``.
+``me/``, ``businesses/{id}/similar/``, ``popular/``, the OpenAPI ``schema/``, its
+Swagger UI ``docs/`` and Redoc ``redoc/``; the mount point itself lists them all.
 """
 
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from xo_recommender.api import errors, views
+from xo_recommender.api import docs, errors, views
 
 app_name = "xo_recommender"
 
@@ -23,7 +24,10 @@ router.register("popular", views.PopularViewSet, basename="popular")
 router.register("", views.RecommendationViewSet, basename="recommendation")
 
 urlpatterns = [
+    path("", docs.ApiIndexView.as_view(), name="index"),
     path("schema/", views.RecommenderSchemaView.as_view(), name="schema"),
+    path("docs/", docs.SwaggerView.as_view(), name="docs"),
+    path("redoc/", docs.RedocView.as_view(), name="redoc"),
     *router.urls,
     # Last: any other path under the prefix is the API's own JSON 404, not Django's page.
     re_path(r"^.*$", errors.not_found, name="not-found"),

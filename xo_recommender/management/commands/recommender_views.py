@@ -38,6 +38,8 @@ class Command(BaseCommand):
             status = sources.view_status(connection, apps, SourceView)
         except sources.SourceMappingError as exc:
             raise CommandError(f"{exc} {exc.hint}") from None
+        except sources.SourceColumnsMissing as exc:
+            raise CommandError(str(exc)) from None
         for name, state in status.items():
             style = self.style.SUCCESS if state == "ok" else self.style.WARNING
             self.stdout.write(f"{name}: {style(state)}")
