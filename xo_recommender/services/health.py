@@ -62,5 +62,19 @@ def health() -> tuple[bool, dict[str, Any]]:
         version = artifacts.active_version_id() if parts["database"]["status"] == "up" else None
     except Exception:
         version = None
-    report = {"status": "ok" if healthy else "unavailable", **parts, "model_version": version}
+    report = {"status": "ok" if healthy else "unavailable", **parts, "model_version": version,
+              "serving": _serving(version)}
     return healthy, report
+
+
+def _serving(version_id: int | None) -> str | None:
+    """Which ranking the live version serves: "model", a baseline the guardrail kept
+    (e.g. "popular_nearby"), "fixed BLEND_WEIGHTS", or "defaults" on too little data."""
+    if version_id is None:
+        return None
+    try:
+        metrics = (ModelVersion.objects.filter(pk=version_id)
+                   .values_list("metrics", flat=True).first()) or {}
+    except Exception:  # health reports, it never raises
+        return None
+    return metrics.get("serving") if isinstance(metrics, dict) else None

@@ -30,9 +30,12 @@ def rebuild(*, progress: Callable[[str], None] | None = None) -> ModelVersion:
     started = time.perf_counter()
     try:
         model, evaluation = _train(params, say)
-        if evaluation is not None:
-            version.metrics = evaluation.as_metrics()
-            version.params = model.params.to_dict()
+        version.metrics = evaluation.as_metrics() if evaluation is not None else {
+            "holdout": None, "serving": "fixed BLEND_WEIGHTS",
+            "guardrail": "BLEND_WEIGHTS is set: the fixed weights serve, nothing is learned",
+            "notes": ["BLEND_WEIGHTS is set, so this rebuild learned nothing and measured "
+                      "nothing; unset it to learn the ranking from a holdout"]}
+        version.params = model.params.to_dict()
         payload = model.to_bytes()
         say(f"Saving version {version.pk} ({len(payload) / 2**20:.1f} MiB)")
         version.artifact = payload
