@@ -103,6 +103,7 @@ AUTH_USER_MODEL = "xo_black.User"
 # The recommender: the host's business model and the host field names that differ.
 XO_RECOMMENDER_BUSINESS_MODEL = "xo_black.Business"
 XO_RECOMMENDER = {
+    "SITE_NAME": "XO Black",
     "USER_FIELDS": {
         "interests": "interests",
         "latitude": "home_latitude",

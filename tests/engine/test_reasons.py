@@ -29,7 +29,7 @@ def test_reasons_are_ordered_by_contribution():
     )
     assert out == [
         "Matches your interest in Coffee",
-        "Popular on XO Black",
+        "Popular on this site",
         "Because you bought Blue Bottle",
     ]
 
@@ -54,8 +54,8 @@ def test_profile_reason_names_the_similar_item():
 
 def test_popular_near_you_needs_a_near_known_distance():
     assert _one([0, 0, 0, 0.5, 0, 0], distances_km=[2.0]) == ["Popular near you"]
-    assert _one([0, 0, 0, 0.5, 0, 0], distances_km=[200.0]) == ["Popular on XO Black"]
-    assert _one([0, 0, 0, 0.5, 0, 0], distances_km=[np.nan]) == ["Popular on XO Black"]
+    assert _one([0, 0, 0, 0.5, 0, 0], distances_km=[200.0]) == ["Popular on this site"]
+    assert _one([0, 0, 0, 0.5, 0, 0], distances_km=[np.nan]) == ["Popular on this site"]
     assert _one([0, 0, 0, 0.5, 0, 0], site_name="Example") == ["Popular on Example"]
 
 

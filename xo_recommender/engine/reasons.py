@@ -30,7 +30,46 @@ from xo_recommender.engine.blend import (
     TRENDING,
 )
 
-__all__ = ["PAST_TENSE", "reasons_for"]
+__all__ = ["PAST_TENSE", "TEMPLATES", "Reason", "reasons_for"]
+
+#: Every phrase, by code, with named fields: the English text, and the message a host
+#: translates (``xo_recommender.reason_text`` renders them with gettext).
+TEMPLATES: dict[str, str] = {
+    "because": "Because you {verb} {name}",
+    "similar_taste": "Liked by people with similar taste",
+    "similar_to": "Similar to {name} you {verb}",
+    "interest": "Matches your interest in {term}",
+    "category": "You often go to {category} places",
+    "trending_near": "Trending near you",
+    "trending": "Trending on {site}",
+    "popular_near": "Popular near you",
+    "popular": "Popular on {site}",
+    "rated": "Highly rated",
+    "distance": "{km} km away",
+    "fallback": "Recommended for you",
+}
+
+
+class Reason(str):
+    """A reason's English text that also carries its code and fields, so the Django
+    side can say it in the request's language (it compares and prints as the text)."""
+
+    code: str
+    params: dict[str, str]
+
+    def __new__(cls, code: str, **params: str) -> Reason:
+        text = TEMPLATES[code].format(**params)
+        obj = super().__new__(cls, text)
+        obj.code = code
+        obj.params = dict(params)
+        return obj
+
+    def __reduce__(self):
+        return (_reason, (self.code, self.params))
+
+
+def _reason(code: str, params: dict[str, str]) -> Reason:
+    return Reason(code, **params)
 
 PAST_TENSE: dict[str, str] = {
     "view": "viewed",
@@ -69,8 +108,8 @@ def reasons_for(
     high_rating: float = 4.0,
     min_share: float = 0.1,
     max_reasons: int = 3,
-    site_name: str = "XO Black",
-    fallback: str = "Recommended for you",
+    site_name: str = "this site",
+    fallback: str | None = None,
 ) -> list[list[str]]:
     """Reasons per result (list of 1..``max_reasons`` strings, strongest first).
 
@@ -116,32 +155,32 @@ def reasons_for(
             name = name_of(collab_src, r)
             kind = collaborative_types[r] if collaborative_types is not None else None
             if name is not None:
-                return f"Because you {_verb(kind)} {name}"
-            return "Liked by people with similar taste"
+                return Reason("because", verb=_verb(kind), name=name)
+            return Reason("similar_taste")
         if component == PROFILE:
             name = name_of(profile_src, r)
             kind = profile_types[r] if profile_types is not None else None
-            return None if name is None else f"Similar to {name} you {_verb(kind)}"
+            return None if name is None else Reason("similar_to", name=name, verb=_verb(kind))
         if component == INTEREST:
             terms = list(matching_terms[r]) if matching_terms is not None else []
-            return f"Matches your interest in {terms[0]}" if terms else None
+            return Reason("interest", term=terms[0]) if terms else None
         if component == CATEGORY:
             label = categories[r] if categories is not None else None
-            return None if not label else f"You often go to {label} places"
+            return None if not label else Reason("category", category=label)
         if component == TRENDING:
             if d is not None and d <= near_km:
-                return "Trending near you"
-            return f"Trending on {site_name}"
+                return Reason("trending_near")
+            return Reason("trending", site=site_name)
         if component in (POPULARITY, PRIOR):
             if d is not None and d <= near_km:
-                return "Popular near you"
-            return f"Popular on {site_name}"
+                return Reason("popular_near")
+            return Reason("popular", site=site_name)
         if component == RATING:
             if rate is not None and not (np.isfinite(rate[r]) and rate[r] >= high_rating):
                 return None
-            return "Highly rated"
+            return Reason("rated")
         if component == PROXIMITY:
-            return None if d is None else f"{d:.1f} km away"
+            return None if d is None else Reason("distance", km=f"{d:.1f}")
         return None
 
     out: list[list[str]] = []
@@ -161,6 +200,7 @@ def reasons_for(
         reasons = (strong or weak[:1])[:max_reasons]
         if not reasons:
             d = _distance(dist, r)
-            reasons = [f"{d:.1f} km away" if d is not None else fallback]
+            reasons = [Reason("distance", km=f"{d:.1f}") if d is not None else
+                       (fallback if fallback is not None else Reason("fallback"))]
         out.append(reasons)
     return out

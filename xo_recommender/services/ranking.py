@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from xo_recommender import artifacts, cache, snapshot
+from django.utils import translation
+
+from xo_recommender import artifacts, cache, reason_text, snapshot
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.engine import geo
 from xo_recommender.engine.data import Events
@@ -168,7 +170,8 @@ def recommend_for(
 def _ranking_settings() -> dict[str, Any]:
     """The settings that shape a ranking at request time: part of every cache key, so a
     deploy that changes them is not answered from entries computed under the old ones."""
-    return {"_ranking": [rec_settings.BLEND_WEIGHTS, rec_settings.EXCLUDE_INTERACTED_TYPES,
+    return {"_language": translation.get_language(), "_site": rec_settings.SITE_NAME,
+            "_ranking": [rec_settings.BLEND_WEIGHTS, rec_settings.EXCLUDE_INTERACTED_TYPES,
                          rec_settings.INTERACTION_WEIGHTS, rec_settings.GEO_SCALE_KM,
                          rec_settings.DIVERSIFY, rec_settings.DIVERSITY_LAMBDA,
                          rec_settings.MAX_RESULTS]}
@@ -188,7 +191,8 @@ def _with_host_businesses(results: list, limit: int) -> list[Recommendation]:
         business = hosts.get(r.item_id)
         if business is None or (active_field and not getattr(business, active_field, True)):
             continue
-        page.append(Recommendation(business, r.score, r.reasons, r.distance_km))
+        page.append(Recommendation(business, r.score, reason_text.render_all(r.reasons),
+                                   r.distance_km))
         if len(page) == limit:
             break
     return page
@@ -203,7 +207,8 @@ def _business_dicts(results: list, limit: int | None = None) -> list[dict]:
         if row is None or not row.is_active:
             continue
         out.append({"business_id": row.pk, "name": row.name, "score": round(r.score, 6),
-                    "reasons": list(r.reasons), "categories": list(row.categories or []),
+                    "reasons": reason_text.render_all(r.reasons),
+                    "categories": list(row.categories or []),
                     "distance_km": r.distance_km})
         if limit is not None and len(out) == limit:
             break

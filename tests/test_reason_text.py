@@ -1,0 +1,36 @@
+"""Reasons are translatable and name the host site, not "XO Black"."""
+
+import pickle
+
+from django.utils import translation
+
+from xo_recommender.engine.reasons import Reason
+from xo_recommender.reason_text import render
+
+
+def test_reasons_name_the_configured_site(settings):
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "SITE_NAME": "Corner Finds"}
+    assert render(Reason("popular", site="this site")) == "Popular on Corner Finds"
+    settings.XO_RECOMMENDER = {k: v for k, v in settings.XO_RECOMMENDER.items()
+                               if k != "SITE_NAME"}
+    assert render(Reason("popular", site="x")) == "Popular on this site"
+
+
+def test_reasons_go_through_gettext(monkeypatch):
+    from xo_recommender import reason_text
+
+    catalogue = {"Because you {verb} {name}": "Parce que vous avez {verb} {name}",
+                 "saved": "enregistré"}
+    monkeypatch.setattr(reason_text, "gettext", lambda m: catalogue.get(m, m))
+    monkeypatch.setattr(reason_text, "pgettext", lambda ctx, m: catalogue.get(m, m))
+    with translation.override("fr"):
+        text = render(Reason("because", verb="saved", name="Sweet Auburn Books"))
+    assert text == "Parce que vous avez enregistré Sweet Auburn Books"
+
+
+def test_a_reason_is_its_english_text_and_survives_the_cache():
+    reason = Reason("distance", km="2.1")
+    assert reason == "2.1 km away"
+    again = pickle.loads(pickle.dumps(reason))
+    assert again == reason and again.code == "distance" and again.params == {"km": "2.1"}
+    assert render("plain text") == "plain text"

@@ -1,0 +1,52 @@
+"""Reasons in the request's language, naming the host site.
+
+The engine words every reason in English and tags it with a code and its fields
+(``engine.reasons.Reason``); here each code has a translatable message, so a host
+translates them like any other string of its own (``makemessages`` finds them) and
+``SITE_NAME`` names the site in "Popular on …".
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext, gettext_noop, pgettext
+
+from xo_recommender.conf import settings as rec_settings
+
+MESSAGES: dict[str, str] = {
+    "because": gettext_noop("Because you {verb} {name}"),
+    "similar_taste": gettext_noop("Liked by people with similar taste"),
+    "similar_to": gettext_noop("Similar to {name} you {verb}"),
+    "interest": gettext_noop("Matches your interest in {term}"),
+    "category": gettext_noop("You often go to {category} places"),
+    "trending_near": gettext_noop("Trending near you"),
+    "trending": gettext_noop("Trending on {site}"),
+    "popular_near": gettext_noop("Popular near you"),
+    "popular": gettext_noop("Popular on {site}"),
+    "rated": gettext_noop("Highly rated"),
+    "distance": gettext_noop("{km} km away"),
+    "fallback": gettext_noop("Recommended for you"),
+}
+
+#: The past tenses a reason uses ("Because you saved …"), translated in context.
+VERBS = ("viewed", "liked", "saved", "bought", "shared")
+
+
+def site_name() -> str:
+    return rec_settings.SITE_NAME or gettext("this site")
+
+
+def render(reason: str) -> str:
+    """One reason as text for the current language (plain strings pass through)."""
+    code = getattr(reason, "code", None)
+    if code not in MESSAGES:
+        return str(reason)
+    params = dict(getattr(reason, "params", {}))
+    if "site" in params:
+        params["site"] = site_name()
+    if params.get("verb") in VERBS:
+        params["verb"] = pgettext("reason verb", params["verb"])
+    return gettext(MESSAGES[code]).format(**params)
+
+
+def render_all(reasons) -> list[str]:
+    return [render(r) for r in reasons]
