@@ -21,7 +21,7 @@ ATL = (33.749, -84.388)
 
 RECOMMENDATION_KEYS = {"user_id", "recommendations", "model_version", "cached"}
 ITEM_KEYS = {"business_id", "name", "score", "reasons", "categories", "distance_km"}
-HEALTH_KEYS = {"status", "database", "cache", "broker", "model_version"}
+HEALTH_KEYS = {"status", "database", "cache", "broker", "model_version", "serving"}
 INTERACTION_KEYS = {"business_id", "interaction_type", "weight", "count", "first_seen",
                     "last_seen"}
 

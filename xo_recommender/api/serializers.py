@@ -256,6 +256,10 @@ class HealthResponseSerializer(serializers.Serializer):
     cache = HealthPartSerializer()
     broker = HealthPartSerializer()
     model_version = serializers.IntegerField(allow_null=True)
+    serving = serializers.CharField(
+        allow_null=True, help_text='Which ranking the live version serves: "model" (the '
+        'learned one), the baseline the guardrail kept instead (e.g. "popular_nearby"), '
+        '"fixed BLEND_WEIGHTS" or "defaults".')
 
 
 class UserSyncedSerializer(serializers.Serializer):

@@ -36,7 +36,7 @@ FAR_KM = 50.0
 #: Features that need the user's history; a user without one has them all at zero.
 HISTORY_FEATURES: tuple[str, ...] = (
     "collaborative", "profile", "category", "category_match", "category_count",
-    "category_lift", "usual_reach", "seen",
+    "category_lift", "unstated_lift", "usual_reach", "seen",
 )
 
 #: Features a user without history still has.
@@ -51,7 +51,8 @@ FEATURES: tuple[str, ...] = HISTORY_FEATURES + COLD_FEATURES
 REASON_GROUP: dict[str, str | None] = {
     "collaborative": "collaborative", "profile": "profile", "category": "category",
     "category_match": "category", "category_count": "category",
-    "category_lift": "category", "usual_reach": "proximity", "seen": None, "interest": "interest",
+    "category_lift": "category",
+    "unstated_lift": "category", "usual_reach": "proximity", "seen": None, "interest": "interest",
     "interest_category": "interest", "interest_tag": "interest",
     **{name: "proximity" for name in DISTANCE_SCALES},
     "nearness": "proximity", "log_nearness": "proximity",
@@ -104,8 +105,16 @@ def usual_reach(distances: np.ndarray, row: sp.csr_matrix) -> np.ndarray:
     return np.exp(-distances / scale).astype(np.float32)
 
 
+def _stated_columns(model, interests: Sequence[str]) -> np.ndarray:
+    from xo_recommender.engine.content import normalise_term
+
+    keys = {normalise_term(t) for t in interests or ()}
+    return np.array(sorted(model._category_column[k] for k in keys
+                           if k in model._category_column), dtype=np.int64)
+
+
 def category_lift(categories: sp.csr_matrix, row: sp.csr_matrix, active: np.ndarray,
-                  reach: np.ndarray | None) -> np.ndarray:
+                  reach: np.ndarray | None, stated: np.ndarray | None = None) -> np.ndarray:
     """How much more the user goes to a business's categories than chance would say.
 
     Chance is the categories' share among the businesses within the user's reach
@@ -113,16 +122,24 @@ def category_lift(categories: sp.csr_matrix, row: sp.csr_matrix, active: np.ndar
     a taste for a category shows as a lift, however common the category is around them.
     Returned as ``log(lift)`` clipped to [0, 4], divided by 4.
     """
-    n_hist = row.indices.size
+    visited = categories[row.indices]
+    if stated is not None and stated.size:
+        # Only the visits the stated interests do not explain, and not those categories:
+        # what is left is a taste the user never named.
+        explained = np.asarray(visited[:, stated].sum(axis=1)).ravel() > 0
+        visited = visited[~explained]
+    n_hist = visited.shape[0]
     if not n_hist:
         return np.zeros(categories.shape[0], np.float32)
-    hist = np.asarray(categories[row.indices].sum(axis=0), np.float64).ravel()
+    hist = np.asarray(visited.sum(axis=0), np.float64).ravel()
     w = np.asarray(active, np.float64) if reach is None else reach * active
     total = w.sum()
     if total <= 0:
         return np.zeros(categories.shape[0], np.float32)
     base = np.asarray(categories.T @ w, np.float64).ravel() / total
     lift = np.log((hist + 1.0) / (n_hist * base + 1.0))
+    if stated is not None and stated.size:
+        lift[stated] = 0.0
     per_item = categories.multiply(np.clip(lift, 0.0, 4.0)[None, :]).tocsr()
     return (np.asarray(per_item.max(axis=1).todense(), np.float32).ravel() / np.float32(4.0))
 
@@ -164,12 +181,18 @@ def compute(
         out["interest"] = _max_normalised(model.content.interest_scores(interests), mask)
     if interests and want & {"interest_category", "interest_tag"}:
         out.update(_interest_matches(model, interests))
-    if has_history and "category_lift" in want:
+    if has_history and want & {"category_lift", "unstated_lift"}:
         reach = None
         if point is not None:
             d = model.locations.distances_km(*point)
             reach = np.exp(-np.where(np.isfinite(d), d, np.inf) / 3.0)
         out["category_lift"] = category_lift(model.categories, row, model.active, reach)
+        stated = _stated_columns(model, interests)
+        if stated.size:
+            out["unstated_lift"] = category_lift(model.categories, row, model.active, reach,
+                                                 stated=stated)
+        else:
+            out["unstated_lift"] = out["category_lift"]
     near = None
     if point is not None and (want & (set(DISTANCE_SCALES) | {"popular_nearby", "nearness",
                                                               "log_nearness"})):
