@@ -68,7 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "BLEND_WEIGHTS": None,
     # Seconds a rebuild may spend learning the ranking and measuring it (the holdout
     # model's own training comes on top). Less data than that needs takes less.
-    "TUNING_SECONDS": 60.0,
+    "TUNING_SECONDS": 45.0,
     # The site's name in reasons such as "Popular on <name>" (None: "this site").
     "SITE_NAME": None,
     # Users measured (and, as many again, learned from) on the holdout at most.

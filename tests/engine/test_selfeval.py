@@ -154,3 +154,20 @@ def test_catalogue_without_places_or_interests_still_ranks():
     ranked = model.recommend(Query(history=events.select(events.user_ids == 2)))
     assert [r.item_id for r in ranked][:1] == [2]  # what user 1 also viewed leads
     assert len(ranked) == 5  # a view does not hide a business
+
+
+def test_reasons_follow_the_features_that_lifted_each_result():
+    """A strong history item no longer explains businesses it did not lift."""
+    catalogue, events, users = site("interest", n_users=80, n_items=60, per_user=8, seed=4)
+    history = events.select(events.user_ids == 1)
+    query = Query(history=history, interests=["cafe"], location=(33.8, -84.3), limit=8)
+    by_interest = {"interest_category": 3.0, "collaborative": 0.05, "nearness": 0.5}
+    model = Recommender.fit(catalogue, events,
+                            EngineParams(ranking={"history": by_interest, "cold": by_interest}))
+    ranked = model.recommend(query)
+    assert all(not reason.startswith("Because you") for r in ranked for reason in r.reasons)
+    assert any(reason == "Matches your interest in cafe" for r in ranked for reason in r.reasons)
+    by_history = {"collaborative": 3.0, "nearness": 0.1}
+    model = Recommender.fit(catalogue, events,
+                            EngineParams(ranking={"history": by_history, "cold": by_history}))
+    assert model.recommend(query)[0].reasons[0].startswith("Because you viewed")
