@@ -150,3 +150,27 @@ def test_seed_sync_business_payload_is_accepted():
 def test_seed_sync_user_errors(body, status):
     response = post(client_for(UserFactory(is_staff=True)), f"{API}sync/user/", body)
     assert_json(response, status)
+
+
+@pytest.mark.django_db
+def test_health_probes_the_broker_at_most_every_few_seconds(monkeypatch):
+    import importlib
+
+    health = importlib.import_module("xo_recommender.services.health")
+    probes = []
+    monkeypatch.setattr(health, "_probe_broker", lambda: probes.append(1))
+    for _ in range(5):
+        assert APIClient().get(f"{API}health/").status_code == 200
+    assert len(probes) == 1
+    monkeypatch.setattr(health, "BROKER_PROBE_SECONDS", 0)
+    APIClient().get(f"{API}health/")
+    assert len(probes) == 2
+
+
+@pytest.mark.django_db
+def test_health_writes_nothing_to_the_cache(django_assert_num_queries):
+    from django.core.cache import caches
+
+    before = caches["default"].get("xo_rec:health")
+    APIClient().get(f"{API}health/")
+    assert caches["default"].get("xo_rec:health") is before is None

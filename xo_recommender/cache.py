@@ -342,14 +342,11 @@ def _release(cache: Any, lock: str, token: str) -> None:
 
 
 def healthy() -> tuple[bool, float]:
-    """``(reachable, latency in ms)`` of the cache, by a write and read of a probe key."""
+    """``(reachable, latency in ms)`` of the cache: one read (a probe writes nothing).
+
+    While the breaker is open the cache is reported unreachable without being asked.
+    """
     started = time.perf_counter()
-    probe = f"{PREFIX}:health"
-
-    def roundtrip():
-        cache = _cache()
-        cache.set(probe, started, timeout=10)
-        return cache.get(probe) == started
-
-    ok = bool(_guarded("health check", False, roundtrip))
-    return ok, (time.perf_counter() - started) * 1000
+    sentinel = object()
+    found = _guarded("health check", sentinel, lambda: _cache().get(f"{PREFIX}:health"))
+    return found is not sentinel, (time.perf_counter() - started) * 1000

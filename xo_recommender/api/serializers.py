@@ -245,8 +245,8 @@ class PopularResponseSerializer(serializers.Serializer):
 
 class HealthPartSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["up", "down", "degraded"])
-    latency_ms = serializers.FloatField()
-    detail = serializers.CharField(required=False)
+    latency_ms = serializers.FloatField(required=False, help_text="Staff only.")
+    detail = serializers.CharField(required=False, help_text="Staff only.")
 
 
 @extend_schema_serializer(many=False)

@@ -355,11 +355,11 @@ class PopularViewSet(RecommenderViewSet):
 class HealthViewSet(RecommenderViewSet):
     """``GET health/``: 200 when the required parts are up, else 503; anyone may ask.
 
-    No authentication (a probe has no account and should not touch sessions) and no
-    recommender throttle (the host's global throttles still apply).
+    Anonymous callers see statuses only; staff also see latencies and error details.
+    No recommender throttle (the host's global throttles still apply); the broker is
+    probed at most every few seconds, and the cache probe only reads.
     """
 
-    authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
     def get_throttles(self) -> list[Any]:
@@ -373,6 +373,8 @@ class HealthViewSet(RecommenderViewSet):
     )
     def list(self, request: Request) -> Response:
         healthy, report = services.health()
+        if not (request.user and request.user.is_staff):
+            report = services.public_report(report)
         return Response(report, status=200 if healthy else 503)
 
 

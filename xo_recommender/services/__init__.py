@@ -5,7 +5,7 @@ validation and transactions. One module per concern; every public name is re-exp
 here, so ``from xo_recommender.services import recommend_for`` is the stable import.
 """
 
-from xo_recommender.services.health import health
+from xo_recommender.services.health import health, public_report
 from xo_recommender.services.interactions import (
     InteractionEvent,
     record_interaction,
@@ -29,6 +29,7 @@ __all__ = [
     "clear_user_cache",
     "health",
     "popular_businesses",
+    "public_report",
     "rebuild",
     "recommend_for",
     "recommendation_payload",
