@@ -178,3 +178,19 @@ def test_a_cache_hit_never_lists_a_business_deactivated_or_deleted_behind_signal
     listed = [r["business_id"] for r in answer["recommendations"]]
     assert shown[0] not in listed and shown[1] not in listed  # …the page did not
     assert not {shown[0], shown[1]} & {r.business.pk for r in recommend_for(owner, 10)}
+
+
+@pytest.mark.django_db
+def test_without_the_live_check_a_hit_costs_no_query(built, settings,
+                                                     django_assert_max_num_queries):
+    from xo_recommender.services import recommendation_page
+
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "LIVE_ACTIVE_CHECK": False}
+    owner = built["owner"]
+    recommendation_page(owner.pk)
+    with django_assert_max_num_queries(1):  # at most the active version, when its TTL ran out
+        assert recommendation_page(owner.pk).cached is True
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "LIVE_ACTIVE_CHECK": True}
+    recommendation_page(owner.pk)
+    with django_assert_max_num_queries(2):  # + the active check
+        assert recommendation_page(owner.pk).cached is True

@@ -21,7 +21,7 @@ from xo_recommender.exceptions import (
     UnknownUser,
 )
 from xo_recommender.models import Interaction, RecBusiness, RecUser
-from xo_recommender.services._common import _pk, bounded
+from xo_recommender.services._common import _pk, bounded, statement_timeout
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,9 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
             exclude: Iterable[Any], diversify: Any) -> tuple[dict[str, Any], bool]:
     """The model's ranking for one query (plus slack), from the cache when unchanged.
 
-    The cache holds ids, scores and reasons only — never whether a business is active,
-    which :func:`_live` reads afresh on every request.
+    Each ranked row carries the business's name and categories as the view showed them
+    when it was computed (an edit retires the entry through ``business_changed``); whether
+    the business is still active is never cached: :func:`_live` reads it every time.
     """
     excluded = sorted({int(_pk(b)) for b in exclude})
     params = {"limit": limit, "offset": offset, "category": category,
@@ -158,39 +159,60 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
               "radius_km": radius_km, "exclude": excluded, "diversify": diversify}
 
     def compute(expected_version: Any) -> dict[str, Any]:
+        with statement_timeout():  # the queries that can grow with the data
+            return _compute()
+
+    def _compute() -> dict[str, Any]:
         rec_user, version, results, _ = _rank(user, limit, offset, category, near, radius_km,
                                                excluded, diversify)
-        return {"user_id": rec_user.pk, "model_version": version,
-                "ranked": [[r.item_id, r.score, list(r.reasons), r.distance_km]
-                           for r in results]}
+        rows = RecBusiness.objects.in_bulk([r.item_id for r in results])
+        ranked = [[r.item_id, r.score, list(r.reasons), r.distance_km, row.name,
+                   list(row.categories or [])]
+                  for r in results if (row := rows.get(r.item_id)) is not None and row.is_active]
+        return {"user_id": rec_user.pk, "model_version": version, "ranked": ranked}
 
     return cache.cached_answer("rank", _pk(user), {**params, **_ranking_settings()}, compute,
                                artifacts.active_version_id,
                                items=lambda answer: [row[0] for row in answer["ranked"]])
 
 
-def _live(ranked: list, limit: int) -> list[PageItem]:
-    """The first ``limit`` ranked businesses the view shows as active *now*.
+def _active_ids(ids: list[int]) -> set[int]:
+    """Which of ``ids`` are active in the host's business table right now.
 
-    One indexed query per request, cache hit or not: a business deactivated or deleted
-    by any means (the ORM, ``queryset.update``, raw SQL in the host) is left out at
-    once, without relying on signals. The page comes up short only when more than
-    ``_SLACK`` of it went inactive since the model was built.
+    One primary-key lookup on the host table (the view's aggregates are not needed for
+    a flag), through the base manager so a host's filtering default manager cannot hide
+    rows. A NULL flag counts as active, as in the view.
     """
-    rows = RecBusiness.objects.in_bulk([row[0] for row in ranked])
+    business_model = Interaction.business.field.related_model
+    rows = business_model._base_manager.filter(pk__in=ids)
+    field = rec_settings.BUSINESS_FIELDS.get("is_active")
+    if not field:
+        return set(rows.values_list("pk", flat=True))
+    return {pk for pk, flag in rows.values_list("pk", field) if flag is None or bool(flag)}
+
+
+def _live(ranked: list, limit: int, *, check: bool = True) -> list[PageItem]:
+    """The first ``limit`` ranked businesses that are active *now*.
+
+    Checked on every request, cache hit or not: a business deactivated or deleted by
+    any means (the ORM, ``queryset.update``, raw SQL in the host) is left out at once,
+    without relying on signals. The page comes up short only when more than ``_SLACK``
+    of it went inactive since the model was built. ``LIVE_ACTIVE_CHECK = False`` skips
+    the query and relies on the save/delete signals alone.
+    """
+    ids = [row[0] for row in ranked]
+    active = _active_ids(ids) if check and rec_settings.LIVE_ACTIVE_CHECK else set(ids)
     page = []
-    for item_id, score, reasons, distance_km in ranked:
-        row = rows.get(item_id)
-        if row is None or not row.is_active:
+    for item_id, score, reasons, distance_km, name, categories in ranked:
+        if item_id not in active:
             continue
-        page.append(PageItem(row.pk, row.name, round(score, 6), list(reasons),
-                             list(row.categories or []), distance_km))
+        page.append(PageItem(item_id, name, round(score, 6), list(reasons), list(categories),
+                             distance_km))
         if len(page) == limit:
             break
     return page
 
 
-@bounded
 def recommendation_page(
     user: Any,
     limit: int = 10,
@@ -205,15 +227,16 @@ def recommendation_page(
     """One page of personalised businesses for ``user`` (an instance or its primary key).
 
     The one ranking path: ``recommend_for`` and the REST API both serve it, with one
-    cache. Arguments and errors as ``recommend_for``.
+    cache. Arguments and errors as ``recommend_for``. A miss runs under the statement
+    timeout; a hit costs one primary-key query (the active check) and no transaction.
     """
     answer, cached = _ranked(user, limit, offset, category, near, radius_km, exclude,
                              diversify)
+    # a ranking computed just now was filtered by the view already: check hits only
     return RecommendationPage(answer["user_id"], answer["model_version"],
-                              _live(answer["ranked"], limit), cached)
+                              _live(answer["ranked"], limit, check=cached), cached)
 
 
-@bounded
 def recommend_for(
     user: Any,
     limit: int = 10,
