@@ -50,3 +50,13 @@ def _closed_cache_breaker():
     cache.reset_breaker()
     yield
     cache.reset_breaker()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_broker_probe():
+    """The broker probe's few-second memory does not carry from one test to the next."""
+    import importlib
+
+    # the module, not the function ``services.health`` that the package re-exports
+    importlib.import_module("xo_recommender.services.health").forget_broker_probe()
+    yield

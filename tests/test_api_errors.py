@@ -101,6 +101,8 @@ def test_oversized_body_is_413_json(size):
 def test_unknown_api_paths_are_404_json(path):
     response = client_for(UserFactory()).get(API + path)
     assert_json(response, 404, "not_found")
+    client = APIClient(enforce_csrf_checks=True)  # a POST without a CSRF token, too
+    assert_json(client.post(API + path, "{}", content_type="application/json"), 404)
 
 
 @pytest.mark.django_db
@@ -110,7 +112,7 @@ def test_a_server_fault_is_a_logged_500_not_a_400(monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise ValueError("index 7 is out of bounds for the engine's item table")
 
-    monkeypatch.setattr(services, "recommendation_payload", broken)
+    monkeypatch.setattr(services, "recommendation_page", broken)
     with caplog.at_level(logging.ERROR, logger="xo_recommender.api"):
         response = client_for(user).get(f"{API}{user.pk}/")
     assert_json(response, 500, "internal_error")
@@ -150,3 +152,27 @@ def test_seed_sync_business_payload_is_accepted():
 def test_seed_sync_user_errors(body, status):
     response = post(client_for(UserFactory(is_staff=True)), f"{API}sync/user/", body)
     assert_json(response, status)
+
+
+@pytest.mark.django_db
+def test_health_probes_the_broker_at_most_every_few_seconds(monkeypatch):
+    import importlib
+
+    health = importlib.import_module("xo_recommender.services.health")
+    probes = []
+    monkeypatch.setattr(health, "_probe_broker", lambda: probes.append(1))
+    for _ in range(5):
+        assert APIClient().get(f"{API}health/").status_code == 200
+    assert len(probes) == 1
+    monkeypatch.setattr(health, "BROKER_PROBE_SECONDS", 0)
+    APIClient().get(f"{API}health/")
+    assert len(probes) == 2
+
+
+@pytest.mark.django_db
+def test_health_writes_nothing_to_the_cache(django_assert_num_queries):
+    from django.core.cache import caches
+
+    before = caches["default"].get("xo_rec:health")
+    APIClient().get(f"{API}health/")
+    assert caches["default"].get("xo_rec:health") is before is None

@@ -230,3 +230,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                     f"NDCG@10 on the holdout, {label}, by version (model vs baselines)",
                     [f"v{v.pk}" for v in versions], series))
         return drawn
+
+
+    def has_delete_permission(self, request, obj=None):  # never the version being served
+        return super().has_delete_permission(request, obj) and not (obj and obj.is_active)

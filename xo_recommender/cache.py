@@ -99,6 +99,13 @@ def breaker_open() -> bool:
     return _breaker.is_open()
 
 
+def note_failure(operation: str, exc: Exception) -> None:
+    """Another user of the same cache (the throttle) saw it fail: skip it for a while."""
+    _breaker.trip()
+    logger.warning("Recommendation cache unavailable during %s (skipped for %ss): %s",
+                   operation, rec_settings.CACHE_BREAKER_SECONDS, exc)
+
+
 def reset_breaker() -> None:
     """Close the breaker and forget pending invalidations (tests)."""
     with _breaker.lock:
@@ -342,14 +349,11 @@ def _release(cache: Any, lock: str, token: str) -> None:
 
 
 def healthy() -> tuple[bool, float]:
-    """``(reachable, latency in ms)`` of the cache, by a write and read of a probe key."""
+    """``(reachable, latency in ms)`` of the cache: one read (a probe writes nothing).
+
+    While the breaker is open the cache is reported unreachable without being asked.
+    """
     started = time.perf_counter()
-    probe = f"{PREFIX}:health"
-
-    def roundtrip():
-        cache = _cache()
-        cache.set(probe, started, timeout=10)
-        return cache.get(probe) == started
-
-    ok = bool(_guarded("health check", False, roundtrip))
-    return ok, (time.perf_counter() - started) * 1000
+    sentinel = object()
+    found = _guarded("health check", sentinel, lambda: _cache().get(f"{PREFIX}:health"))
+    return found is not sentinel, (time.perf_counter() - started) * 1000

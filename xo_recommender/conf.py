@@ -99,6 +99,11 @@ DEFAULTS: dict[str, Any] = {
     # After a cache error or timeout, skip the cache this many seconds (answers are
     # computed) instead of paying the timeout on every request.
     "CACHE_BREAKER_SECONDS": 5.0,
+    # Whether every answer, cached or not, checks its businesses are still active in the
+    # host table (one primary-key query): a business deactivated or deleted without a
+    # Django signal (queryset.update, raw SQL) is then never listed. False: rely on the
+    # signals, and such a change shows only when the entry expires (CACHE_TIMEOUT).
+    "LIVE_ACTIVE_CHECK": True,
     # Which entry of ``CACHES`` holds recommendation results.
     "CACHE_ALIAS": "default",
     # Seconds a cached result lives; the versioned keys make it safe to be generous.

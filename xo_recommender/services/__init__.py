@@ -5,7 +5,7 @@ validation and transactions. One module per concern; every public name is re-exp
 here, so ``from xo_recommender.services import recommend_for`` is the stable import.
 """
 
-from xo_recommender.services.health import health
+from xo_recommender.services.health import health, public_report
 from xo_recommender.services.interactions import (
     InteractionEvent,
     record_interaction,
@@ -13,9 +13,12 @@ from xo_recommender.services.interactions import (
     user_interactions,
 )
 from xo_recommender.services.ranking import (
+    PageItem,
     Recommendation,
+    RecommendationPage,
     popular_businesses,
     recommend_for,
+    recommendation_page,
     recommendation_payload,
     similar_businesses,
     user_history,
@@ -25,12 +28,16 @@ from xo_recommender.services.sync import clear_user_cache, sync_business, sync_u
 
 __all__ = [
     "InteractionEvent",
+    "PageItem",
     "Recommendation",
+    "RecommendationPage",
     "clear_user_cache",
     "health",
     "popular_businesses",
+    "public_report",
     "rebuild",
     "recommend_for",
+    "recommendation_page",
     "recommendation_payload",
     "record_interaction",
     "record_interactions",

@@ -27,6 +27,46 @@ def _timed(check: Callable[[], Any]) -> dict[str, Any]:
     return result
 
 
+#: Seconds a broker probe's result is reused: opening a broker connection on every GET
+#: of ``health/`` would let anyone make the app hammer its broker.
+BROKER_PROBE_SECONDS = 5.0
+_broker_probe: tuple[float, dict[str, Any]] | None = None
+
+
+def _probe_broker() -> str | None:
+    if not broker_configured():
+        return "no broker configured: tasks run inline"
+    from celery import current_app
+
+    with current_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return None
+
+
+def _broker_part() -> dict[str, Any]:
+    """The broker's part of the report, probed at most every ``BROKER_PROBE_SECONDS``."""
+    global _broker_probe
+    now = time.monotonic()
+    if _broker_probe is not None and now - _broker_probe[0] < BROKER_PROBE_SECONDS:
+        return dict(_broker_probe[1])
+    part = _timed(_probe_broker)
+    _broker_probe = (now, part)
+    return dict(part)
+
+
+def forget_broker_probe() -> None:
+    """Probe the broker afresh on the next report (tests)."""
+    global _broker_probe
+    _broker_probe = None
+
+
+def public_report(report: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may see: the overall and per-part statuses and the model version;
+    latencies and error details are for staff (they can name hosts and accounts)."""
+    return {key: {"status": value["status"]} if isinstance(value, dict) else value
+            for key, value in report.items()}
+
+
 def health() -> tuple[bool, dict[str, Any]]:
     """``(healthy, report)``: database, cache and broker with status and latency.
 
@@ -43,17 +83,8 @@ def health() -> tuple[bool, dict[str, Any]]:
         if not ok:
             raise ConnectionError("cache unreachable")
 
-    def broker():
-        if not broker_configured():
-            return "no broker configured: tasks run inline"
-        from celery import current_app
-
-        with current_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        return None
-
     parts = {"database": _timed(database), "cache": _timed(cache_check),
-             "broker": _timed(broker)}
+             "broker": _broker_part()}
     if parts["cache"]["status"] == "down":
         parts["cache"]["status"] = "degraded"
     required = set(rec_settings.HEALTH_REQUIRED)

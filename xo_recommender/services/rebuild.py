@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import resource
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.utils import timezone
 
 from xo_recommender import artifacts, snapshot
@@ -17,13 +19,72 @@ from xo_recommender.engine.selfeval import SelfEvaluation, learn_ranking
 from xo_recommender.exceptions import RebuildFailed
 from xo_recommender.models import ModelVersion
 
+try:
+    import resource
+except ImportError:  # Windows: no peak memory figure
+    resource = None  # type: ignore[assignment]
+
+#: PostgreSQL advisory lock key held by a rebuild for its whole run ("xo_rebuild").
+REBUILD_LOCK_KEY = 0x786F5F7265627569
+
 
 def rebuild(*, progress: Callable[[str], None] | None = None) -> ModelVersion:
     """Train a new model version beside the live one and make it active atomically.
 
     On failure the new version is marked failed, the previous one keeps serving, and
     ``RebuildFailed`` is raised. Old versions beyond ``KEEP_VERSIONS`` are deleted.
+    Rebuilds run one at a time per database; a version left ``building`` by a rebuild
+    that died (process killed) is marked failed by the next one.
     """
+    with _one_at_a_time():
+        _fail_orphans()
+        return _rebuild(progress)
+
+
+@contextmanager
+def _one_at_a_time() -> Iterator[None]:
+    """Hold a session advisory lock on PostgreSQL: a killed process's connection closes
+    and the lock goes with it, so whoever holds it knows no other rebuild is running.
+    Elsewhere (SQLite: one machine, usually one process) rebuilds are not serialised."""
+    connection = connections[router.db_for_write(ModelVersion)]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [REBUILD_LOCK_KEY])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [REBUILD_LOCK_KEY])
+        except DatabaseError:
+            pass  # the connection is gone, and the lock with it
+
+
+def _fail_orphans() -> int:
+    """Mark failed the versions still ``building`` whose rebuild is no longer running.
+
+    On PostgreSQL the lock proves it; elsewhere a ``building`` version older than an
+    hour is taken for dead.
+    """
+    orphans = ModelVersion.objects.filter(status=ModelVersion.Status.BUILDING)
+    if connections[router.db_for_write(ModelVersion)].vendor != "postgresql":
+        orphans = orphans.filter(created_at__lt=timezone.now() - timedelta(hours=1))
+    return orphans.update(
+        status=ModelVersion.Status.FAILED, finished_at=timezone.now(), is_active=False,
+        error="Orphaned: the rebuild that was building it stopped before finishing "
+        "(process killed or connection lost).")
+
+
+def _peak_rss_mb() -> float | None:
+    if resource is None:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS
+
+
+def _rebuild(progress: Callable[[str], None] | None) -> ModelVersion:
     say = progress or (lambda message: None)
     params = artifacts.engine_params()
     version = ModelVersion.objects.create(params=params.to_dict())
@@ -43,7 +104,7 @@ def rebuild(*, progress: Callable[[str], None] | None = None) -> ModelVersion:
         version.n_users = model.stats["users"]
         version.n_businesses = model.stats["items"]
         version.n_interactions = model.stats["interactions"]
-        version.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        version.peak_rss_mb = _peak_rss_mb()
         version.status = ModelVersion.Status.READY
         version.finished_at = timezone.now()
         _activate(version)
