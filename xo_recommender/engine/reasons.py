@@ -180,7 +180,9 @@ def reasons_for(
                 return None
             return Reason("rated")
         if component == PROXIMITY:
-            return None if d is None else Reason("distance", km=f"{d:.1f}")
+            # Distance is a reason only when it is near; farther, it stays a fact
+            # (``distance_km``) and the fallback when nothing else can be said.
+            return None if d is None or d > near_km else Reason("distance", km=f"{d:.1f}")
         return None
 
     out: list[list[str]] = []

@@ -58,6 +58,8 @@ MIN_USERS = 20
 #: The learned model serves only when its NDCG@10 beats the best baseline's by this
 #: share: where they measure the same, the simpler ranking is the safer one.
 MARGIN = 0.01
+#: Users measured per group even past the time budget: fewer make the guardrail a coin toss.
+MIN_MEASURED = 200
 #: Metrics reported per ranking and segment.
 METRICS = ("ndcg@10", "precision@10", "recall@10", "coverage")
 
@@ -232,7 +234,7 @@ def learn_ranking(
 
     samples_h = ListwiseSamples()
     samples_c = ListwiseSamples()
-    learn_budget = started + 0.6 * (deadline - started)
+    learn_budget = started + 0.4 * (deadline - started)
     for user_id in learn_h:
         if time.perf_counter() > learn_budget:
             notes.append(f"time budget: learned from {len(samples_h)} of {len(learn_h)} users")
@@ -248,7 +250,7 @@ def learn_ranking(
         samples_c.add(values, candidate_indices(values, mask, rng), tidx[mask[tidx]])
 
     say(f"Learning weights from {len(samples_h):,} users")
-    refine_until = started + 0.75 * (deadline - started)
+    refine_until = started + 0.55 * (deadline - started)
     baselines_h = {name: fit_listwise(samples_h, use) for name, use in BASELINES.items()}
     candidates_h: dict[str, dict[str, float]] = {
         "model": refine_ndcg(samples_h, fit_listwise(samples_h, features.FEATURES),
@@ -318,7 +320,7 @@ def _measure(user_ids: Sequence[int], targets: Mapping[int, np.ndarray], cold: b
     lists: dict[str, list[np.ndarray]] = {name: [] for name in candidates}
     measured = 0
     for user_id in user_ids:
-        if time.perf_counter() > deadline and measured >= 50:
+        if time.perf_counter() > deadline and measured >= MIN_MEASURED:
             notes.append(f"time budget: measured {measured} of {len(user_ids)} "
                          f"{'new' if cold else 'returning'} users")
             break
