@@ -135,13 +135,13 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--businesses", type=int, default=2000)
     parser.add_argument("--interactions", type=int, default=60_000)
-    parser.add_argument("--budget", type=float, default=60.0, help="tuning seconds")
+    parser.add_argument("--budget", type=float, default=45.0, help="TUNING_SECONDS")
     args = parser.parse_args()
     worlds = SMOKE if args.smoke else (
         ((args.seed, args.users, args.businesses, args.interactions),)
         if args.seed is not None else WORLDS)
     for w in worlds:
-        report(run_world(*w, budget=args.budget))
+        report(run_world(*w, budget=10.0 if args.smoke else args.budget))
     return 0
 
 
