@@ -342,8 +342,39 @@ class CollaborativeModel:
         return [int(hist[i]) for i in order]
 
     # ------------------------------------------------------------ serialisation
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(meta, arrays)`` for ``artifact_format``: S as flat CSR arrays (int32 index
+        arrays while they fit, so loading them back needs no dtype conversion, i.e. no
+        copy of a memory-mapped artifact)."""
+        s = self._require_fit()
+        idx = np.int32 if max(s.nnz, s.shape[0]) < np.iinfo(np.int32).max else np.int64
+        meta = {"format": _FORMAT, "params": self._params(), "path": self.path_,
+                "shape": list(s.shape)}
+        arrays = {
+            "data": s.data.astype(np.float32, copy=False),
+            "indices": s.indices.astype(idx, copy=False),
+            "indptr": s.indptr.astype(idx, copy=False),
+            "popularity": self.item_popularity_.astype(np.float32, copy=False),
+        }
+        return meta, arrays
+
+    @classmethod
+    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]
+                    ) -> CollaborativeModel:
+        """Inverse of ``to_arrays``; S wraps the given arrays without copying them."""
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"unknown model artifact format {meta.get('format')!r}")
+        model = cls(**meta["params"])
+        model.similarity_ = sp.csr_matrix(
+            (arrays["data"], arrays["indices"], arrays["indptr"]),
+            shape=tuple(int(v) for v in meta["shape"]),
+        )
+        model.item_popularity_ = arrays["popularity"]
+        model.path_ = meta["path"]
+        return model
+
     def to_bytes(self) -> bytes:
-        """Serialise with ``np.savez`` (no pickle) so the artifact can live in a DB row."""
+        """Serialise with ``np.savez`` (no pickle); the standalone form, used in tests."""
         s = self._require_fit()
         meta = {"format": _FORMAT, "params": self._params(), "path": self.path_}
         buf = io.BytesIO()
