@@ -1,7 +1,7 @@
 """Scale of the Django side: seed, rebuild and ``recommend_for`` on PostgreSQL.
 
 For each size (interactions; users = n/25, businesses = n/100, as XO Black's
-200k / 50k / 5M) it uses a database ``xo_bench_<n>`` (seeded once by ``seed_demo``;
+200k / 50k / 5M) it uses a database ``xo_bench_<n>`` (``--db-prefix``; seeded once by ``seed_demo``;
 ``--reseed`` to redo), runs ``rebuild_recommendations`` in a child process (wall time,
 peak RSS) and times uncached ``recommend_for`` in-process over random users (the model
 loaded first). The floor is a single-row primary-key query timed in the same process:
@@ -54,7 +54,7 @@ def ensure_database(server: str, name: str) -> bool:
 
 def measure_size(n: int, args) -> dict:
     users, businesses = max(n // 25, 20), max(n // 100, 10)
-    name = f"xo_bench_{n}"
+    name = f"{args.db_prefix}_{n}"
     env = database_env(args.server, name)
     created = ensure_database(args.server, name)
     py = sys.executable
@@ -128,6 +128,8 @@ def main() -> None:
     parser.add_argument("--rebuilds", type=int, default=3, help="median of this many")
     parser.add_argument("--users-sampled", type=int, default=1000)
     parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--db-prefix", default="xo_bench",
+                        help="databases are <prefix>_<n> (one per size, kept for reuse)")
     parser.add_argument("--smoke", action="store_true", help="one tiny size (CI)")
     parser.add_argument("--latency-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

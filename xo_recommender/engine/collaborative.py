@@ -253,10 +253,11 @@ class CollaborativeModel:
         gram = parts.gram
         del parts, x_rows, x_cols
         lengths = np.concatenate([p[0] for p in pieces])
-        rows = np.repeat(np.arange(n, dtype=np.int32), lengths)
         cols = np.concatenate([p[1] for p in pieces])
         vals = np.concatenate([p[2] for p in pieces])
         del pieces
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        del lengths
 
         # Exact EASE on the head; the single-predictor coefficients are rescaled by the
         # least-squares factor that best matches them to the EASE block.
@@ -269,19 +270,43 @@ class CollaborativeModel:
         del head_single
         head_block = _dense_top_k(b, k)
         del b
-        vals *= np.float32(scale) / denom[rows]
-        s = sp.csr_matrix(
+        row_scale = np.float32(scale) / denom
+        vals *= np.repeat(row_scale, np.diff(indptr))
+
+        # Head rows: the EASE block's entries join that row's tail coefficients and the
+        # row is cut to k again; tail rows are final. Rows are then put back in item
+        # order and columns relabelled, all on CSR arrays (no COO round trip).
+        end = int(indptr[nh])
+        head_rows = sp.csr_matrix(
             (
-                np.concatenate([vals, head_block.data.astype(np.float32)]),
+                np.concatenate([vals[:end], head_block.data.astype(np.float32)]),
                 (
-                    order[np.concatenate([rows, head_block.row])],
-                    order[np.concatenate([cols, head_block.col])],
+                    np.concatenate([np.repeat(np.arange(nh), np.diff(indptr[: nh + 1])),
+                                    head_block.row]),
+                    np.concatenate([cols[:end], head_block.col]),
                 ),
             ),
-            shape=(n, n),
+            shape=(nh, n),
             dtype=np.float32,
         )
-        return _top_k_per_row(s, k)
+        head_rows = _top_k_per_row(head_rows, k)
+        permuted = sp.csr_matrix(
+            (
+                np.concatenate([head_rows.data, vals[end:]]),
+                np.concatenate([head_rows.indices.astype(np.int32), cols[end:]]),
+                np.concatenate([head_rows.indptr, indptr[nh + 1 :] - end + head_rows.nnz]),
+            ),
+            shape=(n, n),
+        )
+        del head_rows, vals, cols
+        inverse = np.empty(n, dtype=np.int64)
+        inverse[order] = np.arange(n)
+        s = permuted[inverse]
+        del permuted
+        s.indices = order.astype(s.indices.dtype)[s.indices]
+        s.has_sorted_indices = False
+        s.sort_indices()
+        return s
 
     def _n_threads(self) -> int:
         return self.threads or min(os.cpu_count() or 1, 4)
