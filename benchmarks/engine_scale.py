@@ -10,7 +10,9 @@ Each size runs in a fresh subprocess limited to 2 threads, so the peak RSS
 (``ru_maxrss``) belongs to that size alone; it includes data generation. When
 ``implicit`` is installed (``pip install -e '.[bench]'``) every size also fits its ALS
 (64 factors, 15 iterations, 2 threads) on the same matrix in another fresh subprocess,
-and the table shows our fit time as a ratio of ALS's from the same run.
+and the table shows our fit time as a ratio of ALS's from the same run. ``load`` is the
+machine's 1-minute load average when the size finished (2 cores: above 2 means other
+work was competing for them, which slows ALS's two threads the most).
 
     python benchmarks/engine_scale.py            # 0.5M, 1M, 2M, 5M
     python benchmarks/engine_scale.py --sizes 5000000 --runs 3   # XO Black, median of 3
@@ -232,7 +234,7 @@ def main() -> None:
     header = (
         f"{'interactions':>12} {'users':>8} {'items':>7} {'path':>6} {'fit s':>7} "
         f"{'runs':>4} {'RSS pre-fit':>11} {'peak RSS MiB':>12} {'artifact MiB':>12} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'ALS s':>7} {'ALS MiB':>7} {'fit/ALS':>7}"
+        f"{'p50 ms':>7} {'p99 ms':>7} {'ALS s':>7} {'ALS MiB':>7} {'fit/ALS':>7} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -246,7 +248,8 @@ def main() -> None:
             f"{r['peak_rss_mib']:>12.0f} "
             f"{r['artifact_mib']:>12.1f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} "
             + (f"{ref['fit_s']:>7.1f} {ref['peak_rss_mib']:>7.0f} "
-               f"{r['fit_s'] / ref['fit_s']:>7.2f}" if ref else f"{'-':>7} {'-':>7} {'-':>7}"),
+               f"{r['fit_s'] / ref['fit_s']:>7.2f}" if ref else f"{'-':>7} {'-':>7} {'-':>7}")
+            + f" {os.getloadavg()[0]:>5.1f}",
             flush=True,
         )
 
