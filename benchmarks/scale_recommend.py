@@ -35,7 +35,8 @@ def run(cmd: list[str], env: dict, **kw) -> subprocess.CompletedProcess:
 
 def database_env(server: str, name: str) -> dict:
     env = {**os.environ, "DATABASE_URL": f"{server.rstrip('/')}/{name}",
-           "DJANGO_SETTINGS_MODULE": "example_project.settings"}
+           "DJANGO_SETTINGS_MODULE": "example_project.settings",
+           "DJANGO_DEBUG": "0"}  # as in production: no query log, no debug cursor
     env.pop("REDIS_URL", None)
     env.pop("CELERY_BROKER_URL", None)
     return env
@@ -80,8 +81,8 @@ def measure_size(n: int, args) -> dict:
     return {
         "interactions": n, "users": users, "businesses": businesses,
         "seed_s": seed_seconds,
-        "rebuild_s": statistics.median(w for w, _ in rebuilds),
-        "rebuild_rss_mib": max(r for _, r in rebuilds),
+        "rebuild_s": statistics.median(w for w, _ in rebuilds) if rebuilds else None,
+        "rebuild_rss_mib": max(r for _, r in rebuilds) if rebuilds else None,
         **latency,
     }
 
@@ -125,7 +126,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="500000,1000000,2000000,5000000")
     parser.add_argument("--server", default=os.environ.get(
         "BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
-    parser.add_argument("--rebuilds", type=int, default=3, help="median of this many")
+    parser.add_argument("--rebuilds", type=int, default=3,
+                        help="median of this many (0: time recommend_for on the live model)")
     parser.add_argument("--users-sampled", type=int, default=1000)
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--db-prefix", default="xo_bench",
@@ -145,8 +147,10 @@ def main() -> None:
     for n in sizes:
         r = measure_size(n, args)
         seed = f"{r['seed_s']:.1f}" if r["seed_s"] is not None else "reused"
+        rebuild, rss = ((f"{r['rebuild_s']:.1f}", f"{r['rebuild_rss_mib']:,.0f}")
+                        if r["rebuild_s"] is not None else ("-", "-"))
         print(f"{r['interactions']:>12,} {r['users']:>8,} {r['businesses']:>10,} {seed:>8} "
-              f"{r['rebuild_s']:>10.1f} {r['rebuild_rss_mib']:>9,.0f} {r['p50_ms']:>7.2f} "
+              f"{rebuild:>10} {rss:>9} {r['p50_ms']:>7.2f} "
               f"{r['p99_ms']:>7.2f} {r['floor_p50_ms']:>9.3f} {r['ratio_p50']:>7.1f}",
               flush=True)
 
