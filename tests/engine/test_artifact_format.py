@@ -96,3 +96,17 @@ def test_an_npz_artifact_from_before_the_mapped_format_still_loads():
     again = Recommender.from_bytes(buf.getvalue())
     query = Query(history=events([(99, 101, "save")]), limit=3)
     assert again.recommend(query) == model.recommend(query)
+
+
+def test_text_list_reads_strings_back_from_the_arrays():
+    values = ["Café Noir", "", "東京 ramen", "x\x1fy"]
+    blob = artifact_format.pack({}, artifact_format.text_arrays("names", values))
+    _, arrays = artifact_format.unpack(blob)
+    names = artifact_format.TextList(arrays["names"], arrays["names.offsets"])
+    assert len(names) == 4
+    assert list(names) == values
+    assert names[-1] == "x\x1fy" and names[1:3] == ["", "東京 ramen"]
+    with pytest.raises(IndexError):
+        names[4]
+    empty = artifact_format.text_arrays("n", [])
+    assert list(artifact_format.TextList(empty["n"], empty["n.offsets"])) == []

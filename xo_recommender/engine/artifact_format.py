@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MAGIC", "is_artifact", "pack", "unpack"]
+__all__ = ["MAGIC", "TextList", "is_artifact", "pack", "text_arrays", "unpack"]
 
 MAGIC = b"XOREC\x00a1"
 _ALIGN = 64
@@ -93,3 +93,36 @@ def unpack(buffer: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arr.flags.writeable = False
         arrays[name] = arr
     return header["meta"], arrays
+
+
+def text_arrays(name: str, values: Sequence[str]) -> dict[str, np.ndarray]:
+    """A list of strings as two arrays: UTF-8 bytes and ``len + 1`` offsets into them."""
+    encoded = [str(v).encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return {name: np.frombuffer(b"".join(encoded), dtype=np.uint8),
+            f"{name}.offsets": offsets}
+
+
+class TextList(Sequence[str]):
+    """Read-only list of strings over ``text_arrays`` output, decoded on access.
+
+    A list of 50,000 ``str`` objects costs each process a few MiB of its own; this
+    keeps the bytes in the (shared) mapping and decodes the few a page shows.
+    """
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray) -> None:
+        self._data, self._offsets = data, offsets
+
+    def __len__(self) -> int:
+        return int(self._offsets.shape[0]) - 1
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        i = int(index)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(index)
+        return self._data[self._offsets[i] : self._offsets[i + 1]].tobytes().decode()

@@ -106,10 +106,6 @@ class Recommendation:
     distance_km: float | None
 
 
-def _terms_bytes(values: Sequence[str]) -> np.ndarray:
-    return np.frombuffer("\x1f".join(values).encode(), dtype=np.uint8)
-
-
 def _terms_from(buf: np.ndarray, n: int) -> list[str]:
     if n == 0:
         return []
@@ -400,7 +396,7 @@ class Recommender:
         }
         arrays = {
             "item_ids": self.items.ids,
-            "names": _terms_bytes(self.names),
+            **artifact_format.text_arrays("names", self.names),
             **{f"collaborative.{k}": v for k, v in collab_arrays.items()},
             "content.data": content.item_terms.data,
             "content.indices": content.item_terms.indices,
@@ -429,7 +425,7 @@ class Recommender:
         return cls(
             params=EngineParams.from_dict(meta["params"]),
             items=IdIndex(ids),
-            names=_terms_from(a["names"], ids.shape[0]),
+            names=artifact_format.TextList(a["names"], a["names.offsets"]),
             collaborative=CollaborativeModel.from_arrays(meta["collaborative"], collab),
             content=ContentModel(
                 sp.csr_matrix((a["content.data"], a["content.indices"], a["content.indptr"]),
