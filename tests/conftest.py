@@ -40,3 +40,23 @@ def isolated_cache(settings):
     caches = copy.deepcopy(settings.CACHES)
     caches["default"]["KEY_PREFIX"] = f"xo-test-{uuid.uuid4().hex}"
     settings.CACHES = caches
+
+
+@pytest.fixture(autouse=True)
+def _closed_cache_breaker():
+    """A test that broke the cache leaves no open breaker or pending invalidation behind."""
+    from xo_recommender import cache
+
+    cache.reset_breaker()
+    yield
+    cache.reset_breaker()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_broker_probe():
+    """The broker probe's few-second memory does not carry from one test to the next."""
+    import importlib
+
+    # the module, not the function ``services.health`` that the package re-exports
+    importlib.import_module("xo_recommender.services.health").forget_broker_probe()
+    yield

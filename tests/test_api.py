@@ -241,7 +241,12 @@ def test_health_is_public_and_says_503_when_unhealthy(world, monkeypatch):
             "broker": {"status": "up", "latency_ms": 0.1}, "model_version": None}
     monkeypatch.setattr("xo_recommender.services.health", lambda: (False, down))
     response = client_for().get(f"{API}health/")
-    assert response.status_code == 503 and response.json() == down
+    assert response.status_code == 503
+    assert response.json() == {  # anonymous: statuses only
+        "status": "unavailable", "database": {"status": "down"}, "cache": {"status": "up"},
+        "broker": {"status": "up"}, "model_version": None}
+    response = client_for(UserFactory(is_staff=True)).get(f"{API}health/")
+    assert response.status_code == 503 and response.json() == down  # staff: details
 
 
 # ------------------------------------------------------------------------------------ sync

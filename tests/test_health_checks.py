@@ -41,6 +41,6 @@ def test_service_check_fails_when_a_required_part_is_down(settings):
 
     from django.core.cache import caches
 
-    with mock.patch.object(type(caches["default"]), "set", side_effect=ConnectionError("down")):
+    with mock.patch.object(type(caches["default"]), "get", side_effect=ConnectionError("down")):
         failed = run(health_checks.RecommenderHealthCheck)
     assert failed.error is not None and "cache" in str(failed.error)

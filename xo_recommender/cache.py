@@ -16,7 +16,17 @@ answers that list it. A missing record, or more than ``MAX_CHANGES`` since the e
 retires the entry: unknown means stale.
 
 Every cache call is guarded: with Redis down or unreachable the answer is computed as if
-it had missed, a warning is logged, and ``healthy()`` reports the cache degraded.
+it had missed, a warning is logged, and ``healthy()`` reports the cache degraded. A
+failed call opens a per-process *circuit breaker*: for ``CACHE_BREAKER_SECONDS`` the
+cache is not asked at all, so a hung Redis costs one socket timeout per process, not
+one per request. Invalidations that could not be written meanwhile are kept in the
+process and written when the cache answers again (on the next cache call, or by a
+retry timer), so a change made during an outage is not lost when Redis comes back.
+
+Counters never restart from a value they had before: a missing counter (evicted, or
+Redis restarted empty) is created at the current time in microseconds, beyond any
+value an old entry can carry. A stampede lock holds a random token and is deleted only
+by its owner.
 """
 
 from __future__ import annotations
@@ -24,7 +34,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -55,12 +67,141 @@ def user_generation_key(user_id: Any) -> str:
     return f"{PREFIX}:gen:user:{user_id}"
 
 
+class _Breaker:
+    """This process's view of the cache: open (skip it) until ``until``, and the
+    invalidations that could not be written while it was unreachable."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.until = 0.0
+        self.users: set = set()
+        self.businesses: set = set()
+        self.everything = False
+        self.timer: threading.Timer | None = None
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self.until
+
+    def trip(self) -> None:
+        self.until = time.monotonic() + float(rec_settings.CACHE_BREAKER_SECONDS)
+
+    def has_pending(self) -> bool:
+        return bool(self.users or self.businesses or self.everything)
+
+
+_breaker = _Breaker()
+#: Above this many pending invalidations, recovery retires every entry instead.
+MAX_PENDING = 10_000
+
+
+def breaker_open() -> bool:
+    """Whether this process is skipping the cache after a recent failure."""
+    return _breaker.is_open()
+
+
+def reset_breaker() -> None:
+    """Close the breaker and forget pending invalidations (tests)."""
+    with _breaker.lock:
+        _breaker.until = 0.0
+        _breaker.users.clear()
+        _breaker.businesses.clear()
+        _breaker.everything = False
+
+
 def _guarded(operation: str, default: Any, call: Callable[[], Any]) -> Any:
+    if _breaker.is_open():
+        return default
+    if _breaker.has_pending():
+        _replay_pending()
+        if _breaker.is_open():
+            return default
     try:
         return call()
-    except Exception as exc:  # any backend error: serve without the cache
-        logger.warning("Recommendation cache unavailable during %s: %s", operation, exc)
+    except Exception as exc:  # any backend error: serve without the cache for a while
+        _breaker.trip()
+        logger.warning("Recommendation cache unavailable during %s (skipped for %ss): %s",
+                       operation, rec_settings.CACHE_BREAKER_SECONDS, exc)
         return default
+
+
+def _remember(user_id: Any = None, business_id: Any = None) -> None:
+    """Keep an invalidation that could not be written, to write it at recovery."""
+    with _breaker.lock:
+        if user_id is not None:
+            _breaker.users.add(user_id)
+        if business_id is not None:
+            _breaker.businesses.add(business_id)
+        if len(_breaker.users) + len(_breaker.businesses) > MAX_PENDING:
+            _breaker.users.clear()
+            _breaker.businesses.clear()
+            _breaker.everything = True
+        if _breaker.timer is None:
+            _breaker.timer = threading.Timer(
+                max(float(rec_settings.CACHE_BREAKER_SECONDS), 0.1), _retry_pending)
+            _breaker.timer.daemon = True
+            _breaker.timer.start()
+
+
+def _retry_pending() -> None:
+    """Timer: write the pending invalidations once the breaker has closed, or re-arm."""
+    with _breaker.lock:
+        _breaker.timer = None
+    if not _breaker.has_pending():
+        return
+    if not _breaker.is_open():
+        _replay_pending()
+    if _breaker.has_pending():
+        _remember()  # re-arms the timer
+
+
+def _replay_pending() -> None:
+    with _breaker.lock:
+        users, businesses = set(_breaker.users), set(_breaker.businesses)
+        everything = _breaker.everything
+        _breaker.users.clear()
+        _breaker.businesses.clear()
+        _breaker.everything = False
+    try:
+        cache = _cache()
+        if everything:
+            _raw_record_change(cache, ALL_BUSINESSES)
+        else:
+            for user_id in users:
+                _raw_bump(cache, user_generation_key(user_id))
+            for business_id in businesses:
+                _raw_record_change(cache, business_id)
+    except Exception as exc:
+        _breaker.trip()
+        with _breaker.lock:
+            _breaker.users |= users
+            _breaker.businesses |= businesses
+            _breaker.everything |= everything
+        logger.warning("Recommendation cache still unavailable; %s invalidation(s) kept "
+                       "for later: %s", len(users) + len(businesses) + everything, exc)
+    else:
+        logger.info("Recommendation cache back: %s missed invalidation(s) written",
+                    "all" if everything else len(users) + len(businesses))
+
+
+def _counter_base() -> int:
+    """A fresh counter's first value: now in microseconds, past any value it had before."""
+    return time.time_ns() // 1000
+
+
+def _raw_bump(cache: Any, key: str) -> int:
+    try:
+        return cache.incr(key)
+    except ValueError:  # missing: start a new counter (add is atomic)
+        base = _counter_base()
+        if cache.add(key, base, timeout=None):
+            return base
+        return cache.incr(key)
+
+
+def _raw_record_change(cache: Any, what: Any) -> None:
+    generation = _raw_bump(cache, CATALOGUE_GENERATION)
+    cache.set(_change_key(generation), what,
+              timeout=max(int(rec_settings.CACHE_TIMEOUT), 60) * 2)
 
 
 def read(key: str) -> Any:
@@ -73,51 +214,33 @@ def write(key: str, value: Any, timeout: int | None) -> None:
     _guarded("write", None, lambda: _cache().set(key, value, timeout=timeout))
 
 
-def _bump(key: str) -> None:
-    cache = _cache()
-
-    def incr():
-        try:
-            cache.incr(key)
-        except ValueError:  # missing: start a new counter (add is atomic)
-            if not cache.add(key, 1, timeout=None):
-                cache.incr(key)
-
-    _guarded("invalidate", None, incr)
-
-
 def invalidate_user(user_id: Any) -> None:
     """Everything cached for this user stops being served (their next answer is fresh)."""
-    _bump(user_generation_key(user_id))
+    done = _guarded("invalidate", False,
+                    lambda: _raw_bump(_cache(), user_generation_key(user_id)) is not None)
+    if not done:
+        _remember(user_id=user_id)
 
 
 def _change_key(generation: int) -> str:
     return f"{PREFIX}:catalogue:change:{generation}"
 
 
-def _record_change(what: Any) -> None:
-    cache = _cache()
-
-    def bump_and_record():
-        try:
-            generation = cache.incr(CATALOGUE_GENERATION)
-        except ValueError:
-            generation = 1 if cache.add(CATALOGUE_GENERATION, 1, timeout=None) \
-                else cache.incr(CATALOGUE_GENERATION)
-        cache.set(_change_key(generation), what,
-                  timeout=max(int(rec_settings.CACHE_TIMEOUT), 60) * 2)
-
-    _guarded("invalidate", None, bump_and_record)
-
-
 def invalidate_business(business_id: Any) -> None:
     """Answers that list this business stop being served (the others stay)."""
-    _record_change(int(business_id))
+    business_id = int(business_id)
+    if not _guarded("invalidate", False,
+                    lambda: _raw_record_change(_cache(), business_id) or True):
+        _remember(business_id=business_id)
 
 
 def invalidate_catalogue() -> None:
     """Every cached answer stops being served."""
-    _record_change(ALL_BUSINESSES)
+    if not _guarded("invalidate", False,
+                    lambda: _raw_record_change(_cache(), ALL_BUSINESSES) or True):
+        with _breaker.lock:
+            _breaker.everything = True
+        _remember()
 
 
 def _unaffected(cache: Any, entry: dict, catalogue_now: int) -> bool:
@@ -167,7 +290,12 @@ def cached_answer(
         version = active_version()
         if version is not None:
             publish_model_version(version)
-    stamp = [version, found.get(CATALOGUE_GENERATION, 0), found.get(user_gen, 0)]
+    missing = [k for k in (CATALOGUE_GENERATION, user_gen) if k not in found]
+    if missing:  # never stamped yet, or evicted: start it past any value it ever had
+        found.update(_guarded("seed counters", {}, lambda: _seed(cache, missing)))
+        if any(k not in found for k in missing):
+            return compute(active_version()), False
+    stamp = [version, found[CATALOGUE_GENERATION], found[user_gen]]
     entry = found.get(key)
     if entry is not None and entry.get("stamp") == stamp:
         return entry["answer"], True
@@ -178,9 +306,11 @@ def cached_answer(
     if version is None:
         return compute(None), False  # no model yet: compute raises the clear error
     lock = f"{key}:lock:{version}:{stamp[1]}:{stamp[2]}"
-    if not _guarded("lock", True, lambda: cache.add(lock, 1, timeout=LOCK_SECONDS)):
+    token = uuid.uuid4().hex
+    owned = _guarded("lock", None, lambda: cache.add(lock, token, timeout=LOCK_SECONDS))
+    if owned is False:  # another process computes it: wait a little for its answer
         deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not _breaker.is_open():
             time.sleep(0.02)
             entry = read(key)
             if entry is not None and entry.get("stamp") == stamp:
@@ -192,18 +322,31 @@ def cached_answer(
         write(key, entry, int(rec_settings.CACHE_TIMEOUT))
         return answer, False
     finally:
-        _guarded("unlock", None, lambda: cache.delete(lock))
+        if owned:
+            _guarded("unlock", None, lambda: _release(cache, lock, token))
+
+
+def _seed(cache: Any, keys: list[str]) -> dict[str, int]:
+    """Create missing counters at a fresh base (``add``: a concurrent seed wins) and
+    return their current values."""
+    base = _counter_base()
+    for key in keys:
+        cache.add(key, base, timeout=None)
+    return cache.get_many(keys)
+
+
+def _release(cache: Any, lock: str, token: str) -> None:
+    """Delete the lock only if it is still ours (it may have expired and been retaken)."""
+    if cache.get(lock) == token:
+        cache.delete(lock)
 
 
 def healthy() -> tuple[bool, float]:
-    """``(reachable, latency in ms)`` of the cache, by a write and read of a probe key."""
+    """``(reachable, latency in ms)`` of the cache: one read (a probe writes nothing).
+
+    While the breaker is open the cache is reported unreachable without being asked.
+    """
     started = time.perf_counter()
-    probe = f"{PREFIX}:health"
-
-    def roundtrip():
-        cache = _cache()
-        cache.set(probe, started, timeout=10)
-        return cache.get(probe) == started
-
-    ok = bool(_guarded("health check", False, roundtrip))
-    return ok, (time.perf_counter() - started) * 1000
+    sentinel = object()
+    found = _guarded("health check", sentinel, lambda: _cache().get(f"{PREFIX}:health"))
+    return found is not sentinel, (time.perf_counter() - started) * 1000

@@ -10,6 +10,8 @@ Ids:
 * ``E006`` ``CACHE_ALIAS`` is not in ``CACHES``
 * ``E007`` ``INTERACTION_WEIGHTS`` is not a mapping of type names to finite numbers
 * ``W001`` the views are missing; ``W002`` they were built from another mapping
+* ``W003`` the result cache is private to each process (local memory) while tasks run in
+  other processes (a broker is configured), or in any deployment (``check --deploy``)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError, connections
 
 from xo_recommender import sources
+from xo_recommender.broker import broker_configured
 from xo_recommender.conf import DEFAULTS, SETTING_NAME
 from xo_recommender.conf import settings as rec_settings
 
@@ -101,3 +104,42 @@ def check_views(app_configs: Any = None, databases: Any = None, **kwargs: Any) -
                     id="xo_recommender.W002",
                 ))
     return warnings
+
+
+_PER_PROCESS_CACHES = ("django.core.cache.backends.locmem.LocMemCache",)
+
+
+@register(Tags.caches)
+def check_cache_shared(app_configs: Any = None, deploy: bool = False, **kwargs: Any) -> list:
+    """A per-process cache breaks invalidation across processes: warn where there are.
+
+    An interaction recorded by a worker (or another web process) bumps a counter in
+    its own memory only; the others keep serving the old answer until it expires.
+    """
+    alias = rec_settings.CACHE_ALIAS
+    backend = django_settings.CACHES.get(alias, {}).get("BACKEND", "")
+    if backend not in _PER_PROCESS_CACHES:
+        return []
+    try:
+        workers = broker_configured()
+    except Exception:  # no usable Celery configuration: no workers either
+        workers = False
+    if not (workers or deploy):
+        return []
+    return [Warning(
+        f"CACHES[{alias!r}] is {backend.rsplit('.', 1)[-1]}, private to each process, "
+        "but " + ("tasks run in worker processes" if workers else
+                  "a deployment runs several processes") + ": an invalidation made in one "
+        "process is not seen by the others, which serve old recommendations for up to "
+        "CACHE_TIMEOUT seconds.",
+        hint="Use a shared cache (django-redis) for the recommender, or set "
+        f'{SETTING_NAME}["CACHE_TIMEOUT"] to a few seconds.',
+        id="xo_recommender.W003",
+    )]
+
+
+@register(Tags.caches, deploy=True)
+def check_cache_shared_in_deployment(app_configs: Any = None, **kwargs: Any) -> list:
+    if check_cache_shared(app_configs):  # already reported by the ordinary run
+        return []
+    return check_cache_shared(app_configs, deploy=True)

@@ -84,6 +84,14 @@ DEFAULTS: dict[str, Any] = {
     "HEALTH_REQUIRED": ["database"],
     # Most interactions accepted in one POST to the interaction endpoint.
     "MAX_BATCH": 100,
+    # Largest request body the API parses (bytes); a larger one is answered 413.
+    "MAX_BODY_BYTES": 256 * 1024,
+    # Longest a recommender query may run on PostgreSQL (ms) before it is cancelled and
+    # the API answers 503; 0 or None leaves the database's own setting.
+    "STATEMENT_TIMEOUT_MS": 5000,
+    # After a cache error or timeout, skip the cache this many seconds (answers are
+    # computed) instead of paying the timeout on every request.
+    "CACHE_BREAKER_SECONDS": 5.0,
     # Which entry of ``CACHES`` holds recommendation results.
     "CACHE_ALIAS": "default",
     # Seconds a cached result lives; the versioned keys make it safe to be generous.

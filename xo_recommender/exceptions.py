@@ -23,3 +23,15 @@ class RebuildFailed(RecommenderError):
 
 class UnknownBusiness(RecommenderError, LookupError):
     """No such business in the host's business table."""
+
+
+class InvalidArgument(RecommenderError, ValueError):
+    """A caller's argument is not acceptable; ``field`` names it (the API answers 400).
+
+    A ``ValueError`` too, so code that caught those keeps working. Any other error is a
+    fault of the server, not of the request.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

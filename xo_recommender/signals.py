@@ -7,16 +7,79 @@ from typing import Any
 from django.db import connections, transaction
 
 from xo_recommender import cache, sources
+from xo_recommender.conf import settings as rec_settings
 
 
 def drop_views_before_migrate(*, using: str, plan: Any = None, **kwargs: Any) -> None:
-    """Drop the views before a migrate that has work to do.
+    """Drop the views before a migrate that changes a table they read.
 
     PostgreSQL refuses to alter or drop a host column that a view reads, which would
-    make the host's own migrations fail; the views come back in ``post_migrate``.
+    make the host's own migrations fail; the views come back in ``post_migrate``. A
+    deploy whose migrations touch other tables keeps them, so the live site keeps
+    answering while it migrates.
     """
-    if plan:
+    if plan and plan_touches_views(plan):
         sources.drop_views(connections[using])
+
+
+def _mapped_models() -> set[tuple[str, str]] | None:
+    """``(app_label, model_name)`` of every model the views read; None if unknown."""
+    from django.apps import apps as global_apps
+
+    found: set[tuple[str, str]] = set()
+    for label, mapping in ((rec_settings.user_model, rec_settings.USER_FIELDS),
+                           (rec_settings.business_model, rec_settings.BUSINESS_FIELDS)):
+        try:
+            model = global_apps.get_model(label)
+        except (LookupError, ValueError):
+            return None
+        found.add((model._meta.app_label, model._meta.model_name))
+        for host_name in (mapping or {}).values():
+            if not host_name:
+                continue
+            try:
+                field = model._meta.get_field(host_name.partition("__")[0])
+            except Exception:
+                continue
+            if field.is_relation and field.related_model is not None:
+                related = field.related_model._meta
+                found.add((related.app_label, related.model_name))
+                through = getattr(field.remote_field, "through", None)
+                if through is not None:
+                    found.add((through._meta.app_label, through._meta.model_name))
+    return found
+
+
+def plan_touches_views(plan: Any) -> bool:
+    """Whether a migration plan may change a table the views read (unknown: yes).
+
+    Our own migrations, operations on a mapped model, and raw SQL or Python in an app
+    that owns a mapped model count; everything else leaves the views alone.
+    """
+    from django.db.migrations import operations as ops
+
+    models = _mapped_models()
+    if models is None:
+        return True
+    apps = {app for app, _ in models}
+    opaque = (ops.RunSQL, ops.RunPython, ops.SeparateDatabaseAndState)
+    for migration, _backwards in plan:
+        app = getattr(migration, "app_label", None)
+        if app is None or app == "xo_recommender":
+            return True
+        if app not in apps:
+            continue
+        operations = getattr(migration, "operations", None)
+        if operations is None:
+            return True
+        for op in operations:
+            if isinstance(op, opaque):
+                return True
+            names = {getattr(op, "model_name", None), getattr(op, "name", None),
+                     getattr(op, "old_name", None), getattr(op, "new_name", None)}
+            if any(isinstance(n, str) and (app, n.lower()) in models for n in names):
+                return True
+    return False
 
 
 def refresh_views_after_migrate(*, using: str, apps: Any = None, **kwargs: Any) -> None:
@@ -40,9 +103,21 @@ def refresh_views_after_migrate(*, using: str, apps: Any = None, **kwargs: Any) 
         sources.create_views(connection, apps, SourceView)
 
 
-def user_changed(*, instance: Any, **kwargs: Any) -> None:
-    """A host user was saved or deleted: their cached answers stop being read."""
-    cache.invalidate_user(instance.pk)
+#: Host user fields whose change cannot alter a recommendation: a save of only these
+#: (``update_last_login`` on every sign-in) retires nothing.
+IRRELEVANT_USER_FIELDS = frozenset({"last_login"})
+
+
+def user_changed(*, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
+    """A host user was saved or deleted: their cached answers stop being read.
+
+    After the commit, like the other receivers: an answer computed meanwhile from the
+    data before the commit is retired too, and a rolled-back save retires nothing.
+    """
+    if update_fields and set(update_fields) <= IRRELEVANT_USER_FIELDS:
+        return
+    user_id = instance.pk
+    transaction.on_commit(lambda: cache.invalidate_user(user_id))
 
 
 def business_changed(*, instance: Any, created: bool = False, **kwargs: Any) -> None:

@@ -7,40 +7,58 @@ pointer), so it is acknowledged late and retried on database hiccups.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
-from celery import current_app, shared_task
-from django.db import OperationalError
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from xo_recommender.broker import broker_configured, enqueue
+from xo_recommender.exceptions import RebuildFailed
+
+__all__ = ["broker_configured", "enqueue", "rebuild_recommendations", "refresh_user"]
 
 
-def broker_configured() -> bool:
-    """Whether tasks go to a broker; without one (or when eager) they run inline."""
-    conf = current_app.conf
-    return bool(conf.broker_url) and not conf.task_always_eager
+logger = logging.getLogger("xo_recommender.tasks")
+#: First retry delay of a rebuild (doubling each time).
+RETRY_BASE_SECONDS = 2
 
-
-def enqueue(task: Any, *args: Any, **kwargs: Any) -> Any:
-    """Send ``task`` to the broker, or run it here and now when there is none.
-
-    Inline runs raise the task's own error, as a direct call would.
-    """
-    if broker_configured():
-        return task.apply_async(args, kwargs)
-    return task.apply(args, kwargs, throw=True)
+#: Database errors worth another try: the server restarting, a dropped connection, a
+#: statement cancelled by a timeout. Anything else fails the task at once.
+TRANSIENT = (OperationalError, InterfaceError)
 
 
 @shared_task(
+    bind=True,
     name="xo_recommender.rebuild_recommendations",
     acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_kwargs={"max_retries": 3},
+    max_retries=3,
 )
-def rebuild_recommendations() -> int:
-    """Train and activate a new model version; returns its id."""
+def rebuild_recommendations(self: Any) -> int:
+    """Train and activate a new model version; returns its id.
+
+    ``rebuild`` reports every failure as ``RebuildFailed``; when the cause was a
+    transient database error the task is retried with backoff (2, 4, 8 s) — by the
+    worker, or here and now when it runs inline (no broker).
+    """
     from xo_recommender.services import rebuild
 
-    return rebuild().pk
+    attempt = self.request.retries
+    while True:
+        try:
+            return rebuild().pk
+        except (RebuildFailed, *TRANSIENT) as exc:
+            cause = exc.__cause__ if isinstance(exc, RebuildFailed) else exc
+            if not isinstance(cause, TRANSIENT) or attempt >= self.max_retries:
+                raise
+            delay = RETRY_BASE_SECONDS * 2 ** attempt
+            logger.warning("Rebuild failed on a transient database error, retrying in "
+                           "%ss: %s", delay, cause)
+            if not self.request.is_eager:
+                raise self.retry(exc=exc, countdown=delay) from exc
+            attempt += 1
+            time.sleep(delay)
 
 
 @shared_task(

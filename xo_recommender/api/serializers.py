@@ -169,19 +169,47 @@ class InteractionCreateSerializer(serializers.Serializer):
                                 data["weight"])
 
 
-class UserSyncSerializer(serializers.Serializer):
-    """The original ``UserSync``: only ``user_id`` matters; other fields are ignored.
+class _SyncSerializer(serializers.Serializer):
+    """A sync body names its row as ``<name>_id`` or, as the original client sends it,
+    ``id``. In the shared-database option nothing is copied (the host's row is the
+    truth), so every other field is accepted and ignored."""
 
-    In the shared-database option nothing is copied: the host's row is the truth.
-    """
+    id_field = ""
 
-    user_id = IdField()
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = {attrs.get(self.id_field), attrs.get("id")} - {None}
+        if not given:
+            raise serializers.ValidationError(
+                {self.id_field: [f"Give {self.id_field} (or id)."]})
+        if len(given) > 1:
+            raise serializers.ValidationError(
+                {self.id_field: [f"{self.id_field} and id name different rows."]})
+        return {self.id_field: given.pop()}
 
 
-class BusinessSyncSerializer(serializers.Serializer):
-    """The original ``BusinessSync``: only ``business_id`` matters; others are ignored."""
+def _ignored(help_text: str) -> serializers.JSONField:
+    return serializers.JSONField(required=False, allow_null=True, help_text=help_text)
 
-    business_id = IdField()
+
+class UserSyncSerializer(_SyncSerializer):
+    """The original ``UserSync``: ``{"id", "username", "email", "interests", "location"}``."""
+
+    id_field = "user_id"
+    user_id = IdField(required=False, help_text="The host user's id.")
+    id = IdField(required=False, help_text="The host user's id (the original's name).")
+    username = _ignored("Accepted and ignored: read from the host's table.")
+    email = _ignored("Accepted and ignored: read from the host's table.")
+    interests = _ignored("Accepted and ignored: read from the host's table.")
+    location = _ignored("Accepted and ignored: read from the host's table.")
+
+
+class BusinessSyncSerializer(_SyncSerializer):
+    """The original ``BusinessSync``: ``{"id", "name", …}``; only the id matters."""
+
+    id_field = "business_id"
+    business_id = IdField(required=False, help_text="The host business's id.")
+    id = IdField(required=False, help_text="The host business's id (the original's name).")
+    name = _ignored("Accepted and ignored: read from the host's table.")
 
 
 # ------------------------------------------------------------------------------ responses
@@ -217,8 +245,8 @@ class PopularResponseSerializer(serializers.Serializer):
 
 class HealthPartSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["up", "down", "degraded"])
-    latency_ms = serializers.FloatField()
-    detail = serializers.CharField(required=False)
+    latency_ms = serializers.FloatField(required=False, help_text="Staff only.")
+    detail = serializers.CharField(required=False, help_text="Staff only.")
 
 
 @extend_schema_serializer(many=False)

@@ -5,10 +5,10 @@ The paths are the original service's (``{user_id}/``, ``health/``, ``sync/user/`
 ``me/``, ``businesses/{id}/similar/``, ``popular/`` and the OpenAPI ``schema/``.
 """
 
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from xo_recommender.api import views
+from xo_recommender.api import errors, views
 
 app_name = "xo_recommender"
 
@@ -25,4 +25,6 @@ router.register("", views.RecommendationViewSet, basename="recommendation")
 urlpatterns = [
     path("schema/", views.RecommenderSchemaView.as_view(), name="schema"),
     *router.urls,
+    # Last: any other path under the prefix is the API's own JSON 404, not Django's page.
+    re_path(r"^.*$", errors.not_found, name="not-found"),
 ]

@@ -1,8 +1,9 @@
 """DRF viewsets: validate with a serializer, call one service function, return its answer.
 
 No ORM and no engine here (see ``xo_recommender.services``). Service errors map to
-HTTP: unknown or inactive user / business → 404, a bad argument → 400 naming the field,
-no model built yet → 503 saying to run ``rebuild_recommendations``.
+HTTP: unknown or inactive user / business → 404, an ``InvalidArgument`` → 400 naming the
+field, no model built yet → 503 saying to run ``rebuild_recommendations``; database
+faults → 503 and anything else → a logged 500, both JSON (``api/errors.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,6 +34,8 @@ from rest_framework.settings import api_settings
 
 from xo_recommender import services
 from xo_recommender.api import serializers as s
+from xo_recommender.api.errors import exception_handler
+from xo_recommender.api.parsers import BoundedJSONParser
 from xo_recommender.api.permissions import (
     IsServiceAccount,
     RecommenderRateThrottle,
@@ -41,7 +43,13 @@ from xo_recommender.api.permissions import (
     may_act_for,
 )
 from xo_recommender.conf import settings as rec_settings
-from xo_recommender.exceptions import InactiveUser, ModelNotReady, UnknownBusiness, UnknownUser
+from xo_recommender.exceptions import (
+    InactiveUser,
+    InvalidArgument,
+    ModelNotReady,
+    UnknownBusiness,
+    UnknownUser,
+)
 
 
 class ModelUnavailable(APIException):
@@ -52,9 +60,8 @@ class ModelUnavailable(APIException):
     default_code = "model_not_ready"
 
 
-#: Service ``ValueError`` messages start with the argument's name; the API's name for it.
-_ARGUMENT_FIELDS = {"limit": "limit", "offset": "offset", "radius_km": "radius_km",
-                    "near": "lat", "category": "category"}
+#: A service argument's name -> the query parameter a client sets for it.
+_ARGUMENT_FIELDS = {"near": "lat"}
 
 
 @contextmanager
@@ -80,10 +87,9 @@ def service_errors(**aliases: str) -> Iterator[None]:
         if {"user_id", "business_id"} & set(errors):  # ids the body named do not exist
             raise NotFound(errors) from exc
         raise ValidationError(errors) from exc
-    except ValueError as exc:
-        message = str(exc)
-        field = _ARGUMENT_FIELDS.get(message.split(" ", 1)[0], api_settings.NON_FIELD_ERRORS_KEY)
-        raise ValidationError({aliases.get(field, field): [message]}) from exc
+    except InvalidArgument as exc:
+        field = _ARGUMENT_FIELDS.get(exc.field, exc.field)
+        raise ValidationError({aliases.get(field, field): [str(exc)]}) from exc
 
 
 def path_id(value: Any) -> int:
@@ -134,7 +140,7 @@ class RecommenderViewSet(viewsets.GenericViewSet):
     """Shared wiring: JSON bodies only (else 415), authenticated, read/write throttles."""
 
     schema = AutoSchema()
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     pagination_class = None  # the host's default paginator does not apply to our answers
     filter_backends: list[Any] = []
     permission_classes = [IsAuthenticated]
@@ -143,6 +149,10 @@ class RecommenderViewSet(viewsets.GenericViewSet):
 
     def get_serializer_class(self) -> type:
         return self.body_serializers.get(self.action, serializers.Serializer)
+
+    def get_exception_handler(self) -> Any:
+        """Ours, whatever the host's ``REST_FRAMEWORK`` says: no error leaves as HTML."""
+        return exception_handler
 
     def get_throttles(self) -> list[Any]:
         return [*super().get_throttles(), RecommenderRateThrottle()]
@@ -345,11 +355,11 @@ class PopularViewSet(RecommenderViewSet):
 class HealthViewSet(RecommenderViewSet):
     """``GET health/``: 200 when the required parts are up, else 503; anyone may ask.
 
-    No authentication (a probe has no account and should not touch sessions) and no
-    recommender throttle (the host's global throttles still apply).
+    Anonymous callers see statuses only; staff also see latencies and error details.
+    No recommender throttle (the host's global throttles still apply); the broker is
+    probed at most every few seconds, and the cache probe only reads.
     """
 
-    authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
     def get_throttles(self) -> list[Any]:
@@ -363,6 +373,8 @@ class HealthViewSet(RecommenderViewSet):
     )
     def list(self, request: Request) -> Response:
         healthy, report = services.health()
+        if not (request.user and request.user.is_staff):
+            report = services.public_report(report)
         return Response(report, status=200 if healthy else 503)
 
 

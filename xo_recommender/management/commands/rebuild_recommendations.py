@@ -16,12 +16,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, run_async=False, **options):
         if run_async:
+            from kombu.exceptions import OperationalError as BrokerError
+
             from xo_recommender.tasks import broker_configured, enqueue, rebuild_recommendations
 
             try:
                 result = enqueue(rebuild_recommendations)
             except RebuildFailed as exc:
                 raise CommandError(f"{exc} (the previous version keeps serving)") from exc
+            except (BrokerError, OSError) as exc:
+                raise CommandError(
+                    f"Cannot reach the Celery broker ({type(exc).__name__}): nothing was "
+                    "enqueued. Run without --async to rebuild in this process.") from None
             if broker_configured():
                 self.stdout.write(f"Rebuild enqueued as Celery task {result.id}.")
             else:

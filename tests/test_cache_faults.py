@@ -1,0 +1,152 @@
+"""The cache under faults and races: a hung Redis costs a bounded time and loses no
+invalidation; counters evicted never match an old stamp again; a stampede lock is
+released only by its owner; a per-process cache with workers is warned about."""
+
+import time
+
+import pytest
+from django.core.cache import caches
+from django.core.management import call_command
+
+from tests.faults import OwnRedis, free_port
+from tests.test_api import API, client_for, post
+from xo_recommender import cache
+
+pytest_plugins = ["tests.test_api"]
+
+
+@pytest.fixture
+def own_redis(settings):
+    server = OwnRedis()
+    settings.CACHES = {**settings.CACHES, "default": server.cache_settings()}
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "CACHE_BREAKER_SECONDS": 2.0}
+    yield server
+    caches["default"].close()
+    server.stop()
+
+
+def timed(call):
+    started = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - started
+
+
+@pytest.mark.django_db
+def test_hung_cache_is_bounded_and_the_missed_invalidation_is_written_at_recovery(
+        built, own_redis):
+    owner = built["owner"]
+    client = client_for(owner)
+    first = client.get(f"{API}me/").json()
+    assert client.get(f"{API}me/").json()["cached"] is True
+    top = first["recommendations"][0]["business_id"]
+
+    own_redis.hang()
+    response, seconds = timed(lambda: client.get(f"{API}me/"))
+    assert response.status_code == 200 and response.json()["cached"] is False
+    assert seconds < 2.0
+    assert cache.breaker_open()
+    # the breaker is open: the invalidation is not even sent, only kept
+    response, seconds = timed(lambda: post(client, f"{API}interaction/", {
+        "user_id": owner.pk, "business_id": top, "interaction_type": "save"}))
+    assert response.status_code == 201 and seconds < 0.5
+    response, seconds = timed(lambda: client.get(f"{API}me/"))
+    assert top not in [r["business_id"] for r in response.json()["recommendations"]]
+    assert seconds < 0.5  # no timeout paid while the breaker is open
+
+    own_redis.resume()
+    time.sleep(2.1)  # the breaker closes
+    answer = client.get(f"{API}me/").json()
+    assert top not in [r["business_id"] for r in answer["recommendations"]]
+
+
+@pytest.mark.django_db
+def test_missed_invalidation_is_written_by_the_timer_without_another_request(
+        built, own_redis):
+    owner = built["owner"]
+    client = client_for(owner)
+    client.get(f"{API}me/")
+    gen_key = caches["default"].make_key(cache.user_generation_key(owner.pk))
+    before = caches["default"].get(cache.user_generation_key(owner.pk))
+    own_redis.hang()
+    client.get(f"{API}me/")  # trips the breaker
+    cache.invalidate_user(owner.pk)  # kept, not sent
+    own_redis.resume()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # nothing else touches the cache in this process
+        time.sleep(0.1)
+        if not cache._breaker.has_pending():
+            break
+    assert not cache._breaker.has_pending()
+    assert caches["default"].get(cache.user_generation_key(owner.pk)) > before, gen_key
+
+
+@pytest.mark.django_db
+def test_dead_cache_trips_the_breaker_and_answers_keep_coming(built, settings):
+    port = free_port()  # nothing listens there
+    settings.CACHES = {**settings.CACHES, "default": {
+        "BACKEND": "django_redis.cache.RedisCache", "LOCATION": f"redis://127.0.0.1:{port}/0",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25}}}
+    client = client_for(built["owner"])
+    for _ in range(5):
+        response, seconds = timed(lambda: client.get(f"{API}me/"))
+        assert response.status_code == 200 and seconds < 2.0
+    assert cache.breaker_open()
+
+
+@pytest.mark.django_db
+def test_an_evicted_counter_never_falls_back_to_an_old_value(built):
+    owner = built["owner"]
+    client = client_for(owner)
+    client.get(f"{API}me/")
+    backend = caches["default"]
+    key = cache.user_generation_key(owner.pk)
+    old = backend.get(key)
+    assert old > 10**15  # seeded from the clock in microseconds, not 0
+    cache.invalidate_user(owner.pk)
+    assert backend.get(key) == old + 1
+    backend.delete(key)  # evicted
+    assert client.get(f"{API}me/").json()["cached"] is False
+    assert backend.get(key) > old + 1
+
+
+def test_a_lock_is_released_only_by_its_owner(settings, monkeypatch):
+    monkeypatch.setattr(cache, "WAIT_SECONDS", 0.1)
+    backend = caches["default"]
+    calls = []
+
+    def compute(version):
+        calls.append(version)
+        return {"n": len(calls)}
+
+    cache.publish_model_version(7)
+    cache.cached_answer("t", 1, {"a": 1}, compute, lambda: 7)  # seeds the counters
+    cache.invalidate_user(1)
+    stamp = backend.get_many([cache.CATALOGUE_GENERATION, cache.user_generation_key(1)])
+    import hashlib
+    import json
+    digest = hashlib.sha1(json.dumps({"a": 1}, sort_keys=True).encode()).hexdigest()[:20]
+    lock = (f"{cache.PREFIX}:t:u1:{digest}:lock:7:{stamp[cache.CATALOGUE_GENERATION]}:"
+            f"{stamp[cache.user_generation_key(1)]}")
+    backend.add(lock, "someone-else", timeout=30)
+    answer, cached = cache.cached_answer("t", 1, {"a": 1}, compute, lambda: 7)
+    assert (answer, cached) == ({"n": 2}, False)  # waited, then computed itself
+    assert backend.get(lock) == "someone-else"  # and left the other's lock alone
+
+
+@pytest.mark.django_db
+def test_per_process_cache_with_workers_is_warned(settings, monkeypatch):
+    from xo_recommender import checks
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    monkeypatch.setattr(checks, "broker_configured", lambda: True)
+    assert [w.id for w in checks.check_cache_shared()] == ["xo_recommender.W003"]
+    call_command("check")  # a warning, not an error
+    monkeypatch.setattr(checks, "broker_configured", lambda: False)
+    assert checks.check_cache_shared() == []
+    assert [w.id for w in checks.check_cache_shared_in_deployment()] == ["xo_recommender.W003"]
+    settings.CACHES = {"default": caches_redis_like()}
+    assert checks.check_cache_shared_in_deployment() == []
+
+
+def caches_redis_like():
+    return {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}

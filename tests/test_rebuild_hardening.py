@@ -1,0 +1,146 @@
+"""Rebuilds under faults: an orphaned ``building`` version is marked failed by the next
+rebuild; ``--async`` with the broker down is one clear line and a non-zero exit; the task
+retries a transient database error (in a real worker too)."""
+
+import importlib
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from django.db import OperationalError, connection
+
+from tests.factories import BusinessFactory, UserFactory
+from tests.faults import free_port
+from tests.test_celery_worker import ROOT, database_url
+from xo_recommender import record_interaction
+from xo_recommender.models import ModelVersion
+from xo_recommender.services import rebuild
+
+
+@pytest.fixture
+def data(db):
+    cafes = [BusinessFactory() for _ in range(4)]
+    for user in [UserFactory() for _ in range(3)]:
+        for business in cafes[:2]:
+            record_interaction(user, business, "like")
+
+
+def test_next_rebuild_marks_an_orphaned_building_version_failed(data):
+    orphan = ModelVersion.objects.create()  # left "building" by a rebuild that died
+    if connection.vendor != "postgresql":  # no lock to prove it: only old ones count
+        ModelVersion.objects.filter(pk=orphan.pk).update(
+            created_at=orphan.created_at.replace(year=orphan.created_at.year - 1))
+    seen = []
+
+    def progress(message):
+        if not seen:
+            seen.append(ModelVersion.objects.values_list("status", "error").get(pk=orphan.pk))
+
+    version = rebuild(progress=progress)
+    status, error = seen[0]
+    assert status == "failed" and "Orphaned" in error  # (then pruned like any failed one)
+    assert version.status == "ready" and version.is_active
+    assert not ModelVersion.objects.filter(status="building").exists()
+
+
+def test_async_rebuild_with_the_broker_down_exits_non_zero_with_one_line(db):
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE":
+           "example_project.settings", "PYTHONPATH": str(ROOT),
+           "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    done = subprocess.run([sys.executable, "manage.py", "rebuild_recommendations", "--async"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "Cannot reach the Celery broker" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_task_retries_a_transient_database_error(data, monkeypatch):
+    rebuild_module = importlib.import_module("xo_recommender.services.rebuild")
+    from xo_recommender.tasks import rebuild_recommendations
+
+    calls = []
+    real_train = rebuild_module._train
+
+    def flaky_train(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly (injected)")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(rebuild_module, "_train", flaky_train)
+    monkeypatch.setattr("xo_recommender.tasks.RETRY_BASE_SECONDS", 0.01)
+    result = rebuild_recommendations.apply(throw=True)  # inline: retried in place
+    assert len(calls) == 2
+    assert ModelVersion.objects.get(pk=result.result).is_active
+    assert not ModelVersion.objects.filter(status="building").exists()
+
+
+def test_the_task_does_not_retry_a_bug(data, monkeypatch):
+    from xo_recommender.exceptions import RebuildFailed
+    rebuild_module = importlib.import_module("xo_recommender.services.rebuild")
+    from xo_recommender.tasks import rebuild_recommendations
+
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(rebuild_module, "_train", broken)
+    with pytest.raises(RebuildFailed):
+        rebuild_recommendations.apply(throw=True)
+    assert len(calls) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a database over TCP")
+def test_a_real_worker_retries_the_rebuild_after_the_database_was_unreachable(data):
+    import threading
+    import uuid
+
+    from celery import current_app
+
+    from tests.faults import TcpProxy
+    from tests.test_celery_worker import BROKER
+    from xo_recommender.tasks import enqueue, rebuild_recommendations
+
+    s = connection.settings_dict
+    proxy = TcpProxy(s["HOST"] or "127.0.0.1", int(s["PORT"] or 5432))  # not listening yet
+    url = database_url().replace(f":{s['PORT'] or 5432}/", f":{proxy.port}/")
+    queue = f"xo-test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": BROKER,
+           "DJANGO_SETTINGS_MODULE": "example_project.settings", "PYTHONPATH": str(ROOT)}
+    env.pop("REDIS_URL", None)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "example_project", "worker", "--pool", "solo",
+         "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "-l", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(worker.stdout), daemon=True).start()
+    conf = current_app.conf
+    saved = (conf.broker_url, conf.task_always_eager, conf.task_default_queue)
+    conf.broker_url, conf.task_always_eager, conf.task_default_queue = BROKER, False, queue
+    try:
+        enqueue(rebuild_recommendations)
+        deadline = time.monotonic() + 60
+        while not any("transient database error" in line for line in lines):
+            assert time.monotonic() < deadline, "".join(lines)[-2000:]
+            time.sleep(0.1)
+        proxy.open()  # the database is back before the retry (2 s later)
+        while not ModelVersion.objects.filter(is_active=True).exists():
+            assert time.monotonic() < deadline, "".join(lines)[-2000:]
+            time.sleep(0.2)
+    finally:
+        conf.broker_url, conf.task_always_eager, conf.task_default_queue = saved
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        proxy.close()
+    assert ModelVersion.objects.get(is_active=True).status == "ready"

@@ -1,0 +1,74 @@
+"""Small helpers shared by the service modules: ids, and the statement timeout."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from django.db import connections, router, transaction
+
+from xo_recommender.conf import settings as rec_settings
+from xo_recommender.models import Interaction
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _pk(value: Any) -> Any:
+    return getattr(value, "pk", value)
+
+
+@contextmanager
+def statement_timeout(using: str | None = None) -> Iterator[None]:
+    """Bound every query in the block by ``STATEMENT_TIMEOUT_MS`` (PostgreSQL).
+
+    A table held under lock, or a query gone slow, then fails with ``OperationalError``
+    (which the API answers 503) instead of holding the request until the web server
+    kills it. The timeout is ``SET LOCAL`` in a transaction around the block (the
+    caller's, when there is one: its value is restored after), sent with the block's
+    first query only: a block that asks nothing of the database (a cache hit) costs
+    nothing. Elsewhere than PostgreSQL (or with the setting 0) it does
+    nothing.
+    """
+    using = using or router.db_for_write(Interaction)
+    connection = connections[using]
+    ms = rec_settings.STATEMENT_TIMEOUT_MS
+    if not ms or connection.vendor != "postgresql":
+        yield
+        return
+    nested = connection.in_atomic_block
+    state = {"set": False, "previous": None}
+
+    def set_first(execute, sql, params, many, context):
+        if not state["set"]:
+            state["set"] = True
+            raw = context["cursor"].cursor
+            raw.execute("SELECT current_setting('statement_timeout'), "
+                        "set_config('statement_timeout', %s, true)", [f"{int(ms)}ms"])
+            state["previous"] = raw.fetchone()[0]
+        return execute(sql, params, many, context)
+
+    if not nested:
+        with transaction.atomic(using=using), connection.execute_wrapper(set_first):
+            yield
+        return
+    # Inside the caller's transaction: no savepoint (our own errors must not mark theirs
+    # for rollback), and the caller's value is given back afterwards.
+    try:
+        with connection.execute_wrapper(set_first):
+            yield
+    finally:
+        if state["set"] and not connection.needs_rollback:
+            with connection.cursor() as cursor:
+                cursor.cursor.execute("SELECT set_config('statement_timeout', %s, true)",
+                                      [state["previous"]])
+
+
+def bounded(function: F) -> F:
+    """Run ``function`` under :func:`statement_timeout`."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with statement_timeout():
+            return function(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]

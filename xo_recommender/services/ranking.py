@@ -1,0 +1,275 @@
+"""Ranking: one page of recommendations for a user, similar and popular businesses."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from xo_recommender import artifacts, cache, snapshot
+from xo_recommender.conf import settings as rec_settings
+from xo_recommender.engine import geo
+from xo_recommender.engine.data import Events
+from xo_recommender.engine.model import Query
+from xo_recommender.engine.model import Recommendation as Ranked
+from xo_recommender.exceptions import (
+    InactiveUser,
+    InvalidArgument,
+    UnknownBusiness,
+    UnknownUser,
+)
+from xo_recommender.models import Interaction, RecBusiness, RecUser
+from xo_recommender.services._common import _pk, bounded
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended business: the host's instance, its score, why, and how far."""
+
+    business: Any
+    score: float
+    reasons: list[str]
+    distance_km: float | None = None
+
+    @property
+    def business_id(self) -> Any:
+        return self.business.pk
+
+
+def _validated_point(near: Any) -> tuple[float, float] | None:
+    if near is None:
+        return None
+    try:
+        lat, lng = near
+    except (TypeError, ValueError):
+        raise InvalidArgument("near", "near must be a (latitude, longitude) pair") from None
+    try:
+        return geo.validate_point(lat, lng)
+    except ValueError as exc:
+        raise InvalidArgument("near", str(exc)) from None
+
+
+def _validated_page(limit: Any, offset: Any) -> tuple[int, int]:
+    maximum = int(rec_settings.MAX_RESULTS)
+    for name, value in (("limit", limit), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidArgument(name, f"{name} must be a whole number, not {value!r}")
+    if not 1 <= limit <= maximum:
+        raise InvalidArgument("limit", f"limit must be between 1 and {maximum}, not {limit}")
+    if not 0 <= offset <= 10 * maximum - limit:
+        raise InvalidArgument(
+            "offset", f"offset must be between 0 and {10 * maximum - limit}, not {offset}")
+    return limit, offset
+
+
+def _validated_radius(radius_km: Any) -> float | None:
+    if radius_km is None:
+        return None
+    if isinstance(radius_km, bool) or not isinstance(radius_km, int | float) \
+            or not math.isfinite(radius_km) or radius_km < 0:
+        raise InvalidArgument("radius_km",
+                              f"radius_km must be a finite number >= 0, not {radius_km!r}")
+    return float(radius_km)
+
+
+def user_history(user_id: Any) -> Events:
+    """The user's stored interactions as engine events (read live: fresh after a write)."""
+    return snapshot.load_interactions(tuple(rec_settings.INTERACTION_WEIGHTS), user_id=user_id)
+
+
+def _rec_user(user: Any) -> RecUser:
+    pk = _pk(user)
+    try:
+        rec_user = RecUser.objects.filter(pk=pk).first()
+    except (TypeError, ValueError):
+        rec_user = None
+    if rec_user is None:
+        raise UnknownUser(f"No user with id {pk!r}.")
+    if not rec_user.is_active:
+        raise InactiveUser(f"User {pk!r} is not active.")
+    return rec_user
+
+
+def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
+          radius_km: Any, exclude: Iterable[Any], diversify: bool | None):
+    """Validate, then ask the active model for one page (plus slack); no host rows yet."""
+    limit, offset = _validated_page(limit, offset)
+    point = _validated_point(near)
+    radius = _validated_radius(radius_km)
+    if category is not None and not isinstance(category, str):
+        raise InvalidArgument("category", "category must be a string")
+    rec_user = _rec_user(user)
+    home = None
+    if rec_user.latitude is not None and rec_user.longitude is not None:
+        try:
+            home = geo.validate_point(rec_user.latitude, rec_user.longitude)
+        except ValueError:
+            home = None  # a host row with nonsense coordinates is treated as unknown
+    if radius is not None and point is None and home is None:
+        raise InvalidArgument("radius_km",
+                              "radius_km needs near=(lat, lng) for a user without a location")
+    version_id, model = artifacts.active_model()
+    query = Query(
+        history=user_history(rec_user.pk),
+        interests=[str(t) for t in rec_user.interests or []],
+        location=home, near=point, radius_km=radius, category=category,
+        exclude_ids=[int(_pk(b)) for b in exclude],
+        limit=limit + _SLACK, offset=offset,
+        diversify=rec_settings.DIVERSIFY if diversify is None else bool(diversify),
+        now=time.time(),
+    )
+    return rec_user, version_id, model.recommend(query), limit
+
+
+@bounded
+def recommend_for(
+    user: Any,
+    limit: int = 10,
+    *,
+    offset: int = 0,
+    category: str | None = None,
+    near: tuple[float, float] | None = None,
+    radius_km: float | None = None,
+    exclude: Iterable[Any] = (),
+    diversify: bool | None = None,
+) -> list[Recommendation]:
+    """Personalised businesses for ``user`` (a host user instance or its primary key).
+
+    Scores come from the active model version and the user's *current* interactions,
+    so an interaction recorded a moment ago already counts. ``near=(lat, lng)`` ranks
+    by distance from that point instead of the user's home; ``radius_km`` keeps only
+    businesses within it; ``category`` keeps one category; ``exclude`` drops businesses
+    (instances or ids); ``diversify`` re-ranks for variety (default: the setting).
+
+    Raises ``ValueError`` for a bad argument, ``UnknownUser`` / ``InactiveUser``, and
+    ``ModelNotReady`` before the first rebuild. The page's businesses are fetched in
+    one query; inactive or deleted ones since the last rebuild are left out. The
+    ranking is cached like the REST answers (versioned: a new interaction, a user or
+    business change, or a rebuild retires it).
+    """
+    excluded = sorted({int(_pk(b)) for b in exclude})
+    params = {"limit": limit, "offset": offset, "category": category,
+              "near": list(near) if isinstance(near, tuple | list) else near,
+              "radius_km": radius_km, "exclude": excluded, "diversify": diversify}
+
+    def compute(expected_version: Any) -> list[tuple]:
+        _, _, results, page = _rank(user, limit, offset, category, near, radius_km, excluded,
+                                    diversify)
+        return [(r.item_id, r.score, list(r.reasons), r.distance_km) for r in results]
+
+    ranked, _ = cache.cached_answer("py", _pk(user), {**params, **_ranking_settings()},
+                                    compute, artifacts.active_version_id,
+                                    items=lambda rows: [row[0] for row in rows])
+    return _with_host_businesses([Ranked(*row) for row in ranked], limit)
+
+
+def _ranking_settings() -> dict[str, Any]:
+    """The settings that shape a ranking at request time: part of every cache key, so a
+    deploy that changes them is not answered from entries computed under the old ones."""
+    return {"_ranking": [rec_settings.BLEND_WEIGHTS, rec_settings.EXCLUDE_INTERACTED_TYPES,
+                         rec_settings.INTERACTION_WEIGHTS, rec_settings.GEO_SCALE_KM,
+                         rec_settings.DIVERSIFY, rec_settings.DIVERSITY_LAMBDA,
+                         rec_settings.MAX_RESULTS]}
+
+
+#: Extra results asked of the model, to fill the page when some businesses were
+#: deactivated or deleted since the model was built.
+_SLACK = 5
+
+
+def _with_host_businesses(results: list, limit: int) -> list[Recommendation]:
+    business_model = Interaction.business.field.related_model
+    hosts = business_model._default_manager.in_bulk([r.item_id for r in results])
+    active_field = rec_settings.BUSINESS_FIELDS.get("is_active")
+    page = []
+    for r in results:
+        business = hosts.get(r.item_id)
+        if business is None or (active_field and not getattr(business, active_field, True)):
+            continue
+        page.append(Recommendation(business, r.score, r.reasons, r.distance_km))
+        if len(page) == limit:
+            break
+    return page
+
+
+def _business_dicts(results: list, limit: int | None = None) -> list[dict]:
+    """Results as the API's JSON objects, read from the business view in one query."""
+    rows = RecBusiness.objects.in_bulk([r.item_id for r in results])
+    out = []
+    for r in results:
+        row = rows.get(r.item_id)
+        if row is None or not row.is_active:
+            continue
+        out.append({"business_id": row.pk, "name": row.name, "score": round(r.score, 6),
+                    "reasons": list(r.reasons), "categories": list(row.categories or []),
+                    "distance_km": r.distance_km})
+        if limit is not None and len(out) == limit:
+            break
+    return out
+
+
+@bounded
+def recommendation_payload(
+    user_id: Any,
+    limit: int = 10,
+    *,
+    offset: int = 0,
+    category: str | None = None,
+    near: tuple[float, float] | None = None,
+    radius_km: float | None = None,
+    diversify: bool | None = None,
+) -> dict[str, Any]:
+    """The REST answer for one user, served from the cache when nothing changed.
+
+    ``{"user_id", "recommendations": [{business_id, name, score, reasons, categories,
+    distance_km}], "model_version", "cached"}``. Same arguments and errors as
+    ``recommend_for``.
+    """
+    params = {"limit": limit, "offset": offset, "category": category,
+              "near": list(near) if near is not None else None, "radius_km": radius_km,
+              "diversify": diversify}
+
+    def compute(expected_version: Any) -> dict[str, Any]:
+        rec_user, version, results, page = _rank(user_id, limit, offset, category, near,
+                                                 radius_km, (), diversify)
+        return {"user_id": rec_user.pk, "recommendations": _business_dicts(results, page),
+                "model_version": version}
+
+    payload, cached = cache.cached_answer(
+        "rec", _pk(user_id), {**params, **_ranking_settings()}, compute,
+        artifacts.active_version_id,
+        items=lambda answer: [r["business_id"] for r in answer["recommendations"]])
+    return {**payload, "cached": cached}
+
+
+@bounded
+def similar_businesses(business_id: Any, limit: int = 10) -> dict[str, Any]:
+    """Businesses like this one (the non-personalised "more like this" list)."""
+    limit, _ = _validated_page(limit, 0)
+    if not RecBusiness.objects.filter(pk=_pk(business_id)).exists():
+        raise UnknownBusiness(f"No business with id {business_id!r}.")
+    version_id, model = artifacts.active_model()
+    try:
+        neighbours = model.similar(int(_pk(business_id)), limit + _SLACK)
+    except KeyError:
+        neighbours = []  # added after the last rebuild: no neighbours known yet
+    results = [Ranked(i, s, ["Often chosen together"], None) for i, s in neighbours]
+    return {"business_id": int(_pk(business_id)), "model_version": version_id,
+            "results": _business_dicts(results, limit)}
+
+
+@bounded
+def popular_businesses(limit: int = 10, *, category: str | None = None, near: Any = None,
+                       radius_km: Any = None) -> dict[str, Any]:
+    """Popular, well-rated businesses, optionally near a point: what a newcomer sees."""
+    limit, _ = _validated_page(limit, 0)
+    point = _validated_point(near)
+    radius = _validated_radius(radius_km)
+    if radius is not None and point is None:
+        raise InvalidArgument("radius_km", "radius_km needs near=(lat, lng)")
+    version_id, model = artifacts.active_model()
+    results = model.recommend(Query(near=point, radius_km=radius, category=category,
+                                    limit=limit + _SLACK))
+    return {"model_version": version_id, "results": _business_dicts(results, limit)}

@@ -1,0 +1,144 @@
+"""Rebuilding: train a new model version beside the live one and switch to it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.utils import timezone
+
+from xo_recommender import artifacts, snapshot
+from xo_recommender.conf import settings as rec_settings
+from xo_recommender.engine.model import EngineParams, Recommender
+from xo_recommender.exceptions import RebuildFailed
+from xo_recommender.models import ModelVersion
+
+try:
+    import resource
+except ImportError:  # Windows: no peak memory figure
+    resource = None  # type: ignore[assignment]
+
+#: PostgreSQL advisory lock key held by a rebuild for its whole run ("xo_rebuild").
+REBUILD_LOCK_KEY = 0x786F5F7265627569
+
+
+def rebuild(*, progress: Callable[[str], None] | None = None) -> ModelVersion:
+    """Train a new model version beside the live one and make it active atomically.
+
+    On failure the new version is marked failed, the previous one keeps serving, and
+    ``RebuildFailed`` is raised. Old versions beyond ``KEEP_VERSIONS`` are deleted.
+    Rebuilds run one at a time per database; a version left ``building`` by a rebuild
+    that died (process killed) is marked failed by the next one.
+    """
+    with _one_at_a_time():
+        _fail_orphans()
+        return _rebuild(progress)
+
+
+@contextmanager
+def _one_at_a_time() -> Iterator[None]:
+    """Hold a session advisory lock on PostgreSQL: a killed process's connection closes
+    and the lock goes with it, so whoever holds it knows no other rebuild is running.
+    Elsewhere (SQLite: one machine, usually one process) rebuilds are not serialised."""
+    connection = connections[router.db_for_write(ModelVersion)]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [REBUILD_LOCK_KEY])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [REBUILD_LOCK_KEY])
+        except DatabaseError:
+            pass  # the connection is gone, and the lock with it
+
+
+def _fail_orphans() -> int:
+    """Mark failed the versions still ``building`` whose rebuild is no longer running.
+
+    On PostgreSQL the lock proves it; elsewhere a ``building`` version older than an
+    hour is taken for dead.
+    """
+    orphans = ModelVersion.objects.filter(status=ModelVersion.Status.BUILDING)
+    if connections[router.db_for_write(ModelVersion)].vendor != "postgresql":
+        orphans = orphans.filter(created_at__lt=timezone.now() - timedelta(hours=1))
+    return orphans.update(
+        status=ModelVersion.Status.FAILED, finished_at=timezone.now(), is_active=False,
+        error="Orphaned: the rebuild that was building it stopped before finishing "
+        "(process killed or connection lost).")
+
+
+def _peak_rss_mb() -> float | None:
+    if resource is None:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS
+
+
+def _rebuild(progress: Callable[[str], None] | None) -> ModelVersion:
+    say = progress or (lambda message: None)
+    params = artifacts.engine_params()
+    version = ModelVersion.objects.create(params=params.to_dict())
+    started = time.perf_counter()
+    try:
+        model = _train(params, say)
+        payload = model.to_bytes()
+        say(f"Saving version {version.pk} ({len(payload) / 2**20:.1f} MiB)")
+        version.artifact = payload
+        version.fit_seconds = time.perf_counter() - started  # read + train + serialise
+        version.n_users = model.stats["users"]
+        version.n_businesses = model.stats["items"]
+        version.n_interactions = model.stats["interactions"]
+        version.peak_rss_mb = _peak_rss_mb()
+        version.status = ModelVersion.Status.READY
+        version.finished_at = timezone.now()
+        _activate(version)
+    except Exception as exc:
+        ModelVersion.objects.filter(pk=version.pk).update(
+            status=ModelVersion.Status.FAILED, finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}", is_active=False,
+        )
+        raise RebuildFailed(f"Rebuild of version {version.pk} failed: {exc}") from exc
+    _prune(int(rec_settings.KEEP_VERSIONS))
+    return version
+
+
+def _train(params: EngineParams, say: Callable[[str], None]) -> Recommender:
+    """Read the host data and fit a model: the one step a rebuild delegates to the engine."""
+    say("Reading businesses")
+    catalogue = snapshot.load_catalogue()
+    say(f"Reading interactions ({len(catalogue.ids):,} businesses)")
+    events = snapshot.load_interactions(tuple(params.type_weights))
+    say(f"Training on {len(events):,} interactions")
+    return Recommender.fit(catalogue, events, params, now=time.time())
+
+
+def _activate(version: ModelVersion) -> None:
+    """Save ``version`` and flip the active pointer to it in one transaction."""
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(
+                    is_active=False)
+                version.is_active = True
+                version.save()
+                transaction.on_commit(lambda: artifacts.publish_active(version.pk))
+            return
+        except IntegrityError:  # another rebuild switched at the same moment: go again
+            version.is_active = False
+            if attempt == 2:
+                raise
+
+
+def _prune(keep: int) -> None:
+    keep_ids = list(ModelVersion.objects.filter(status=ModelVersion.Status.READY)
+                    .order_by("-pk").values_list("pk", flat=True)[:max(keep, 1)])
+    (ModelVersion.objects.filter(is_active=False)
+     .exclude(pk__in=keep_ids).exclude(status=ModelVersion.Status.BUILDING).delete())
