@@ -121,7 +121,9 @@ def test_redis_down_or_no_schedule_means_written_inline(redis_buffer, broker, us
     def refuse(*args, **kwargs):
         raise ConnectionError("redis is gone")
 
-    monkeypatch.setattr(type(redis), "rpush", refuse)
+    from redis.client import Pipeline
+
+    monkeypatch.setattr(Pipeline, "execute", refuse)
     ingestion.defer_interaction(user, business, "view")
     assert stored() == 1
     monkeypatch.undo()

@@ -96,13 +96,16 @@ def defer_interactions(events: Iterable[InteractionEvent]) -> int:
     now = timezone.now()
     payload = [json.dumps([e.user_id, e.business_id, e.interaction_type, float(e.weight),
                            e.count, (e.at or now).isoformat()]) for e in events]
-    try:
-        redis.rpush(key, *payload)
+    try:  # push, then claim the flush: in order, in one round trip
+        pipe = redis.pipeline(transaction=False)
+        pipe.rpush(key, *payload)
+        pipe.set(f"{key}:scheduled", 1, nx=True, ex=SCHEDULED_TTL)
+        _, claimed = pipe.execute()
     except Exception as exc:  # Redis down or hung: no buffer, so write now
         logger.warning("Interaction buffer unavailable (%s); writing inline", exc)
         return record_interactions(events)
     try:
-        if redis.set(f"{key}:scheduled", 1, nx=True, ex=SCHEDULED_TTL):
+        if claimed:
             _schedule(key)
     except Exception as exc:
         logger.warning("Could not schedule an interaction flush (%s); flushing inline", exc)
