@@ -6,8 +6,9 @@ process:
 
 * latency per call of ``defer_interaction`` (buffered) beside ``record_interaction``
   (inline upsert, the reference) and a bare Redis PING (the floor), median of 3 rounds;
-* a sustained stream: events sent at ``--rate`` per second for ``--seconds``, then the
-  buffer drained; the stored counts (sum of ``count``) must equal the events sent.
+* a sustained stream: ``--producers`` processes send ``--rate`` events per second in
+  all for ``--seconds``, then the buffer is drained; the stored counts (sum of
+  ``count``) must equal the events sent.
 
     python benchmarks/ingestion.py                 # 2,000/s for 60 s
     python benchmarks/ingestion.py --smoke         # a few seconds, for CI
@@ -44,6 +45,8 @@ def main() -> None:
         "BENCH_BROKER", "redis://127.0.0.1:6379/13"))
     parser.add_argument("--rate", type=int, default=2000, help="events per second")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--producers", type=int, default=2,
+                        help="processes sending events (the host's web workers)")
     parser.add_argument("--calls", type=int, default=2000, help="latency calls per round")
     parser.add_argument("--smoke", action="store_true", help="a few seconds (CI)")
     args = parser.parse_args()
@@ -73,6 +76,25 @@ def main() -> None:
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def produce(rate: float, seconds: float, start_at: float, users: list, places: list,
+            seed: int, results) -> None:
+    """One producer process (a web worker, say): ``rate`` deferred events per second."""
+    import random
+
+    from xo_recommender.services.ingestion import defer_interaction
+
+    rng = random.Random(seed)
+    time.sleep(max(0.0, start_at - time.time()))
+    t0, sent = time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - t0) < seconds:
+        due = int(elapsed * rate) + 1
+        while sent < due:
+            defer_interaction(rng.choice(users), rng.choice(places), "view")
+            sent += 1
+        time.sleep(0.001)
+    results.put(sent)
 
 
 def run(args, queue: str) -> None:
@@ -131,15 +153,23 @@ def run(args, queue: str) -> None:
         time.sleep(0.1)
     time.sleep(1.0)
     base = stored()
-    sent = 0
-    t0 = time.perf_counter()
-    while (elapsed := time.perf_counter() - t0) < args.seconds:
-        due = int(elapsed * args.rate) + 1
-        while sent < due:
-            defer_interaction(rng.choice(users), rng.choice(places), "view")
-            sent += 1
-        time.sleep(0.001)
-    send_s = time.perf_counter() - t0
+    import multiprocessing as mp
+
+    from django.db import connections
+
+    connections.close_all()  # the producers are forked: no shared sockets
+    ctx = mp.get_context("fork")
+    results = ctx.Queue()
+    start_at = time.time() + 0.5
+    producers = [ctx.Process(target=produce, args=(
+        args.rate / args.producers, args.seconds, start_at, users, places, i, results))
+        for i in range(args.producers)]
+    for p in producers:
+        p.start()
+    sent = sum(results.get() for _ in producers)
+    for p in producers:
+        p.join()
+    send_s = time.time() - start_at
     backlog = redis.llen(key)
     wait = drained(base + sent)
     total = stored() - base
