@@ -116,6 +116,10 @@ class TcpProxy:
 
     def close(self) -> None:
         if self.listener is not None:
+            try:  # wakes the thread blocked in accept() (close alone would not, on Linux)
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.listener.close()
             self.listener = None
         with self.lock:

@@ -101,6 +101,8 @@ def test_oversized_body_is_413_json(size):
 def test_unknown_api_paths_are_404_json(path):
     response = client_for(UserFactory()).get(API + path)
     assert_json(response, 404, "not_found")
+    client = APIClient(enforce_csrf_checks=True)  # a POST without a CSRF token, too
+    assert_json(client.post(API + path, "{}", content_type="application/json"), 404)
 
 
 @pytest.mark.django_db
@@ -110,7 +112,7 @@ def test_a_server_fault_is_a_logged_500_not_a_400(monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise ValueError("index 7 is out of bounds for the engine's item table")
 
-    monkeypatch.setattr(services, "recommendation_payload", broken)
+    monkeypatch.setattr(services, "recommendation_page", broken)
     with caplog.at_level(logging.ERROR, logger="xo_recommender.api"):
         response = client_for(user).get(f"{API}{user.pk}/")
     assert_json(response, 500, "internal_error")

@@ -150,3 +150,31 @@ def test_per_process_cache_with_workers_is_warned(settings, monkeypatch):
 
 def caches_redis_like():
     return {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+
+
+@pytest.mark.django_db
+def test_a_cache_hit_never_lists_a_business_deactivated_or_deleted_behind_signals(built):
+    from django.db import connection
+
+    from xo_recommender import recommend_for
+    from xo_recommender.models import Interaction
+
+    owner = built["owner"]
+    client = client_for(owner)
+    shown = [r["business_id"] for r in client.get(f"{API}me/").json()["recommendations"]]
+    assert len(shown) >= 2
+    business_model = Interaction.business.field.related_model
+    business_model.objects.filter(pk=shown[0]).update(is_active=False)  # no signal
+    with connection.cursor() as cursor:  # raw SQL delete: no signal either
+        table = connection.ops.quote_name(business_model._meta.db_table)
+        through = business_model.categories.through._meta.db_table
+        cursor.execute(f"DELETE FROM {connection.ops.quote_name(through)} "
+                       "WHERE business_id = %s", [shown[1]])
+        cursor.execute(f"DELETE FROM {Interaction._meta.db_table} WHERE business_id = %s",
+                       [shown[1]])
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [shown[1]])
+    answer = client.get(f"{API}me/").json()
+    assert answer["cached"] is True  # the ranking came from the cache…
+    listed = [r["business_id"] for r in answer["recommendations"]]
+    assert shown[0] not in listed and shown[1] not in listed  # …the page did not
+    assert not {shown[0], shown[1]} & {r.business.pk for r in recommend_for(owner, 10)}

@@ -48,7 +48,9 @@ def test_next_rebuild_marks_an_orphaned_building_version_failed(data):
 def test_async_rebuild_with_the_broker_down_exits_non_zero_with_one_line(db):
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE":
            "example_project.settings", "PYTHONPATH": str(ROOT),
-           "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
+           "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
+           # a shared cache, or check W003 (rightly) warns first on the SQLite run
+           "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/9"}
     done = subprocess.run([sys.executable, "manage.py", "rebuild_recommendations", "--async"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1

@@ -63,3 +63,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # versions come from rebuild_recommendations
+
+    def has_delete_permission(self, request, obj=None):  # never the version being served
+        return super().has_delete_permission(request, obj) and not (obj and obj.is_active)

@@ -99,6 +99,13 @@ def breaker_open() -> bool:
     return _breaker.is_open()
 
 
+def note_failure(operation: str, exc: Exception) -> None:
+    """Another user of the same cache (the throttle) saw it fail: skip it for a while."""
+    _breaker.trip()
+    logger.warning("Recommendation cache unavailable during %s (skipped for %ss): %s",
+                   operation, rec_settings.CACHE_BREAKER_SECONDS, exc)
+
+
 def reset_breaker() -> None:
     """Close the breaker and forget pending invalidations (tests)."""
     with _breaker.lock:

@@ -9,6 +9,8 @@ Ids:
 * ``E005`` unknown keys in ``XO_RECOMMENDER`` or in a field mapping
 * ``E006`` ``CACHE_ALIAS`` is not in ``CACHES``
 * ``E007`` ``INTERACTION_WEIGHTS`` is not a mapping of type names to finite numbers
+* ``E008`` a host model's primary key is not an integer (the views, the interaction
+  table's foreign keys and the model's arrays hold integer ids)
 * ``W001`` the views are missing; ``W002`` they were built from another mapping
 * ``W003`` the result cache is private to each process (local memory) while tasks run in
   other processes (a broker is configured), or in any deployment (``check --deploy``)
@@ -143,3 +145,27 @@ def check_cache_shared_in_deployment(app_configs: Any = None, **kwargs: Any) -> 
     if check_cache_shared(app_configs):  # already reported by the ordinary run
         return []
     return check_cache_shared(app_configs, deploy=True)
+
+
+@register()
+def check_integer_primary_keys(app_configs: Any = None, **kwargs: Any) -> list:
+    """UUID or text keys would pass the mapping checks and fail at the first rebuild."""
+    from django.db import models
+
+    errors: list = []
+    for setting, label in (("XO_RECOMMENDER_USER_MODEL", rec_settings.user_model),
+                           ("XO_RECOMMENDER_BUSINESS_MODEL", rec_settings.business_model)):
+        try:
+            model = global_apps.get_model(label)
+        except (LookupError, ValueError):
+            continue  # E001 / E002 report it
+        pk = model._meta.pk
+        if not isinstance(pk, models.IntegerField | models.AutoField):
+            errors.append(Error(
+                f"{model._meta.label} ({setting}) has a {type(pk).__name__} primary key; "
+                "the recommender needs an integer one.",
+                hint="Use an AutoField / BigAutoField / IntegerField primary key on the host "
+                "model (a UUID can stay as another unique field).",
+                id="xo_recommender.E008",
+            ))
+    return errors

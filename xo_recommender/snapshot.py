@@ -32,12 +32,16 @@ def load_catalogue() -> Catalogue:
         return Catalogue(np.zeros(0, np.int64), [], [], [])
     ids, names, cats, tags, lat, lon, pop, rating, active = zip(*rows, strict=True)
 
+    def text(value) -> str:
+        # the artifact joins strings with \x1f: a host value holding one must not split
+        return str(value).replace("\x1f", " ")
+
     def terms(value) -> list[str]:
-        return [str(t) for t in value] if isinstance(value, list) else []
+        return [text(t) for t in value] if isinstance(value, list) else []
 
     return Catalogue(
         ids=np.array(ids, dtype=np.int64),
-        names=[str(n) for n in names],
+        names=[text(n) for n in names],
         categories=[terms(c) for c in cats],
         tags=[terms(t) for t in tags],
         latitudes=_float(lat),

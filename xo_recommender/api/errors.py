@@ -21,6 +21,7 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.response import Response
@@ -56,6 +57,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return _error(503, "The database is unavailable; try again shortly.",
                       "database_unavailable", **{"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, RequestDataTooBig):
+        request = context.get("request")
+        drain(getattr(request, "_request", None))
         exc = BodyTooLarge()
     elif isinstance(exc, RecursionError):
         exc = BodyTooDeep()
@@ -67,11 +70,30 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return _error(500, "Internal error.", "internal_error")
 
 
+#: Most of a refused body read and thrown away, so that a client still sending it
+#: receives the 413 instead of a connection reset; beyond it the connection is cut.
+DRAIN_BYTES = 64 * 2**20
+
+
+def drain(stream: Any) -> None:
+    """Read and discard what is left of a request body (up to ``DRAIN_BYTES``)."""
+    left = DRAIN_BYTES
+    try:
+        while stream is not None and left > 0:
+            chunk = stream.read(min(left, 2**20))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except Exception:  # a broken stream: the connection is cut anyway
+        return
+
+
 def _where(context: dict[str, Any]) -> str:
     request = context.get("request")
     return f"{request.method} {request.path}" if request is not None else "an API call"
 
 
+@csrf_exempt  # a POST to an unknown path is a 404, not the CSRF middleware's HTML 403
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """The API's own 404 for a path none of its routes match (``-1/``, ``nope/``)."""
     return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)

@@ -13,7 +13,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.utils import json
 
-from xo_recommender.api.errors import BodyTooDeep, BodyTooLarge
+from xo_recommender.api.errors import BodyTooDeep, BodyTooLarge, drain
 from xo_recommender.conf import settings as rec_settings
 
 
@@ -26,9 +26,11 @@ class BoundedJSONParser(JSONParser):
         request = (parser_context or {}).get("request")
         declared = request.META.get("CONTENT_LENGTH") if request is not None else None
         if declared and str(declared).isdigit() and int(declared) > limit:
+            drain(stream)
             raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
+            drain(stream)
             raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
         encoding = (parser_context or {}).get("encoding") or "utf-8"
         try:
@@ -41,3 +43,4 @@ class BoundedJSONParser(JSONParser):
             raise ParseError(f"The body is not valid {encoding}.") from exc
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from exc
+

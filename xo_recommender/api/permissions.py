@@ -18,6 +18,8 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
+from xo_recommender import cache as rec_cache
+
 #: The permission that lets an account act for any user (see ``Interaction.Meta``).
 SYNC_PERMISSION = "xo_recommender.sync"
 
@@ -59,7 +61,8 @@ class RecommenderRateThrottle(ScopedRateThrottle):
 
     It counts in a fixed window that opens at a client's first request (one atomic
     ``incr`` per request, where DRF's sliding history costs a read and a write), and a
-    cache that is down lets requests through instead of failing them.
+    cache that is down lets requests through instead of failing them (and opens the
+    recommender's cache breaker, so a hung cache is not waited for on every request).
     """
 
     def allow_request(self, request: Any, view: Any) -> bool:
@@ -71,14 +74,15 @@ class RecommenderRateThrottle(ScopedRateThrottle):
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
         key = self.get_cache_key(request, view)
-        if key is None:
+        if key is None or rec_cache.breaker_open():  # the cache failed a moment ago
             return True
         try:
             try:
                 count = self.cache.incr(key)
             except ValueError:  # no window open: open one (add is atomic)
                 count = 1 if self.cache.add(key, 1, self.duration) else self.cache.incr(key)
-        except Exception:  # the cache is down: serve rather than fail
+        except Exception as exc:  # the cache is down: serve rather than fail
+            rec_cache.note_failure("throttle", exc)
             return True
         return count <= self.num_requests
 

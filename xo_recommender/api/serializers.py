@@ -71,11 +71,23 @@ def _check_limit(name: str, value: int) -> int:
     return value
 
 
+def _publish_maximum(serializer: serializers.Serializer, *names: str) -> None:
+    """Give the page-size fields ``MAX_RESULTS`` as their maximum (read at request time,
+    so the schema publishes the configured value); the check itself stays ours."""
+    maximum = int(rec_settings.MAX_RESULTS)
+    for name in names:
+        serializer.fields[name].max_value = maximum
+
+
 class LimitQuerySerializer(serializers.Serializer):
     """``limit``: how many results, 1 to ``MAX_RESULTS``."""
 
     limit = serializers.IntegerField(required=False, min_value=1, default=DEFAULT_LIMIT,
                                      help_text="How many results (at most MAX_RESULTS).")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _publish_maximum(self, "limit")
 
     def validate_limit(self, value: int) -> int:
         maximum = int(rec_settings.MAX_RESULTS)
@@ -112,6 +124,10 @@ class RecommendQuerySerializer(PlaceQuerySerializer):
     diversify = serializers.BooleanField(
         required=False, allow_null=True, default=None,
         help_text="Re-rank for category variety (default: the DIVERSIFY setting).")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _publish_maximum(self, "limit", "max_results")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
@@ -156,12 +172,14 @@ class InteractionCreateSerializer(serializers.Serializer):
         max_length=32, help_text="One of the INTERACTION_WEIGHTS types, e.g. view, like, save.")
     weight = StrictFloatField(required=False, default=1.0, min_value=0, max_value=MAX_WEIGHT)
 
-    def validate_interaction_type(self, value: str) -> str:
-        types = rec_settings.INTERACTION_WEIGHTS
-        if value not in types:
-            raise serializers.ValidationError(
-                f"Unknown interaction type {value!r}; expected one of: {', '.join(types)}.")
-        return value
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the configured types, read now (not at import): the schema publishes them
+        types = list(rec_settings.INTERACTION_WEIGHTS)
+        self.fields["interaction_type"] = serializers.ChoiceField(
+            choices=types, help_text="One of the INTERACTION_WEIGHTS types.",
+            error_messages={"invalid_choice": "Unknown interaction type \"{input}\"; "
+                            f"expected one of: {', '.join(types)}."})
 
     @staticmethod
     def to_event(data: dict[str, Any]) -> InteractionEvent:
@@ -225,8 +243,11 @@ class RecommendationSerializer(serializers.Serializer):
 
 
 class RecommendationsResponseSerializer(serializers.Serializer):
+    """The original ``GET /recommend/{id}`` answer, rendered from a
+    ``services.RecommendationPage``."""
+
     user_id = serializers.IntegerField()
-    recommendations = RecommendationSerializer(many=True)
+    recommendations = RecommendationSerializer(many=True, source="items")
     model_version = serializers.IntegerField()
     cached = serializers.BooleanField()
 

@@ -169,8 +169,8 @@ class RecommendationViewSet(RecommenderViewSet):
         query = validated(s.RecommendQuerySerializer, request.query_params)
         alias = "max_results" if "max_results" in request.query_params else "limit"
         with service_errors(limit=alias):
-            payload = services.recommendation_payload(user_id, **query)
-        return Response(payload)
+            page = services.recommendation_page(user_id, **query)
+        return Response(s.RecommendationsResponseSerializer(page).data)
 
     @extend_schema(
         summary="Recommendations for a user",
@@ -235,11 +235,31 @@ class InteractionViewSet(RecommenderViewSet):
 
 
 class InteractionPagination(PageNumberPagination):
-    """Newest first, 50 a page; ``page_size`` up to 100."""
+    """Newest first, 50 a page; ``page_size`` 1 to 100 (anything else is a 400, where
+    DRF would silently fall back to the default)."""
 
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationError({self.page_size_query_param: [
+                f"Give a whole number from 1 to {self.max_page_size}."]})
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1,
+                                       "maximum": self.max_page_size}
+            elif parameter["name"] == self.page_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+        return parameters
 
 
 class UserViewSet(RecommenderViewSet):

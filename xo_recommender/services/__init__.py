@@ -13,9 +13,12 @@ from xo_recommender.services.interactions import (
     user_interactions,
 )
 from xo_recommender.services.ranking import (
+    PageItem,
     Recommendation,
+    RecommendationPage,
     popular_businesses,
     recommend_for,
+    recommendation_page,
     recommendation_payload,
     similar_businesses,
     user_history,
@@ -25,13 +28,16 @@ from xo_recommender.services.sync import clear_user_cache, sync_business, sync_u
 
 __all__ = [
     "InteractionEvent",
+    "PageItem",
     "Recommendation",
+    "RecommendationPage",
     "clear_user_cache",
     "health",
     "popular_businesses",
     "public_report",
     "rebuild",
     "recommend_for",
+    "recommendation_page",
     "recommendation_payload",
     "record_interaction",
     "record_interactions",

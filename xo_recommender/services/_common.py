@@ -34,9 +34,23 @@ def statement_timeout(using: str | None = None) -> Iterator[None]:
     using = using or router.db_for_write(Interaction)
     connection = connections[using]
     ms = rec_settings.STATEMENT_TIMEOUT_MS
-    if not ms or connection.vendor != "postgresql":
-        yield
+    if not ms or connection.vendor != "postgresql" or getattr(connection, _ACTIVE, False):
+        yield  # off, not PostgreSQL, or already inside a bounded block
         return
+    setattr(connection, _ACTIVE, True)
+    try:
+        with _bounded(connection, using, ms):
+            yield
+    finally:
+        setattr(connection, _ACTIVE, False)
+
+
+#: Marks a connection already inside :func:`statement_timeout` (nested services).
+_ACTIVE = "_xo_recommender_statement_timeout"
+
+
+@contextmanager
+def _bounded(connection: Any, using: str, ms: int) -> Iterator[None]:
     nested = connection.in_atomic_block
     state = {"set": False, "previous": None}
 

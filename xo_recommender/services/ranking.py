@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from xo_recommender import artifacts, cache, snapshot
@@ -123,6 +123,96 @@ def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
     return rec_user, version_id, model.recommend(query), limit
 
 
+@dataclass(frozen=True)
+class PageItem:
+    """One business of a page, as the business view shows it at the time of the request."""
+
+    business_id: int
+    name: str
+    score: float
+    reasons: list[str]
+    categories: list[str]
+    distance_km: float | None
+
+
+@dataclass(frozen=True)
+class RecommendationPage:
+    """One page for one user: what ``recommend_for`` and the API both serve."""
+
+    user_id: Any
+    model_version: int | None
+    items: list[PageItem]
+    cached: bool
+
+
+def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius_km: Any,
+            exclude: Iterable[Any], diversify: Any) -> tuple[dict[str, Any], bool]:
+    """The model's ranking for one query (plus slack), from the cache when unchanged.
+
+    The cache holds ids, scores and reasons only — never whether a business is active,
+    which :func:`_live` reads afresh on every request.
+    """
+    excluded = sorted({int(_pk(b)) for b in exclude})
+    params = {"limit": limit, "offset": offset, "category": category,
+              "near": list(near) if isinstance(near, tuple | list) else near,
+              "radius_km": radius_km, "exclude": excluded, "diversify": diversify}
+
+    def compute(expected_version: Any) -> dict[str, Any]:
+        rec_user, version, results, _ = _rank(user, limit, offset, category, near, radius_km,
+                                               excluded, diversify)
+        return {"user_id": rec_user.pk, "model_version": version,
+                "ranked": [[r.item_id, r.score, list(r.reasons), r.distance_km]
+                           for r in results]}
+
+    return cache.cached_answer("rank", _pk(user), {**params, **_ranking_settings()}, compute,
+                               artifacts.active_version_id,
+                               items=lambda answer: [row[0] for row in answer["ranked"]])
+
+
+def _live(ranked: list, limit: int) -> list[PageItem]:
+    """The first ``limit`` ranked businesses the view shows as active *now*.
+
+    One indexed query per request, cache hit or not: a business deactivated or deleted
+    by any means (the ORM, ``queryset.update``, raw SQL in the host) is left out at
+    once, without relying on signals. The page comes up short only when more than
+    ``_SLACK`` of it went inactive since the model was built.
+    """
+    rows = RecBusiness.objects.in_bulk([row[0] for row in ranked])
+    page = []
+    for item_id, score, reasons, distance_km in ranked:
+        row = rows.get(item_id)
+        if row is None or not row.is_active:
+            continue
+        page.append(PageItem(row.pk, row.name, round(score, 6), list(reasons),
+                             list(row.categories or []), distance_km))
+        if len(page) == limit:
+            break
+    return page
+
+
+@bounded
+def recommendation_page(
+    user: Any,
+    limit: int = 10,
+    *,
+    offset: int = 0,
+    category: str | None = None,
+    near: tuple[float, float] | None = None,
+    radius_km: float | None = None,
+    exclude: Iterable[Any] = (),
+    diversify: bool | None = None,
+) -> RecommendationPage:
+    """One page of personalised businesses for ``user`` (an instance or its primary key).
+
+    The one ranking path: ``recommend_for`` and the REST API both serve it, with one
+    cache. Arguments and errors as ``recommend_for``.
+    """
+    answer, cached = _ranked(user, limit, offset, category, near, radius_km, exclude,
+                             diversify)
+    return RecommendationPage(answer["user_id"], answer["model_version"],
+                              _live(answer["ranked"], limit), cached)
+
+
 @bounded
 def recommend_for(
     user: Any,
@@ -143,26 +233,38 @@ def recommend_for(
     businesses within it; ``category`` keeps one category; ``exclude`` drops businesses
     (instances or ids); ``diversify`` re-ranks for variety (default: the setting).
 
-    Raises ``ValueError`` for a bad argument, ``UnknownUser`` / ``InactiveUser``, and
-    ``ModelNotReady`` before the first rebuild. The page's businesses are fetched in
-    one query; inactive or deleted ones since the last rebuild are left out. The
+    Raises ``InvalidArgument`` (a ``ValueError``) naming a bad argument,
+    ``UnknownUser`` / ``InactiveUser``, and ``ModelNotReady`` before the first rebuild.
+    Businesses inactive or deleted now are left out, even from a cached ranking; the
     ranking is cached like the REST answers (versioned: a new interaction, a user or
-    business change, or a rebuild retires it).
+    business change, or a rebuild retires it). Each result carries the host's instance.
     """
-    excluded = sorted({int(_pk(b)) for b in exclude})
-    params = {"limit": limit, "offset": offset, "category": category,
-              "near": list(near) if isinstance(near, tuple | list) else near,
-              "radius_km": radius_km, "exclude": excluded, "diversify": diversify}
+    page = recommendation_page(user, limit, offset=offset, category=category, near=near,
+                               radius_km=radius_km, exclude=exclude, diversify=diversify)
+    business_model = Interaction.business.field.related_model
+    hosts = business_model._default_manager.in_bulk([item.business_id for item in page.items])
+    return [Recommendation(hosts[item.business_id], item.score, item.reasons,
+                           item.distance_km)
+            for item in page.items if item.business_id in hosts]
 
-    def compute(expected_version: Any) -> list[tuple]:
-        _, _, results, page = _rank(user, limit, offset, category, near, radius_km, excluded,
-                                    diversify)
-        return [(r.item_id, r.score, list(r.reasons), r.distance_km) for r in results]
 
-    ranked, _ = cache.cached_answer("py", _pk(user), {**params, **_ranking_settings()},
-                                    compute, artifacts.active_version_id,
-                                    items=lambda rows: [row[0] for row in rows])
-    return _with_host_businesses([Ranked(*row) for row in ranked], limit)
+def recommendation_payload(
+    user_id: Any,
+    limit: int = 10,
+    *,
+    offset: int = 0,
+    category: str | None = None,
+    near: tuple[float, float] | None = None,
+    radius_km: float | None = None,
+    diversify: bool | None = None,
+) -> dict[str, Any]:
+    """:func:`recommendation_page` as plain data: ``{"user_id", "recommendations":
+    [{business_id, name, score, reasons, categories, distance_km}], "model_version",
+    "cached"}`` (the API renders the same page with its serializer)."""
+    page = recommendation_page(user_id, limit, offset=offset, category=category, near=near,
+                               radius_km=radius_km, diversify=diversify)
+    return {"user_id": page.user_id, "recommendations": [asdict(i) for i in page.items],
+            "model_version": page.model_version, "cached": page.cached}
 
 
 def _ranking_settings() -> dict[str, Any]:
@@ -179,23 +281,9 @@ def _ranking_settings() -> dict[str, Any]:
 _SLACK = 5
 
 
-def _with_host_businesses(results: list, limit: int) -> list[Recommendation]:
-    business_model = Interaction.business.field.related_model
-    hosts = business_model._default_manager.in_bulk([r.item_id for r in results])
-    active_field = rec_settings.BUSINESS_FIELDS.get("is_active")
-    page = []
-    for r in results:
-        business = hosts.get(r.item_id)
-        if business is None or (active_field and not getattr(business, active_field, True)):
-            continue
-        page.append(Recommendation(business, r.score, r.reasons, r.distance_km))
-        if len(page) == limit:
-            break
-    return page
-
-
 def _business_dicts(results: list, limit: int | None = None) -> list[dict]:
-    """Results as the API's JSON objects, read from the business view in one query."""
+    """Similar / popular results as the API's JSON objects, read from the business view
+    in one query (inactive or deleted businesses left out)."""
     rows = RecBusiness.objects.in_bulk([r.item_id for r in results])
     out = []
     for r in results:
@@ -208,40 +296,6 @@ def _business_dicts(results: list, limit: int | None = None) -> list[dict]:
         if limit is not None and len(out) == limit:
             break
     return out
-
-
-@bounded
-def recommendation_payload(
-    user_id: Any,
-    limit: int = 10,
-    *,
-    offset: int = 0,
-    category: str | None = None,
-    near: tuple[float, float] | None = None,
-    radius_km: float | None = None,
-    diversify: bool | None = None,
-) -> dict[str, Any]:
-    """The REST answer for one user, served from the cache when nothing changed.
-
-    ``{"user_id", "recommendations": [{business_id, name, score, reasons, categories,
-    distance_km}], "model_version", "cached"}``. Same arguments and errors as
-    ``recommend_for``.
-    """
-    params = {"limit": limit, "offset": offset, "category": category,
-              "near": list(near) if near is not None else None, "radius_km": radius_km,
-              "diversify": diversify}
-
-    def compute(expected_version: Any) -> dict[str, Any]:
-        rec_user, version, results, page = _rank(user_id, limit, offset, category, near,
-                                                 radius_km, (), diversify)
-        return {"user_id": rec_user.pk, "recommendations": _business_dicts(results, page),
-                "model_version": version}
-
-    payload, cached = cache.cached_answer(
-        "rec", _pk(user_id), {**params, **_ranking_settings()}, compute,
-        artifacts.active_version_id,
-        items=lambda answer: [r["business_id"] for r in answer["recommendations"]])
-    return {**payload, "cached": cached}
 
 
 @bounded
