@@ -176,3 +176,25 @@ def test_a_real_worker_drains_the_buffer_and_loses_nothing(redis_buffer, setting
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.mark.django_db
+def test_many_users_are_invalidated_in_one_go_with_the_counters_semantics(redis_buffer):
+    """The batch path bumps existing counters by one and starts missing ones from the
+    clock, as ``invalidate_user`` does; with the cache failing they are kept for later."""
+    from xo_recommender import cache
+
+    store = caches["default"]
+    store.set(cache.user_generation_key("a"), 41, timeout=None)
+    before = cache._counter_base()
+    cache.invalidate_users(["a", "b", "a"])
+    assert store.get(cache.user_generation_key("a")) == 42
+    assert store.get(cache.user_generation_key("b")) >= before
+    cache.invalidate_users(["a", "b"])
+    assert store.get(cache.user_generation_key("a")) == 43
+    cache.note_failure("test", RuntimeError("down"))
+    try:
+        cache.invalidate_users(["c", "d"])
+        assert {"c", "d"} <= cache._breaker.users
+    finally:
+        cache.reset_breaker()
