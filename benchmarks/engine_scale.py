@@ -6,10 +6,16 @@ cluster), repeated events (count), mixed interaction-type weights and timestamps
 year. The largest size is XO Black's: 200,000 users × 50,000 items × 5,000,000
 interactions; smaller sizes scale users and items down proportionally.
 
-Each size runs in a fresh subprocess limited to 2 BLAS threads, so the peak RSS
-(``ru_maxrss``) belongs to that size alone; it includes data generation.
+Each size runs in a fresh subprocess limited to 2 threads, so the peak RSS
+(``ru_maxrss``) belongs to that size alone; it includes data generation. When
+``implicit`` is installed (``pip install -e '.[bench]'``) every size also fits its ALS
+(64 factors, 15 iterations, 2 threads) on the same matrix in another fresh subprocess,
+and the table shows our fit time as a ratio of ALS's from the same run. ``load`` is the
+machine's 1-minute load average when the size finished (2 cores: above 2 means other
+work was competing for them, which slows ALS's two threads the most).
 
     python benchmarks/engine_scale.py            # 0.5M, 1M, 2M, 5M
+    python benchmarks/engine_scale.py --sizes 5000000 --runs 3   # XO Black, median of 3
     python benchmarks/engine_scale.py --smoke    # one tiny size, for CI
     python benchmarks/engine_scale.py --compare-exact 1000000   # approximation's cost
 """
@@ -17,6 +23,7 @@ Each size runs in a fresh subprocess limited to 2 BLAS threads, so the peak RSS
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -73,14 +80,39 @@ def synthetic(n_users: int, n_items: int, n_inter: int, seed: int = 0):
     return u, i, weight, count, last_seen
 
 
-def run_one(n_inter: int, runs: int, seed: int) -> dict:
-    """Measure one size in this process (called inside the subprocess)."""
+def synthetic_matrix(n_inter: int, seed: int):
+    """The weighted user×item matrix of one size (users and items scaled from FULL)."""
     scale = n_inter / FULL[2]
     n_users = max(50, int(FULL[0] * scale))
     n_items = max(20, int(FULL[1] * scale))
     u, i, w, c, t = synthetic(n_users, n_items, n_inter, seed)
     now = 365 * DAY
-    x = build_matrix(u, i, w, c, t, shape=(n_users, n_items), now=now, half_life=90 * DAY)
+    return build_matrix(u, i, w, c, t, shape=(n_users, n_items), now=now, half_life=90 * DAY)
+
+
+def run_als(n_inter: int, runs: int, seed: int) -> dict:
+    """The reference: ``implicit`` ALS, 64 factors, 15 iterations, 2 threads, same matrix."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, "blas")  # implicit parallelises itself; nested BLAS threads hurt
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    x = synthetic_matrix(n_inter, seed)
+    fits = []
+    for _ in range(runs):
+        als = AlternatingLeastSquares(factors=64, iterations=15, num_threads=2,
+                                      random_state=seed, calculate_training_loss=False)
+        start = time.perf_counter()
+        als.fit(x, show_progress=False)
+        fits.append(time.perf_counter() - start)
+    return {"fit_s": float(np.median(fits)),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_one(n_inter: int, runs: int, seed: int) -> dict:
+    """Measure one size in this process (called inside the subprocess)."""
+    x = synthetic_matrix(n_inter, seed)
+    n_users, n_items = x.shape
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     fits = []
     model = None
@@ -111,6 +143,7 @@ def run_one(n_inter: int, runs: int, seed: int) -> dict:
         "items": n_items,
         "path": model.path_,
         "fit_s": float(np.median(fits)),
+        "fit_all_s": fits,
         "fit_runs": runs,
         "rss_before_fit_mib": rss_before,
         "peak_rss_mib": peak,
@@ -177,7 +210,9 @@ def main() -> None:
         metavar="N",
         help="instead: held-out quality of exact vs approximate fit at N interactions",
     )
+    parser.add_argument("--no-als", action="store_true", help="skip the ALS reference")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-als", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.compare_exact:
@@ -187,40 +222,44 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_one(args.child, args.runs or 1, args.seed)))
         return
+    if args.child_als:
+        print(json.dumps(run_als(args.child_als, args.runs or 1, args.seed)))
+        return
 
     sizes = [20_000] if args.smoke else (args.sizes or SIZES)
+    als = not args.no_als and importlib.util.find_spec("implicit") is not None
+    if not als:
+        print("ALS reference skipped (pip install -e '.[bench]' for implicit)")
     env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
     header = (
         f"{'interactions':>12} {'users':>8} {'items':>7} {'path':>6} {'fit s':>7} "
         f"{'runs':>4} {'RSS pre-fit':>11} {'peak RSS MiB':>12} {'artifact MiB':>12} "
-        f"{'p50 ms':>7} {'p99 ms':>7}"
+        f"{'p50 ms':>7} {'p99 ms':>7} {'ALS s':>7} {'ALS MiB':>7} {'fit/ALS':>7} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
     for n in sizes:
         runs = args.runs or (3 if n <= 1_000_000 else 1)
-        cmd = [
-            sys.executable,
-            __file__,
-            "--child",
-            str(n),
-            "--runs",
-            str(runs),
-            "--seed",
-            str(args.seed),
-        ]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if out.returncode:
-            sys.exit(f"size {n} failed:\n{out.stderr}")
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = _child(["--child", str(n)], runs, args.seed, env)
+        ref = _child(["--child-als", str(n)], runs, args.seed, env) if als else None
         print(
             f"{r['interactions']:>12,} {r['users']:>8,} {r['items']:>7,} {r['path']:>6} "
             f"{r['fit_s']:>7.1f} {r['fit_runs']:>4} {r['rss_before_fit_mib']:>11.0f} "
             f"{r['peak_rss_mib']:>12.0f} "
-            f"{r['artifact_mib']:>12.1f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}",
+            f"{r['artifact_mib']:>12.1f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} "
+            + (f"{ref['fit_s']:>7.1f} {ref['peak_rss_mib']:>7.0f} "
+               f"{r['fit_s'] / ref['fit_s']:>7.2f}" if ref else f"{'-':>7} {'-':>7} {'-':>7}")
+            + f" {os.getloadavg()[0]:>5.1f}",
             flush=True,
         )
 
+
+def _child(what: list[str], runs: int, seed: int, env: dict) -> dict:
+    cmd = [sys.executable, __file__, *what, "--runs", str(runs), "--seed", str(seed)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"{' '.join(what)} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 if __name__ == "__main__":
     main()

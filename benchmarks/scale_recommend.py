@@ -1,7 +1,7 @@
 """Scale of the Django side: seed, rebuild and ``recommend_for`` on PostgreSQL.
 
 For each size (interactions; users = n/25, businesses = n/100, as XO Black's
-200k / 50k / 5M) it uses a database ``xo_bench_<n>`` (seeded once by ``seed_demo``;
+200k / 50k / 5M) it uses a database ``xo_bench_<n>`` (``--db-prefix``; seeded once by ``seed_demo``;
 ``--reseed`` to redo), runs ``rebuild_recommendations`` in a child process (wall time,
 peak RSS) and times uncached ``recommend_for`` in-process over random users (the model
 loaded first). The floor is a single-row primary-key query timed in the same process:
@@ -35,7 +35,8 @@ def run(cmd: list[str], env: dict, **kw) -> subprocess.CompletedProcess:
 
 def database_env(server: str, name: str) -> dict:
     env = {**os.environ, "DATABASE_URL": f"{server.rstrip('/')}/{name}",
-           "DJANGO_SETTINGS_MODULE": "example_project.settings"}
+           "DJANGO_SETTINGS_MODULE": "example_project.settings",
+           "DJANGO_DEBUG": "0"}  # as in production: no query log, no debug cursor
     env.pop("REDIS_URL", None)
     env.pop("CELERY_BROKER_URL", None)
     return env
@@ -54,7 +55,7 @@ def ensure_database(server: str, name: str) -> bool:
 
 def measure_size(n: int, args) -> dict:
     users, businesses = max(n // 25, 20), max(n // 100, 10)
-    name = f"xo_bench_{n}"
+    name = f"{args.db_prefix}_{n}"
     env = database_env(args.server, name)
     created = ensure_database(args.server, name)
     py = sys.executable
@@ -80,8 +81,8 @@ def measure_size(n: int, args) -> dict:
     return {
         "interactions": n, "users": users, "businesses": businesses,
         "seed_s": seed_seconds,
-        "rebuild_s": statistics.median(w for w, _ in rebuilds),
-        "rebuild_rss_mib": max(r for _, r in rebuilds),
+        "rebuild_s": statistics.median(w for w, _ in rebuilds) if rebuilds else None,
+        "rebuild_rss_mib": max(r for _, r in rebuilds) if rebuilds else None,
         **latency,
     }
 
@@ -125,9 +126,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="500000,1000000,2000000,5000000")
     parser.add_argument("--server", default=os.environ.get(
         "BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
-    parser.add_argument("--rebuilds", type=int, default=3, help="median of this many")
+    parser.add_argument("--rebuilds", type=int, default=3,
+                        help="median of this many (0: time recommend_for on the live model)")
     parser.add_argument("--users-sampled", type=int, default=1000)
     parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--db-prefix", default="xo_bench",
+                        help="databases are <prefix>_<n> (one per size, kept for reuse)")
     parser.add_argument("--smoke", action="store_true", help="one tiny size (CI)")
     parser.add_argument("--latency-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -143,8 +147,10 @@ def main() -> None:
     for n in sizes:
         r = measure_size(n, args)
         seed = f"{r['seed_s']:.1f}" if r["seed_s"] is not None else "reused"
+        rebuild, rss = ((f"{r['rebuild_s']:.1f}", f"{r['rebuild_rss_mib']:,.0f}")
+                        if r["rebuild_s"] is not None else ("-", "-"))
         print(f"{r['interactions']:>12,} {r['users']:>8,} {r['businesses']:>10,} {seed:>8} "
-              f"{r['rebuild_s']:>10.1f} {r['rebuild_rss_mib']:>9,.0f} {r['p50_ms']:>7.2f} "
+              f"{rebuild:>10} {rss:>9} {r['p50_ms']:>7.2f} "
               f"{r['p99_ms']:>7.2f} {r['floor_p50_ms']:>9.3f} {r['ratio_p50']:>7.1f}",
               flush=True)
 

@@ -85,6 +85,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RESULTS": 100,
     # Model versions kept in the database (the active one always is).
     "KEEP_VERSIONS": 3,
+    # Local directory of memory-mapped model files, shared by the machine's processes
+    # (None: a folder in the system's temp dir; False: load each model into memory).
+    "ARTIFACT_DIR": None,
     # Keyword arguments of the collaborative model (see engine/collaborative.py).
     "COLLABORATIVE": {},
     # Parts that must be up for the health endpoint to answer 200 (others are reported).

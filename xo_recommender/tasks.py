@@ -17,7 +17,8 @@ from django.db import InterfaceError, OperationalError
 from xo_recommender.broker import broker_configured, enqueue
 from xo_recommender.exceptions import RebuildFailed
 
-__all__ = ["broker_configured", "enqueue", "rebuild_recommendations", "refresh_user"]
+__all__ = ["broker_configured", "enqueue", "flush_interactions", "rebuild_recommendations",
+           "refresh_user"]
 
 
 logger = logging.getLogger("xo_recommender.tasks")
@@ -79,3 +80,17 @@ def refresh_user(user_id: int, limit: int = 10) -> None:
         recommendation_payload(user_id, limit)
     except RecommenderError:
         pass  # unknown or inactive user, or no model yet: nothing to warm
+
+
+@shared_task(
+    name="xo_recommender.flush_interactions",
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    retry_kwargs={"max_retries": 5},
+    ignore_result=True,
+)
+def flush_interactions(key: str | None = None) -> int:
+    """Write the buffered interactions (``services.ingestion``) in batches."""
+    from xo_recommender.services.ingestion import flush_deferred
+
+    return flush_deferred(key)

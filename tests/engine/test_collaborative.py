@@ -156,3 +156,28 @@ def test_empty_item_and_empty_matrix_columns_are_harmless():
     model = CollaborativeModel(l2_rel=0.1).fit(x)
     assert np.isfinite(model.similarity_.data).all()
     assert model.similar_items(4, 3)[0].tolist() == []
+
+
+def test_scale_path_does_not_depend_on_threads_chunks_or_the_fast_product(monkeypatch):
+    """The Gram pass runs in spans on threads with a preallocated product; none of that
+    may change S: one thread, tiny spans and scipy's plain ``@`` give the same matrix."""
+    from xo_recommender.engine import collaborative
+
+    x, _ = clustered(n_users=400, n_clusters=5, seed=3)
+    kw = dict(top_k=7, exact_max_items=15, head_items=9)
+    fast = CollaborativeModel(threads=2, **kw).fit(x).similarity_
+    monkeypatch.setattr(collaborative, "_csr_matmat", None)
+    plain = CollaborativeModel(threads=1, chunk_flops=50, **kw).fit(x).similarity_
+    assert fast.nnz and np.diff(fast.indptr).max() <= 7
+    assert not fast.diagonal().any()
+    np.testing.assert_allclose(fast.toarray(), plain.toarray(), rtol=1e-5, atol=1e-7)
+
+
+def test_scale_path_leaves_the_callers_matrix_alone():
+    x, _ = clustered(seed=4)
+    x = sp.csr_matrix(x, dtype=np.float32)
+    x.data[:5] = 0.0
+    before = (x.data.copy(), x.indices.copy())
+    CollaborativeModel(top_k=5, exact_max_items=12).fit(x)
+    np.testing.assert_array_equal(x.data, before[0])
+    np.testing.assert_array_equal(x.indices, before[1])

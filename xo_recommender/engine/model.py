@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from xo_recommender.engine import blend, diversity, features, geo, priors
+from xo_recommender.engine import artifact_format, blend, diversity, features, geo, priors
 from xo_recommender.engine.collaborative import CollaborativeModel
 from xo_recommender.engine.content import ContentModel, normalise_term
 from xo_recommender.engine.data import Catalogue, Events
 from xo_recommender.engine.matrix import IdIndex, build_matrix, user_row
 from xo_recommender.engine.reasons import reasons_for
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # artifact_format; 1 was an .npz, still readable
+_NPZ_FORMAT_VERSION = 1
 DAY = 86_400.0
 
 #: Component weights. Collaborative/profile/prior were chosen on validation splits of
@@ -116,10 +117,6 @@ class Recommendation:
     score: float
     reasons: list[str]
     distance_km: float | None
-
-
-def _terms_bytes(values: Sequence[str]) -> np.ndarray:
-    return np.frombuffer("\x1f".join(values).encode(), dtype=np.uint8)
 
 
 def _terms_from(buf: np.ndarray, n: int) -> list[str]:
@@ -464,36 +461,75 @@ class Recommender:
 
     # ------------------------------------------------------------ serialising
     def to_bytes(self) -> bytes:
-        """One ``.npz`` payload (arrays only, no pickle) holding every part."""
-        import json
-
-        buf = io.BytesIO()
-        np.savez(
-            buf,
-            format_version=np.int64(_FORMAT_VERSION),
-            params=np.frombuffer(json.dumps(self.params.to_dict()).encode(), dtype=np.uint8),
-            stats=np.frombuffer(json.dumps(self.stats).encode(), dtype=np.uint8),
-            item_ids=self.items.ids,
-            names=_terms_bytes(self.names),
-            collaborative=np.frombuffer(self.collaborative.to_bytes(), dtype=np.uint8),
-            content=np.frombuffer(self.content.to_bytes(), dtype=np.uint8),
-            cat_data=self.categories.data, cat_indices=self.categories.indices,
-            cat_indptr=self.categories.indptr,
-            cat_shape=np.asarray(self.categories.shape, dtype=np.int64),
-            category_names=_terms_bytes(self.category_names),
-            latitudes=self.latitudes, longitudes=self.longitudes, prior=self.prior,
-            ratings=self.ratings, active=self.active,
-            trained_at=np.float64(self.trained_at),
-            **{f"signal_{name}": values for name, values in self.signals.items()},
-        )
-        return buf.getvalue()
+        """One artifact (``artifact_format``): a JSON header and flat named arrays that
+        load by memory-mapping. To store a new part, add its JSON to ``meta`` or its
+        arrays to ``arrays`` here, and read it back in ``from_bytes``: one line each."""
+        collab_meta, collab_arrays = self.collaborative.to_arrays()
+        content = self.content
+        meta = {
+            "format_version": _FORMAT_VERSION,
+            "params": self.params.to_dict(),
+            "stats": self.stats,
+            "trained_at": self.trained_at,
+            "category_names": list(self.category_names),
+            "collaborative": collab_meta,
+            "content_shape": list(content.item_terms.shape),
+            "cat_shape": list(self.categories.shape),
+        }
+        arrays = {
+            "item_ids": self.items.ids,
+            **artifact_format.text_arrays("names", self.names),
+            **{f"collaborative.{k}": v for k, v in collab_arrays.items()},
+            "content.data": content.item_terms.data,
+            "content.indices": content.item_terms.indices,
+            "content.indptr": content.item_terms.indptr,
+            "content.terms": content.terms,
+            "content.labels": content.labels,
+            "content.idf": content.idf,
+            "cat_data": self.categories.data, "cat_indices": self.categories.indices,
+            "cat_indptr": self.categories.indptr,
+            "latitudes": self.latitudes, "longitudes": self.longitudes, "prior": self.prior,
+            "ratings": self.ratings, "active": self.active,
+            **{f"signal.{name}": values for name, values in self.signals.items()},
+        }
+        return artifact_format.pack(meta, arrays)
 
     @classmethod
-    def from_bytes(cls, payload: bytes) -> Recommender:
+    def from_bytes(cls, payload) -> Recommender:
+        """Inverse of ``to_bytes``. ``payload`` may be ``bytes`` or an ``mmap``: the big
+        arrays stay views into it (no copy), so processes mapping one file share it."""
+        if not artifact_format.is_artifact(payload):
+            return cls._from_npz(bytes(payload))
+        meta, a = artifact_format.unpack(payload)
+        if meta.get("format_version") != _FORMAT_VERSION:
+            raise ValueError(f"unsupported model format {meta.get('format_version')}")
+        ids = a["item_ids"]
+        collab = {k.split(".", 1)[1]: v for k, v in a.items() if k.startswith("collaborative.")}
+        return cls(
+            params=EngineParams.from_dict(meta["params"]),
+            items=IdIndex(ids),
+            names=artifact_format.TextList(a["names"], a["names.offsets"]),
+            collaborative=CollaborativeModel.from_arrays(meta["collaborative"], collab),
+            content=ContentModel(
+                sp.csr_matrix((a["content.data"], a["content.indices"], a["content.indptr"]),
+                              shape=tuple(meta["content_shape"])),
+                a["content.terms"], a["content.labels"], a["content.idf"]),
+            categories=sp.csr_matrix((a["cat_data"], a["cat_indices"], a["cat_indptr"]),
+                                     shape=tuple(meta["cat_shape"])),
+            category_names=list(meta["category_names"]),
+            latitudes=a["latitudes"], longitudes=a["longitudes"], prior=a["prior"],
+            ratings=a["ratings"], active=a["active"], trained_at=float(meta["trained_at"]),
+            stats=meta["stats"],
+            signals={name: a[f"signal.{name}"] for name in SIGNALS if f"signal.{name}" in a},
+        )
+
+    @classmethod
+    def _from_npz(cls, payload: bytes) -> Recommender:
+        """Artifacts written before the mapped format (``format_version`` 1)."""
         import json
 
         with np.load(io.BytesIO(payload), allow_pickle=False) as z:
-            if int(z["format_version"]) != _FORMAT_VERSION:
+            if int(z["format_version"]) != _NPZ_FORMAT_VERSION:
                 raise ValueError(f"unsupported model format {int(z['format_version'])}")
             ids = z["item_ids"]
             shape = tuple(int(s) for s in z["cat_shape"])

@@ -109,9 +109,8 @@ def _invalidate_users(user_ids: set) -> None:
     """
     using = router.db_for_write(Interaction)
     if connections[using].in_atomic_block:
-        for user_id in user_ids:
-            cache.invalidate_user(user_id)
-    transaction.on_commit(lambda: [cache.invalidate_user(u) for u in user_ids], using=using)
+        cache.invalidate_users(user_ids)
+    transaction.on_commit(lambda: cache.invalidate_users(user_ids), using=using)
 
 
 def _upsert(rows: list) -> None:

@@ -1,0 +1,200 @@
+"""Buffered ingestion: deferred events reach the table through Redis and a flush task,
+with the same upsert, and nothing is lost on the way (or when the buffer is missing)."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from django.core.cache import caches
+from django.core.exceptions import ValidationError
+from django.db import OperationalError
+from django.db.models import Sum
+
+from tests.factories import BusinessFactory, UserFactory
+from xo_recommender.models import Interaction
+from xo_recommender.services import ingestion
+from xo_recommender.services.interactions import InteractionEvent
+
+BROKER = os.environ.get("CELERY_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
+
+
+def stored() -> int:
+    return Interaction.objects.aggregate(n=Sum("count"))["n"] or 0
+
+
+@pytest.fixture
+def redis_buffer():
+    """The cache must be Redis (``make test``); the SQLite run has no buffer to test."""
+    if "django_redis" not in type(caches["default"]).__module__:
+        pytest.skip("needs the Redis cache (make test)")
+    redis, key = ingestion._redis()
+    yield redis, key
+    redis.delete(key, f"{key}:scheduled")
+
+
+@pytest.fixture
+def broker(monkeypatch):
+    """A broker is configured; tasks sent are recorded instead of delivered."""
+    from celery import current_app
+
+    from xo_recommender.tasks import flush_interactions
+
+    conf = current_app.conf
+    saved = (conf.broker_url, conf.task_always_eager)
+    conf.broker_url, conf.task_always_eager = BROKER, False
+    sent = []
+    monkeypatch.setattr(flush_interactions, "apply_async", lambda args=(), **kw: sent.append(args))
+    yield sent
+    conf.broker_url, conf.task_always_eager = saved
+
+
+@pytest.mark.django_db
+def test_without_a_broker_deferred_events_are_written_at_once(user, business):
+    assert ingestion.defer_interaction(user, business, "view", count=2) == 1
+    assert Interaction.objects.get(user=user, business=business).count == 2
+
+
+@pytest.mark.django_db
+def test_deferred_events_wait_in_redis_until_one_scheduled_flush_writes_them_all(
+        redis_buffer, broker):
+    redis, key = redis_buffer
+    users = [UserFactory() for _ in range(7)]
+    places = [BusinessFactory() for _ in range(5)]
+    sent = 0
+    for i in range(1234):  # more than two batches, with repeats of the same keys
+        ingestion.defer_interaction(users[i % 7], places[i % 5], ("view", "like")[i % 2])
+        sent += 1
+    assert stored() == 0 and redis.llen(key) == sent
+    assert broker == [(key,)]  # one flush scheduled for the whole burst
+    assert ingestion.flush_deferred() == sent
+    assert stored() == sent  # every event counted: 0 lost
+    assert Interaction.objects.count() == 70  # folded per (user, place, type): lcm(7, 5, 2)
+    assert redis.llen(key) == 0 and not redis.exists(f"{key}:scheduled")
+    ingestion.defer_interaction(users[0], places[0], "save")
+    assert broker == [(key,), (key,)]  # the next event schedules again
+
+
+@pytest.mark.django_db
+def test_bad_events_fail_at_once_and_unknown_ids_are_skipped_at_flush(
+        redis_buffer, broker, user, business):
+    with pytest.raises(ValidationError) as err:
+        ingestion.defer_interaction(user, business, "teleport")
+    assert "interaction_type" in err.value.message_dict
+    with pytest.raises(ValidationError):
+        ingestion.defer_interaction(user, business, "view", weight=float("nan"))
+    ingestion.defer_interactions([InteractionEvent(user.pk, business.pk, "view"),
+                                  InteractionEvent(987654321, business.pk, "view"),
+                                  InteractionEvent(user.pk, business.pk, "like")])
+    assert ingestion.flush_deferred() == 2
+    assert set(Interaction.objects.values_list("interaction_type", flat=True)) == {"view",
+                                                                                   "like"}
+
+
+@pytest.mark.django_db
+def test_a_failed_write_puts_the_batch_back_in_order(redis_buffer, broker, user, business,
+                                                     monkeypatch):
+    redis, key = redis_buffer
+    for t in ("view", "like", "save"):
+        ingestion.defer_interaction(user, business, t)
+    real = ingestion.record_interactions
+
+    def down(events):
+        raise OperationalError("database restarting")
+
+    monkeypatch.setattr(ingestion, "record_interactions", down)
+    with pytest.raises(OperationalError):
+        ingestion.flush_deferred()
+    assert [ingestion._decode(r).interaction_type for r in redis.lrange(key, 0, -1)] == [
+        "view", "like", "save"]
+    monkeypatch.setattr(ingestion, "record_interactions", real)
+    assert ingestion.flush_deferred() == 3 and stored() == 3
+
+
+@pytest.mark.django_db
+def test_redis_down_or_no_schedule_means_written_inline(redis_buffer, broker, user, business,
+                                                        monkeypatch):
+    redis, key = redis_buffer
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("redis is gone")
+
+    from redis.client import Pipeline
+
+    monkeypatch.setattr(Pipeline, "execute", refuse)
+    ingestion.defer_interaction(user, business, "view")
+    assert stored() == 1
+    monkeypatch.undo()
+    # the broker refuses the task: the buffer is flushed here and the mark released
+    from xo_recommender.tasks import flush_interactions
+
+    monkeypatch.setattr(flush_interactions, "apply_async", refuse)
+    ingestion.defer_interaction(user, business, "like")
+    assert stored() == 2 and redis.llen(key) == 0
+    assert not redis.exists(f"{key}:scheduled")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_drains_the_buffer_and_loses_nothing(redis_buffer, settings):
+    """Producer here, Celery worker in another process, same Redis and database."""
+    from celery import current_app
+
+    from tests.test_celery_worker import ROOT, database_url
+
+    redis, key = redis_buffer
+    queue = f"xo-test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": BROKER,
+           "DJANGO_SETTINGS_MODULE": "example_project.settings", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "example_project", "worker", "--pool", "solo",
+         "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "-l", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    conf = current_app.conf
+    saved = (conf.broker_url, conf.task_always_eager, conf.task_default_queue)
+    conf.broker_url, conf.task_always_eager, conf.task_default_queue = BROKER, False, queue
+    try:
+        users = [UserFactory() for _ in range(20)]
+        places = [BusinessFactory() for _ in range(10)]
+        sent = 0
+        for i in range(3000):
+            ingestion.defer_interaction(users[i % 20], places[(i * 7) % 10], "view")
+            sent += 1
+        deadline = time.monotonic() + 60
+        while stored() < sent and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.2)
+        assert stored() == sent
+        assert redis.llen(key) == 0
+    finally:
+        conf.broker_url, conf.task_always_eager, conf.task_default_queue = saved
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.django_db
+def test_many_users_are_invalidated_in_one_go_with_the_counters_semantics(redis_buffer):
+    """The batch path bumps existing counters by one and starts missing ones from the
+    clock, as ``invalidate_user`` does; with the cache failing they are kept for later."""
+    from xo_recommender import cache
+
+    store = caches["default"]
+    store.set(cache.user_generation_key("a"), 41, timeout=None)
+    before = cache._counter_base()
+    cache.invalidate_users(["a", "b", "a"])
+    assert store.get(cache.user_generation_key("a")) == 42
+    assert store.get(cache.user_generation_key("b")) >= before
+    cache.invalidate_users(["a", "b"])
+    assert store.get(cache.user_generation_key("a")) == 43
+    cache.note_failure("test", RuntimeError("down"))
+    try:
+        cache.invalidate_users(["c", "d"])
+        assert {"c", "d"} <= cache._breaker.users
+    finally:
+        cache.reset_breaker()

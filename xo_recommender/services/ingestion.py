@@ -1,0 +1,186 @@
+"""Buffered event ingestion: the host's request hands events over and returns at once.
+
+``defer_interactions`` appends the events to a Redis list (one round trip) and, when no
+flush is scheduled yet, enqueues the ``xo_recommender.flush_interactions`` task; a
+Celery worker then drains the list in batches through the same validated upsert as
+``record_interactions`` (repeats still fold into counts). Events keep the time they
+were deferred, not the time they are written.
+
+Without a broker, or without a Redis cache to buffer in, or when Redis fails, the
+events are written inline as ``record_interactions`` would: deferring never drops an
+event. Scheduling is race-free: a flusher clears its "scheduled" mark before its last
+look at the list, and a producer pushes before it tries to set the mark, so every
+event is seen by a running flusher or schedules a new one. A batch whose write fails
+goes back to the head of the list and the task retries; a worker killed between taking
+a batch and writing it loses that batch (at most ``FLUSH_BATCH`` events).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import caches
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from xo_recommender.broker import broker_configured
+from xo_recommender.conf import settings as rec_settings
+from xo_recommender.services._common import _pk
+from xo_recommender.services.interactions import (
+    InteractionEvent,
+    _validate,
+    record_interactions,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Events written per statement by the flusher: large, because each batch retires the
+#: cached answers of its distinct users (a round trip each, twice) and a busy site repeats
+#: users; 4,000 × 7 parameters stays under SQLite's 32,766.
+FLUSH_BATCH = 4000
+#: Seconds a "flush scheduled" mark lives without a flusher renewing it: after a worker
+#: died mid-flush, the next deferred event schedules a new flush.
+SCHEDULED_TTL = 60
+
+
+def _redis() -> tuple[Any, str] | None:
+    """The Redis client of the recommender's cache and the key prefix, if it is Redis."""
+    cache = caches[rec_settings.CACHE_ALIAS]
+    if "django_redis" not in type(cache).__module__:
+        return None
+    from django_redis import get_redis_connection
+
+    return get_redis_connection(rec_settings.CACHE_ALIAS), cache.make_key("xo:ingest")
+
+
+def _check(events: list[InteractionEvent]) -> None:
+    """What can be checked without the database; ids are checked when written."""
+    types = rec_settings.INTERACTION_WEIGHTS
+    for e in events:
+        if e.interaction_type not in types:
+            raise ValidationError({"interaction_type": f"Unknown interaction type "
+                                   f"{e.interaction_type!r}; expected one of: "
+                                   f"{', '.join(types)}."}, code="invalid_type")
+        if isinstance(e.weight, bool) or not isinstance(e.weight, int | float) \
+                or not math.isfinite(e.weight) or e.weight < 0:
+            raise ValidationError({"weight": f"Weight must be a finite number >= 0, not "
+                                   f"{e.weight!r}."}, code="invalid_weight")
+        if isinstance(e.count, bool) or not isinstance(e.count, int) or e.count < 1:
+            raise ValidationError({"count": "Count must be a whole number >= 1."},
+                                  code="invalid")
+
+
+def defer_interaction(user: Any, business: Any, interaction_type: str, weight: float = 1.0,
+                      *, count: int = 1, at: datetime | None = None) -> int:
+    """``record_interaction`` for a busy request path: buffered, returns at once."""
+    return defer_interactions([InteractionEvent(_pk(user), _pk(business), interaction_type,
+                                                weight, count, at)])
+
+
+def defer_interactions(events: Iterable[InteractionEvent]) -> int:
+    """Hand events to the buffer (or write them inline, see the module); returns how
+    many. Bad types, weights or counts raise ``ValidationError`` here; unknown user or
+    business ids are logged and skipped by the flusher."""
+    events = list(events)
+    if not events:
+        return 0
+    _check(events)
+    target = _redis() if broker_configured() else None
+    if target is None:
+        return record_interactions(events)
+    redis, key = target
+    now = timezone.now()
+    payload = [json.dumps([e.user_id, e.business_id, e.interaction_type, float(e.weight),
+                           e.count, (e.at or now).isoformat()]) for e in events]
+    try:  # push, then claim the flush: in order, in one round trip
+        pipe = redis.pipeline(transaction=False)
+        pipe.rpush(key, *payload)
+        pipe.set(f"{key}:scheduled", 1, nx=True, ex=SCHEDULED_TTL)
+        _, claimed = pipe.execute()
+    except Exception as exc:  # Redis down or hung: no buffer, so write now
+        logger.warning("Interaction buffer unavailable (%s); writing inline", exc)
+        return record_interactions(events)
+    try:
+        if claimed:
+            _schedule(key)
+    except Exception as exc:
+        logger.warning("Could not schedule an interaction flush (%s); flushing inline", exc)
+        flush_deferred(key)
+    return len(events)
+
+
+def _schedule(key: str) -> None:
+    from xo_recommender.tasks import flush_interactions
+
+    try:
+        flush_interactions.apply_async((key,))
+    except Exception:
+        _redis_or_none_delete(f"{key}:scheduled")
+        raise
+
+
+def _redis_or_none_delete(name: str) -> None:
+    target = _redis()
+    if target is not None:
+        target[0].delete(name)
+
+
+def queue_key() -> str | None:
+    """This site's buffer key (``None`` when there is no Redis cache to buffer in)."""
+    target = _redis()
+    return None if target is None else target[1]
+
+
+def flush_deferred(key: str | None = None) -> int:
+    """Write every buffered event, ``FLUSH_BATCH`` at a time; returns how many."""
+    target = _redis()
+    if target is None:
+        return 0
+    redis, own_key = target
+    key = key or own_key
+    mark = f"{key}:scheduled"
+    written = 0
+    while True:
+        with redis.pipeline() as pipe:  # MULTI: take a batch atomically
+            pipe.lrange(key, 0, FLUSH_BATCH - 1)
+            pipe.ltrim(key, FLUSH_BATCH, -1)
+            raw, _ = pipe.execute()
+        if not raw:
+            redis.delete(mark)
+            if redis.llen(key) and redis.set(mark, 1, nx=True, ex=SCHEDULED_TTL):
+                continue  # pushed after our last look, before the mark went: ours
+            return written
+        redis.expire(mark, SCHEDULED_TTL)
+        try:
+            written += _write([_decode(r) for r in raw])
+        except Exception:
+            redis.lpush(key, *reversed(raw))  # back at the head, in order, for the retry
+            raise
+
+
+def _decode(raw: bytes) -> InteractionEvent:
+    user_id, business_id, itype, weight, count, at = json.loads(raw)
+    return InteractionEvent(user_id, business_id, itype, weight, count, parse_datetime(at))
+
+
+def _write(events: list[InteractionEvent]) -> int:
+    try:
+        return record_interactions(events)
+    except ValidationError:
+        pass  # some id vanished (or never existed): keep the others
+    good = []
+    for e in events:
+        try:
+            _check([e])
+            _validate([e])
+        except ValidationError as exc:
+            logger.warning("Dropping a deferred interaction %s: %s", e, exc.messages)
+        else:
+            good.append(e)
+    return record_interactions(good) if good else 0
