@@ -51,9 +51,9 @@ SMOKE = ((42, 400, 200, 8_000),)
 ANCHOR_US = 1_767_225_600 * 1_000_000  # 2026-01-01, fixed so runs repeat exactly
 
 
-def world(seed: int, n_users: int, n_biz: int, n_inter: int
-          ) -> tuple[Catalogue, Events, UserProfiles]:
-    """A generated XO Black: businesses, users and interactions as engine arrays."""
+def world(seed: int, n_users: int, n_biz: int, n_inter: int, *, raw: bool = False):
+    """A generated XO Black: businesses, users and interactions as engine arrays
+    (``raw``: also the generator's own users and businesses, for the oracle rows)."""
     n_cities = seed_demo.city_count(n_biz)
     users = seed_demo.generate_users(n_users, seed, n_cities)
     biz = seed_demo.generate_businesses(n_biz, seed, n_cities)
@@ -74,11 +74,40 @@ def world(seed: int, n_users: int, n_biz: int, n_inter: int
     profiles = UserProfiles(ids=np.arange(1, len(users) + 1, dtype=np.int64),
                             interests=users.interests, latitudes=users.lat,
                             longitudes=users.lon)
+    if raw:
+        return catalogue, events, profiles, users, biz
     return catalogue, events, profiles
 
 
+def oracle_ndcg(evaluator: Evaluator, outer, users, biz, *, unstated: bool) -> float:
+    """NDCG@10 of the generator's own choice terms, known exactly (not a recommender: the
+    ceiling of what the data allows). Stated interests, distance at a typical 3 km scale
+    and the latent quality; ``unstated`` adds each user's hidden taste and own scale."""
+    from xo_recommender.engine import metrics
+    from xo_recommender.engine.blend import top_k
+
+    names = [c.name for c in demo_data.CATEGORIES]
+    total = 0.0
+    for user_id, targets in sorted(outer.targets.items()):
+        values, mask, tidx = evaluator(user_id, targets, False)
+        i = user_id - 1
+        d = np.hypot(users.x[i] - biz.x, users.y[i] - biz.y)
+        if unstated:
+            pref, scale = users.pref_bits[i], users.distance_km[i]
+        else:
+            stated = [names.index(t) for t in users.interests[i] if t in names]
+            pref, scale = np.uint64(sum(1 << c for c in stated)), 3.0
+        score = (-d / scale + seed_demo._TASTE[seed_demo._popcount(pref & biz.cat_bits)]
+                 + seed_demo._TAG_TASTE[seed_demo._popcount(users.tag_bits[i] & biz.tag_bits)]
+                 + 0.7 * biz.quality)
+        score = np.where(biz.city == users.city[i], score, -1e9) - 10 * values.get("seen", 0)
+        ranked = top_k(np.where(mask, score, -np.inf), 10)
+        total += metrics.ndcg_at_k(ranked, set(tidx.tolist()), 10)
+    return total / max(len(outer.targets), 1)
+
+
 def run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float) -> dict:
-    catalogue, events, profiles = world(seed, n_users, n_biz, n_inter)
+    catalogue, events, profiles, users, biz = world(seed, n_users, n_biz, n_inter, raw=True)
     outer = temporal_split(events, seed=seed + 1)
     params = EngineParams()
     started = time.perf_counter()
@@ -93,8 +122,12 @@ def run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float) 
                   **{n: w for n, w in learned.candidates[segment].items() if n != "model"}}
         for segment in ("history", "cold")
     }
-    figures = Evaluator(served, outer, profiles, now).measure(weightings)
-    return {"world": (seed, n_users, n_biz, n_inter), "figures": figures,
+    evaluator = Evaluator(served, outer, profiles, now)
+    figures = evaluator.measure(weightings)
+    oracles = {"stated terms": oracle_ndcg(evaluator, outer, users, biz, unstated=False),
+               "stated + unstated taste": oracle_ndcg(evaluator, outer, users, biz,
+                                                      unstated=True)}
+    return {"oracles": oracles,"world": (seed, n_users, n_biz, n_inter), "figures": figures,
             "serving": learned.serving, "learn_seconds": learn_s, "notes": learned.notes,
             "weights": learned.ranking}
 
@@ -123,6 +156,8 @@ def report(result: dict) -> list[float]:
         print(f"\nserved / best baseline ({best}): {ratio:.2f}x "
               f"(target >= {target}x: {'met' if ratio >= target else 'NOT met'})")
         ratios.append(ratio)
+    for name, value in result["oracles"].items():
+        print(f"oracle NDCG@10, returning users, the generator's own {name}: {value:.4f}")
     for note in result["notes"]:
         print(f"note: {note}")
     return ratios
