@@ -71,7 +71,7 @@ def main() -> None:
         clients.append((user_id, client))
     live = ranking._live
 
-    def ids_only(ranked, limit):
+    def ids_only(ranked, limit, *, check=True):
         return [ranking.PageItem(row[0], row[4], round(row[1], 6), list(row[2]), row[5],
                                  row[3]) for row in ranked[:limit]]
 

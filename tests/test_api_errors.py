@@ -146,6 +146,7 @@ def test_seed_sync_business_payload_is_accepted():
 @pytest.mark.parametrize("body,status", [
     ({"id": 10**9, "username": "x"}, 404),
     ({"id": 1, "user_id": 2}, 400),
+    ({"id": 1, "user_id": 1}, 400),  # exactly one of the two names
     ({"username": "x"}, 400),
     ({"id": "x"}, 400),
 ])

@@ -62,6 +62,8 @@ def test_the_schema_publishes_limits_and_enums(settings):
         {"$ref": "#/components/schemas/InteractionTypeEnum"}]
     assert schema["components"]["schemas"]["InteractionTypeEnum"]["enum"] == list(
         settings.XO_RECOMMENDER["INTERACTION_WEIGHTS"])  # the host's types, in its order
+    batch = schema["components"]["schemas"]["InteractionCreateBodyRequest"]["oneOf"][1]
+    assert (batch["minItems"], batch["maxItems"]) == (1, 100)
     paging = {p["name"]: p["schema"] for p in
               schema["paths"]["/api/recommend/user/{user_id}/interactions/"]["get"]
               ["parameters"]}

@@ -56,6 +56,22 @@ def service_token(db):
     return Token.objects.create(user=UserFactory(is_staff=True)).key
 
 
+#: The parameters a cross-parameter rule can reject although each is schema-valid.
+CROSS_FIELD = {"lat", "lng", "radius_km", "limit", "max_results", "offset"}
+
+
+def only_cross_field_400s(ctx, response, case):
+    """A schema-valid request answered 400 must name only cross-parameter fields."""
+    meta = case.meta
+    if response.status_code != 400 or meta is None or not meta.generation.mode.is_positive:
+        return None
+    fields = set(response.json())
+    if not fields <= CROSS_FIELD:
+        raise AssertionError(f"schema-valid request rejected for {sorted(fields)}: "
+                             f"{response.text[:300]}")
+    return None
+
+
 def test_the_api_matches_its_schema(api_schema, service_token):
     """Every operation, ``EXAMPLES`` generated cases each, all checks."""
     operations = [result.ok() for result in api_schema.get_all_operations()]
@@ -66,6 +82,7 @@ def test_the_api_matches_its_schema(api_schema, service_token):
         @hypothesis_settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                              suppress_health_check=list(HealthCheck), database=None)
         def check(case):
-            case.call_and_validate(headers={"Authorization": f"Token {service_token}"})
+            case.call_and_validate(headers={"Authorization": f"Token {service_token}"},
+                                   additional_checks=[only_cross_field_400s])
 
         check()

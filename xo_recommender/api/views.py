@@ -406,4 +406,27 @@ class RecommenderSchemaView(SpectacularAPIView):
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         own = request.path_info.lstrip("/").rsplit("schema/", 1)[0]
         self.patterns = [path(own, include("xo_recommender.api.urls"))]
-        return super().get(request, *args, **kwargs)
+        response = super().get(request, *args, **kwargs)
+        _publish_body_rules(response.data)
+        return response
+
+
+def _publish_body_rules(schema: dict[str, Any]) -> None:
+    """What the generator cannot see: every request body of this API is required, a sync
+    body names its row by exactly one of two fields, and the interaction batch holds 1 to
+    ``MAX_BATCH`` items (the setting, read now)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation["requestBody"]["required"] = True
+    components = schema.get("components", {}).get("schemas", {})
+    for name, id_field in (("UserSyncRequest", "user_id"), ("BusinessSyncRequest",
+                                                            "business_id")):
+        if name in components:  # the row is named by <name>_id or the original's id
+            components[name]["oneOf"] = [
+                {"required": [id_field], "not": {"required": ["id"]}},
+                {"required": ["id"], "not": {"required": [id_field]}}]
+    body = components.get("InteractionCreateBodyRequest")
+    for branch in (body or {}).get("oneOf", []):
+        if branch.get("type") == "array":
+            branch.update(minItems=1, maxItems=int(rec_settings.MAX_BATCH))

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.db import connections, router
 from django.utils import translation
 
 from xo_recommender import artifacts, cache, reason_text, snapshot
@@ -181,16 +182,26 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
 def _active_ids(ids: list[int]) -> set[int]:
     """Which of ``ids`` are active in the host's business table right now.
 
-    One primary-key lookup on the host table (the view's aggregates are not needed for
-    a flag), through the base manager so a host's filtering default manager cannot hide
-    rows. A NULL flag counts as active, as in the view.
+    One primary-key lookup on the host table in plain SQL (no view aggregate, no model
+    instances: it runs on every cache hit), read past any filtering default manager. A
+    NULL flag counts as active, as in the view. Identifiers go through ``quote_name``.
     """
+    if not ids:
+        return set()
     business_model = Interaction.business.field.related_model
-    rows = business_model._base_manager.filter(pk__in=ids)
+    meta = business_model._meta
+    connection = connections[router.db_for_read(business_model)]
+    q = connection.ops.quote_name
     field = rec_settings.BUSINESS_FIELDS.get("is_active")
+    columns = q(meta.pk.column) + (f", {q(meta.get_field(field).column)}" if field else "")
+    sql = (f"SELECT {columns} FROM {q(meta.db_table)} "
+           f"WHERE {q(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [int(i) for i in ids])
+        rows = cursor.fetchall()
     if not field:
-        return set(rows.values_list("pk", flat=True))
-    return {pk for pk, flag in rows.values_list("pk", field) if flag is None or bool(flag)}
+        return {row[0] for row in rows}
+    return {pk for pk, flag in rows if flag is None or bool(flag)}
 
 
 def _live(ranked: list, limit: int, *, check: bool = True) -> list[PageItem]:
