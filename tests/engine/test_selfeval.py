@@ -2,6 +2,7 @@
 and says why when there is too little to learn from."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -171,3 +172,13 @@ def test_reasons_follow_the_features_that_lifted_each_result():
     model = Recommender.fit(catalogue, events,
                             EngineParams(ranking={"history": by_history, "cold": by_history}))
     assert model.recommend(query)[0].reasons[0].startswith("Because you viewed")
+
+
+def test_diversified_pages_neither_repeat_nor_skip():
+    catalogue, events, users = site("interest", n_users=60, n_items=120, per_user=6, seed=8)
+    model = Recommender.fit(catalogue, events)
+    base = Query(interests=["cafe", "books"], location=(33.8, -84.3), diversify=True)
+    whole = [r.item_id for r in model.recommend(replace(base, limit=40))]
+    pages = [r.item_id for offset in range(0, 40, 10)
+             for r in model.recommend(replace(base, limit=10, offset=offset))]
+    assert pages == whole and len(set(pages)) == 40

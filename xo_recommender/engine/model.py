@@ -50,6 +50,10 @@ DEFAULT_TYPE_WEIGHTS: dict[str, float] = {
 #: -0.002 validation NDCG.
 LARGE_CATALOGUE_TOP_K = 200
 
+#: Candidates the diversity re-rank chooses from, for every page (a larger offset than
+#: this widens it, and pages past it may shift).
+DIVERSITY_POOL = 1000
+
 #: Half-life of the "trending" signal: what people engaged with in the last weeks.
 TREND_HALF_LIFE_DAYS = 14.0
 
@@ -340,8 +344,10 @@ class Recommender:
         row = self.history_row(query.history, query.now)
         mask = self.candidate_mask(query)
         if query.diversify:
+            # One pool for every page, whatever the offset: greedy MMR picks a prefix that
+            # does not depend on how far the caller reads, so pages neither repeat nor skip.
             pool = self._rank_page(query, row, mask,
-                                   k=max(5 * (query.offset + query.limit), 50), offset=0)
+                                   k=max(DIVERSITY_POOL, query.offset + query.limit), offset=0)
             order = diversity.mmr_rerank(pool.indices, pool.scores, self.categories,
                                          query.offset + query.limit,
                                          lambda_=self.params.diversity_lambda)
