@@ -183,11 +183,34 @@ def serving(train: Interactions, categories: dict, **blend: float) -> Callable[[
     return lambda: ServingEngine(params, item_ids=ids, item_categories=categories)
 
 
+LEARNED: list[ServingEngine] = []  # the last learned engine, for its holdout figures
+
+
 def learned(train: Interactions, categories: dict) -> Callable[[], Any]:
     """The production engine with the ranking learned on train.tsv's temporal holdout."""
     ids = IdIndex.from_ids(train.item_id).ids
-    return lambda: ServingEngine(EngineParams(), item_ids=ids, item_categories=categories,
-                                 learn_from=train)
+
+    def make() -> ServingEngine:
+        engine = ServingEngine(EngineParams(), item_ids=ids, item_categories=categories,
+                               learn_from=train)
+        LEARNED[:] = [engine]
+        return engine
+
+    return make
+
+
+def print_learned_holdout() -> None:
+    """What the learned engine's own holdout (on train.tsv) measured and chose."""
+    if not LEARNED or LEARNED[0].evaluation is None:
+        return
+    metrics = LEARNED[0].evaluation.as_metrics()
+    holdout = metrics.get("holdout") or {}
+    figures = {"learned model": (holdout.get("model") or {}).get("history", {})}
+    for name, blocks in (holdout.get("baselines") or {}).items():
+        figures[name] = blocks.get("history", {})
+    print("\nthe learned engine's temporal holdout on train.tsv (returning users, NDCG@10): "
+          + ", ".join(f"{n} {f.get('ndcg@10', float('nan')):.4f}" for n, f in figures.items()))
+    print(f"guardrail: {metrics.get('guardrail')}")
 
 
 def run_table(train, test, runs: int, k: int, smoke: bool = False,
@@ -215,6 +238,7 @@ def run_table(train, test, runs: int, k: int, smoke: bool = False,
         results[name] = r
         print(row(name, r, f"   (users={r['users']}, median of {len(rs)})"), flush=True)
     ease = results["EASE (λ=500)"]
+    print_learned_holdout()
     if smoke or k != 10:
         return
     for name in ("serving engine (production blend)", "serving engine (learned ranking)"):
