@@ -77,18 +77,54 @@ def category_affinity(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarr
     if total <= 0:
         return np.zeros(categories.shape[0], np.float32)
     share = per_category / total
-    return np.minimum(categories @ share, 1.0).astype(np.float32)
+    return np.minimum(per_item_sum(categories, share), np.float32(1.0))
 
 
-def category_count(categories: sp.csr_matrix, row: sp.csr_matrix, cap: int = 4
-                   ) -> np.ndarray:
-    """How many of the user's businesses share a business's most visited category, /cap."""
+def category_slots(categories: sp.csr_matrix) -> np.ndarray:
+    """Each business's category columns as a padded ``k × n`` table (-1 pads).
+
+    A business has few categories, so per-request sums and maxima over them are one
+    gather from this table: a request at 50,000 businesses cannot afford sparse
+    multiplies. Kept on the matrix object, built once per loaded model.
+    """
+    slots = getattr(categories, "_xo_slots", None)
+    if slots is None:
+        counts = np.diff(categories.indptr)
+        width = max(int(counts.max(initial=0)), 1)
+        slots = np.full((width, categories.shape[0]), -1, np.intp)  # one row per slot
+        rows = np.repeat(np.arange(categories.shape[0]), counts)
+        offsets = np.arange(categories.nnz) - np.repeat(categories.indptr[:-1], counts)
+        slots[offsets, rows] = categories.indices
+        categories._xo_slots = slots
+    return slots
+
+
+def _per_item(categories: sp.csr_matrix, per_category: np.ndarray, combine) -> np.ndarray:
+    extended = np.append(np.asarray(per_category, np.float32), np.float32(0.0))
+    slots = category_slots(categories)
+    out = extended[slots[0]]
+    for slot in slots[1:]:  # a handful of contiguous gathers, not a row-wise reduction
+        combine(out, extended[slot], out=out)
+    return out
+
+
+def per_item_max(categories: sp.csr_matrix, per_category: np.ndarray) -> np.ndarray:
+    """For each business, the largest of ``per_category`` (>= 0) over its categories."""
+    return np.maximum(_per_item(categories, per_category, np.maximum), np.float32(0.0))
+
+
+def per_item_sum(categories: sp.csr_matrix, per_category: np.ndarray) -> np.ndarray:
+    """For each business, the sum of ``per_category`` over its categories."""
+    return _per_item(categories, per_category, np.add)
+
+
+def category_count(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray:
+    """1 where the user went to two or more businesses of one of this business's
+    categories."""
     per_category = np.asarray(categories[row.indices].sum(axis=0), np.float32).ravel()
     if not per_category.any():
         return np.zeros(categories.shape[0], np.float32)
-    m = categories.multiply(per_category[None, :]).tocsr()
-    best = np.asarray(m.max(axis=1).todense(), np.float32).ravel()
-    return (best >= 2).astype(np.float32)
+    return (per_item_max(categories, per_category) >= 2).astype(np.float32)
 
 
 def usual_reach(distances: np.ndarray, row: sp.csr_matrix) -> np.ndarray:
@@ -113,8 +149,18 @@ def _stated_columns(model, interests: Sequence[str]) -> np.ndarray:
                            if k in model._category_column), dtype=np.int64)
 
 
-def category_lift(categories: sp.csr_matrix, row: sp.csr_matrix, active: np.ndarray,
-                  reach: np.ndarray | None, stated: np.ndarray | None = None) -> np.ndarray:
+def category_base(categories: sp.csr_matrix, active: np.ndarray,
+                  reach: np.ndarray | None) -> np.ndarray | None:
+    """Each category's share among the businesses within reach (None: nothing is)."""
+    w = np.asarray(active, np.float32) if reach is None else reach * active
+    total = float(w.sum())
+    if total <= 0:
+        return None
+    return np.asarray(categories.T @ w, np.float64).ravel() / total
+
+
+def category_lift(categories: sp.csr_matrix, row: sp.csr_matrix, base: np.ndarray | None,
+                  stated: np.ndarray | None = None) -> np.ndarray:
     """How much more the user goes to a business's categories than chance would say.
 
     Chance is the categories' share among the businesses within the user's reach
@@ -129,19 +175,13 @@ def category_lift(categories: sp.csr_matrix, row: sp.csr_matrix, active: np.ndar
         explained = np.asarray(visited[:, stated].sum(axis=1)).ravel() > 0
         visited = visited[~explained]
     n_hist = visited.shape[0]
-    if not n_hist:
+    if not n_hist or base is None:
         return np.zeros(categories.shape[0], np.float32)
     hist = np.asarray(visited.sum(axis=0), np.float64).ravel()
-    w = np.asarray(active, np.float64) if reach is None else reach * active
-    total = w.sum()
-    if total <= 0:
-        return np.zeros(categories.shape[0], np.float32)
-    base = np.asarray(categories.T @ w, np.float64).ravel() / total
     lift = np.log((hist + 1.0) / (n_hist * base + 1.0))
     if stated is not None and stated.size:
         lift[stated] = 0.0
-    per_item = categories.multiply(np.clip(lift, 0.0, 4.0)[None, :]).tocsr()
-    return (np.asarray(per_item.max(axis=1).todense(), np.float32).ravel() / np.float32(4.0))
+    return per_item_max(categories, np.clip(lift, 0.0, 4.0)) / np.float32(4.0)
 
 
 def compute(
@@ -163,15 +203,22 @@ def compute(
     n = model.n_items
     out: dict[str, np.ndarray] = {}
     has_history = row.nnz > 0
+    distances = None  # from home, computed at most once per request
+    if point is not None and want & (set(DISTANCE_SCALES) | {
+            "popular_nearby", "nearness", "log_nearness", "usual_reach", "category_lift",
+            "unstated_lift"}):
+        raw = model.locations.distances_km(*point).astype(np.float32)
+        distances = np.where(np.isfinite(raw), raw, np.float32(np.inf))
     if has_history:
         if "collaborative" in want:
             out["collaborative"] = _max_normalised(model.collaborative.score(row), mask)
         if "profile" in want:
             out["profile"] = _max_normalised(model.content.profile_scores(row), mask)
-        if want & {"category", "category_match", "category_count"}:
+        if want & {"category", "category_match"}:
             affinity = category_affinity(model.categories, row)
             out["category"] = np.sqrt(affinity)
             out["category_match"] = (affinity > 0).astype(np.float32)
+        if "category_count" in want:
             out["category_count"] = category_count(model.categories, row)
         if "seen" in want:
             seen = np.zeros(n, np.float32)
@@ -182,22 +229,18 @@ def compute(
     if interests and want & {"interest_category", "interest_tag"}:
         out.update(_interest_matches(model, interests))
     if has_history and want & {"category_lift", "unstated_lift"}:
-        reach = None
-        if point is not None:
-            d = model.locations.distances_km(*point)
-            reach = np.exp(-np.where(np.isfinite(d), d, np.inf) / 3.0)
-        out["category_lift"] = category_lift(model.categories, row, model.active, reach)
-        stated = _stated_columns(model, interests)
-        if stated.size:
-            out["unstated_lift"] = category_lift(model.categories, row, model.active, reach,
-                                                 stated=stated)
-        else:
-            out["unstated_lift"] = out["category_lift"]
+        reach = None if distances is None else np.exp(-distances / np.float32(3.0))
+        base = category_base(model.categories, model.active, reach)
+        if "category_lift" in want:
+            out["category_lift"] = category_lift(model.categories, row, base)
+        if "unstated_lift" in want:
+            stated = _stated_columns(model, interests)
+            out["unstated_lift"] = category_lift(model.categories, row, base,
+                                                 stated=stated if stated.size else None)
     near = None
-    if point is not None and (want & (set(DISTANCE_SCALES) | {"popular_nearby", "nearness",
-                                                              "log_nearness"})):
-        d = model.locations.distances_km(*point).astype(np.float32)
-        d = np.where(np.isfinite(d), d, np.float32(np.inf))
+    if distances is not None and (want & (set(DISTANCE_SCALES) | {
+            "popular_nearby", "nearness", "log_nearness", "usual_reach"})):
+        d = distances
         if has_history and "usual_reach" in want:
             out["usual_reach"] = usual_reach(d, row)
         close = np.minimum(d, np.float32(FAR_KM))
@@ -216,6 +259,18 @@ def compute(
     return {name: v for name, v in out.items() if name in want}
 
 
+def _binary_terms(model) -> sp.csr_matrix:
+    """The business × term matrix with 1 for every term a business has (made once per
+    loaded model: a column slice per request would cost milliseconds)."""
+    cached = getattr(model, "_binary_terms", None)
+    if cached is None:
+        terms = model.content.item_terms
+        cached = sp.csr_matrix((np.ones(terms.nnz, np.float32), terms.indices, terms.indptr),
+                               shape=terms.shape)
+        model._binary_terms = cached
+    return cached
+
+
 def _interest_matches(model, interests: Sequence[str]) -> dict[str, np.ndarray]:
     """How many of a business's categories, and of its other terms, the user named."""
     from xo_recommender.engine.content import normalise_term
@@ -225,13 +280,16 @@ def _interest_matches(model, interests: Sequence[str]) -> dict[str, np.ndarray]:
     n = model.n_items
     cats = np.zeros(n, np.float32)
     if cat_cols:
-        cats = np.asarray(model.categories[:, cat_cols].sum(axis=1), np.float32).ravel()
+        mark = np.zeros(model.categories.shape[1], np.float32)
+        mark[cat_cols] = 1.0
+        cats = per_item_sum(model.categories, mark)
     term_cols = [model.content.vocabulary[k] for k in keys
                  if k in model.content.vocabulary and k not in model._category_column]
     tags = np.zeros(n, np.float32)
     if term_cols:
-        tags = np.asarray((model.content.item_terms[:, term_cols] > 0).sum(axis=1),
-                          np.float32).ravel()
+        mark = np.zeros(model.content.item_terms.shape[1], np.float32)
+        mark[term_cols] = 1.0
+        tags = np.asarray(_binary_terms(model) @ mark, np.float32).ravel()
     return {"interest_category": (cats > 0).astype(np.float32),
             "interest_tag": np.minimum(tags, 2.0) / np.float32(2.0)}
 
