@@ -366,8 +366,15 @@ class Recommender:
             distances = self.locations.distances_km(*point)[ranking.indices].astype(np.float64)
         type_of = self._history_types(query.history)
         collab_src = profile_src = None
-        if row.nnz:
+        def lifted(component: str) -> bool:  # evidence is looked up only where it is used
+            if component not in ranking.components:
+                return False
+            return bool((ranking.contributions[:, ranking.components.index(component)] > 0)
+                        .any())
+
+        if row.nnz and lifted(blend.COLLABORATIVE):
             collab_src = self._collaborative_sources(row, ranking.indices)
+        if row.nnz and lifted(blend.PROFILE):
             profile_src, _ = self.content.profile_sources(ranking.indices, row)
         texts = reasons_for(
             ranking.contributions, ranking.components, item_names=self.names,
@@ -379,7 +386,8 @@ class Recommender:
             [type_of.get(int(s)) for s in profile_src],
             matching_terms=self.content.matching_terms_for(ranking.indices, query.interests)
             if query.interests else None,
-            categories=self._category_sources(row, ranking.indices) if row.nnz else None,
+            categories=self._category_sources(row, ranking.indices)
+            if row.nnz and lifted(blend.CATEGORY) else None,
             distances_km=distances, ratings=self.ratings[ranking.indices],
             near_km=self.params.near_km,
         )
