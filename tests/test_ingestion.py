@@ -1,11 +1,7 @@
 """Buffered ingestion: deferred events reach the table through Redis and a flush task,
 with the same upsert, and nothing is lost on the way (or when the buffer is missing)."""
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 
 import pytest
 from django.core.cache import caches
@@ -13,12 +9,11 @@ from django.core.exceptions import ValidationError
 from django.db import OperationalError
 from django.db.models import Sum
 
+from tests.celery_worker import BROKER, celery_worker
 from tests.factories import BusinessFactory, UserFactory
 from xo_recommender.models import Interaction
 from xo_recommender.services import ingestion
 from xo_recommender.services.interactions import InteractionEvent
-
-BROKER = os.environ.get("CELERY_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
 
 
 def stored() -> int:
@@ -140,23 +135,8 @@ def test_redis_down_or_no_schedule_means_written_inline(redis_buffer, broker, us
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_drains_the_buffer_and_loses_nothing(redis_buffer, settings):
     """Producer here, Celery worker in another process, same Redis and database."""
-    from celery import current_app
-
-    from tests.test_celery_worker import ROOT, database_url
-
     redis, key = redis_buffer
-    queue = f"xo-test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": BROKER,
-           "DJANGO_SETTINGS_MODULE": "example_project.settings", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "example_project", "worker", "--pool", "solo",
-         "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "-l", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    conf = current_app.conf
-    saved = (conf.broker_url, conf.task_always_eager, conf.task_default_queue)
-    conf.broker_url, conf.task_always_eager, conf.task_default_queue = BROKER, False, queue
-    try:
+    with celery_worker(keep_cache=True) as proc:
         users = [UserFactory() for _ in range(20)]
         places = [BusinessFactory() for _ in range(10)]
         sent = 0
@@ -169,13 +149,6 @@ def test_a_real_worker_drains_the_buffer_and_loses_nothing(redis_buffer, setting
             time.sleep(0.2)
         assert stored() == sent
         assert redis.llen(key) == 0
-    finally:
-        conf.broker_url, conf.task_always_eager, conf.task_default_queue = saved
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.mark.django_db

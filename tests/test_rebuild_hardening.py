@@ -11,9 +11,9 @@ import time
 import pytest
 from django.db import OperationalError, connection
 
+from tests.celery_worker import ROOT, celery_worker, database_url
 from tests.factories import BusinessFactory, UserFactory
 from tests.faults import free_port
-from tests.test_celery_worker import ROOT, database_url
 from xo_recommender import record_interaction
 from xo_recommender.models import ModelVersion
 from xo_recommender.services import rebuild
@@ -102,47 +102,26 @@ def test_the_task_does_not_retry_a_bug(data, monkeypatch):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="a database over TCP")
 def test_a_real_worker_retries_the_rebuild_after_the_database_was_unreachable(data):
     import threading
-    import uuid
-
-    from celery import current_app
 
     from tests.faults import TcpProxy
-    from tests.test_celery_worker import BROKER
     from xo_recommender.tasks import enqueue, rebuild_recommendations
 
     s = connection.settings_dict
     proxy = TcpProxy(s["HOST"] or "127.0.0.1", int(s["PORT"] or 5432))  # not listening yet
     url = database_url().replace(f":{s['PORT'] or 5432}/", f":{proxy.port}/")
-    queue = f"xo-test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": BROKER,
-           "DJANGO_SETTINGS_MODULE": "example_project.settings", "PYTHONPATH": str(ROOT)}
-    env.pop("REDIS_URL", None)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "example_project", "worker", "--pool", "solo",
-         "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "-l", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(worker.stdout), daemon=True).start()
-    conf = current_app.conf
-    saved = (conf.broker_url, conf.task_always_eager, conf.task_default_queue)
-    conf.broker_url, conf.task_always_eager, conf.task_default_queue = BROKER, False, queue
     try:
-        enqueue(rebuild_recommendations)
-        deadline = time.monotonic() + 60
-        while not any("transient database error" in line for line in lines):
-            assert time.monotonic() < deadline, "".join(lines)[-2000:]
-            time.sleep(0.1)
-        proxy.open()  # the database is back before the retry (2 s later)
-        while not ModelVersion.objects.filter(is_active=True).exists():
-            assert time.monotonic() < deadline, "".join(lines)[-2000:]
-            time.sleep(0.2)
+        with celery_worker(database=url) as worker:
+            threading.Thread(target=lambda: lines.extend(worker.stdout), daemon=True).start()
+            enqueue(rebuild_recommendations)
+            deadline = time.monotonic() + 60
+            while not any("transient database error" in line for line in lines):
+                assert time.monotonic() < deadline, "".join(lines)[-2000:]
+                time.sleep(0.1)
+            proxy.open()  # the database is back before the retry (2 s later)
+            while not ModelVersion.objects.filter(is_active=True).exists():
+                assert time.monotonic() < deadline, "".join(lines)[-2000:]
+                time.sleep(0.2)
     finally:
-        conf.broker_url, conf.task_always_eager, conf.task_default_queue = saved
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
         proxy.close()
     assert ModelVersion.objects.get(is_active=True).status == "ready"

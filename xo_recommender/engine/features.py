@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from xo_recommender.engine.content import normalise_term
+
 __all__ = [
     "COLD_FEATURES",
     "DISTANCE_SCALES",
@@ -46,6 +48,10 @@ COLD_FEATURES: tuple[str, ...] = (
 )
 
 FEATURES: tuple[str, ...] = HISTORY_FEATURES + COLD_FEATURES
+
+#: Features computed from the distance to the user's home.
+_USE_DISTANCE = frozenset({*DISTANCE_SCALES, "nearness", "log_nearness", "popular_nearby",
+                           "usual_reach", "category_lift", "unstated_lift"})
 
 #: Which reason a feature's contribution stands for (``None``: never a reason).
 REASON_GROUP: dict[str, str | None] = {
@@ -142,8 +148,6 @@ def usual_reach(distances: np.ndarray, row: sp.csr_matrix) -> np.ndarray:
 
 
 def _stated_columns(model, interests: Sequence[str]) -> np.ndarray:
-    from xo_recommender.engine.content import normalise_term
-
     keys = {normalise_term(t) for t in interests or ()}
     return np.array(sorted(model._category_column[k] for k in keys
                            if k in model._category_column), dtype=np.int64)
@@ -204,9 +208,7 @@ def compute(
     out: dict[str, np.ndarray] = {}
     has_history = row.nnz > 0
     distances = None  # from home, computed at most once per request
-    if point is not None and want & (set(DISTANCE_SCALES) | {
-            "popular_nearby", "nearness", "log_nearness", "usual_reach", "category_lift",
-            "unstated_lift"}):
+    if point is not None and want & _USE_DISTANCE:
         raw = model.locations.distances_km(*point).astype(np.float32)
         distances = np.where(np.isfinite(raw), raw, np.float32(np.inf))
     if has_history:
@@ -237,25 +239,25 @@ def compute(
             stated = _stated_columns(model, interests)
             out["unstated_lift"] = category_lift(model.categories, row, base,
                                                  stated=stated if stated.size else None)
-    near = None
-    if distances is not None and (want & (set(DISTANCE_SCALES) | {
-            "popular_nearby", "nearness", "log_nearness", "usual_reach"})):
-        d = distances
+    if distances is not None:
         if has_history and "usual_reach" in want:
-            out["usual_reach"] = usual_reach(d, row)
-        close = np.minimum(d, np.float32(FAR_KM))
-        out["nearness"] = np.float32(1.0) - close / np.float32(FAR_KM)
-        out["log_nearness"] = np.float32(1.0) - np.log1p(close) / np.float32(np.log1p(FAR_KM))
+            out["usual_reach"] = usual_reach(distances, row)
+        if want & {"nearness", "log_nearness"}:
+            close = np.minimum(distances, np.float32(FAR_KM))
+            out["nearness"] = np.float32(1.0) - close / np.float32(FAR_KM)
+            out["log_nearness"] = (np.float32(1.0)
+                                   - np.log1p(close) / np.float32(np.log1p(FAR_KM)))
         for name, scale in DISTANCE_SCALES.items():
-            if name in want or (name == "near_3km" and "popular_nearby" in want):
-                out[name] = np.exp(-d / np.float32(scale))
-        near = out.get("near_3km")
-    signals: Mapping[str, np.ndarray] = model.signals
+            if name in want:
+                out[name] = np.exp(-distances / np.float32(scale))
+        if "popular_nearby" in want:
+            near = out.get("near_3km")
+            if near is None:
+                near = np.exp(-distances / np.float32(DISTANCE_SCALES["near_3km"]))
+            out["popular_nearby"] = model.signals["popularity"] * near
     for name in ("popularity", "trend", "hosted", "rating", "prior"):
         if name in want:
-            out[name] = signals[name]
-    if "popular_nearby" in want and near is not None:
-        out["popular_nearby"] = signals["popularity"] * near
+            out[name] = model.signals[name]
     return {name: v for name, v in out.items() if name in want}
 
 
@@ -273,13 +275,11 @@ def _binary_terms(model) -> sp.csr_matrix:
 
 def _interest_matches(model, interests: Sequence[str]) -> dict[str, np.ndarray]:
     """How many of a business's categories, and of its other terms, the user named."""
-    from xo_recommender.engine.content import normalise_term
-
     keys = {normalise_term(t) for t in interests} - {""}
-    cat_cols = [model._category_column[k] for k in keys if k in model._category_column]
+    cat_cols = _stated_columns(model, interests)
     n = model.n_items
     cats = np.zeros(n, np.float32)
-    if cat_cols:
+    if cat_cols.size:
         mark = np.zeros(model.categories.shape[1], np.float32)
         mark[cat_cols] = 1.0
         cats = per_item_sum(model.categories, mark)

@@ -101,7 +101,6 @@ def fit_listwise(samples: ListwiseSamples, use: Sequence[str], *, l2: float = 1e
     n_target = np.bincount(seg, weights=t, minlength=sizes.size)
     user_w = 1.0 / (sizes.size * np.maximum(n_target, 1.0))
     row_w = user_w[seg]
-    target_sum = n_target
     xt = x.T @ (t * row_w)  # Σ_u mean target features / n_users
     xt_rows = np.ascontiguousarray(x.T)
 
@@ -113,8 +112,8 @@ def fit_listwise(samples: ListwiseSamples, use: Sequence[str], *, l2: float = 1e
         lse = top + np.log(z)
         p = e / z[seg]
         # Σ_u (1/n)(1/|T_u|) Σ_t (lse_u - s_t)
-        value = float((target_sum * lse * user_w).sum() - (s * t * row_w).sum())
-        grad = xt_rows @ (p * (target_sum * user_w)[seg]) - xt
+        value = float((n_target * lse * user_w).sum() - (s * t * row_w).sum())
+        grad = xt_rows @ (p * (n_target * user_w)[seg]) - xt
         value += 0.5 * l2 * float(w @ w)
         return value, grad + l2 * w
 

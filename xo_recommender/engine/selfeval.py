@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from xo_recommender.engine import features, metrics
+from xo_recommender.engine.blend import top_k
 from xo_recommender.engine.data import Catalogue, Events, UserProfiles
 from xo_recommender.engine.holdout import Holdout, temporal_split
 from xo_recommender.engine.ranker import (
@@ -151,15 +152,17 @@ class Evaluator:
         return values, mask, tidx
 
     def measure(self, weightings: Mapping[str, Mapping[str, Mapping[str, float]]], *,
+                users: Mapping[str, Sequence[int]] | None = None,
                 max_users: int | None = None, deadline: float = float("inf"),
                 notes: list[str] | None = None) -> dict[str, dict | None]:
-        """Metrics of each weighting for ``{"history": {...}, "cold": {...}}`` users."""
+        """Metrics of each weighting for ``{"history": {...}, "cold": {...}}`` users
+        (``users``: which held-out users per segment; default all, up to ``max_users``)."""
         notes = [] if notes is None else notes
         active = int(self.model.active.sum())
         out = {}
         for segment, targets, cold in (("history", self.split.targets, False),
                                        ("cold", self.split.cold_targets, True)):
-            ids = sorted(targets)[:max_users] if max_users else sorted(targets)
+            ids = list(users[segment]) if users is not None else sorted(targets)[:max_users]
             out[segment] = _measure(ids, targets, cold, self, self.model.n_items, active,
                                     weightings.get(segment, {}), deadline, notes)
         return out
@@ -278,6 +281,7 @@ def learn_ranking(
                              deadline=refine_until,
                              starts=[*baselines_h.values(), {**HAND_SET, "seen": -10.0}]),
         **baselines_h,
+        "hand_set": HAND_SET,
     }
     cold_use = {name: tuple(f for f in use if f in features.COLD_FEATURES)
                 for name, use in BASELINES.items()}
@@ -287,17 +291,13 @@ def learn_ranking(
                              deadline=refine_until,
                              starts=[*baselines_c.values(), DEFAULT_RANKING["cold"]]),
         **baselines_c,
+        "hand_set": DEFAULT_RANKING["cold"],
     }
 
     say(f"Measuring on {len(report_h):,} + {len(report_c):,} other users")
-    active = int(model.active.sum())
-    report = {
-        "history": _measure(report_h, split.targets, False, prepare, model.n_items, active,
-                            {**candidates_h, "hand_set": HAND_SET}, deadline, notes),
-        "cold": _measure(report_c, split.cold_targets, True, prepare, model.n_items, active,
-                         {**candidates_c, "hand_set": DEFAULT_RANKING["cold"]}, deadline,
-                         notes),
-    }
+    report = prepare.measure({"history": candidates_h, "cold": candidates_c},
+                             users={"history": report_h, "cold": report_c},
+                             deadline=deadline, notes=notes)
     ranking: dict[str, dict[str, float]] = {}
     serving: dict[str, str] = {}
     learned_from = {"history": len(samples_h), "cold": len(samples_c)}
@@ -308,12 +308,10 @@ def learn_ranking(
         serving[segment] = choice
         ranking[segment] = dict(DEFAULT_RANKING[segment] if choice == "defaults"
                                 else candidates[choice])
-    holdout = _holdout_table(split, report, len(samples_h), len(samples_c))
-    return SelfEvaluation(ranking=ranking, serving=serving, holdout=holdout, notes=notes,
+    return SelfEvaluation(ranking=ranking, serving=serving,
+                          holdout=_holdout_table(report, learned_from), notes=notes,
                           seconds=time.perf_counter() - started,
-                          candidates={"history": {**candidates_h, "hand_set": HAND_SET},
-                                      "cold": {**candidates_c,
-                                               "hand_set": DEFAULT_RANKING["cold"]}})
+                          candidates={"history": candidates_h, "cold": candidates_c})
 
 
 def choose_serving(figures: Mapping | None) -> str | None:
@@ -353,7 +351,7 @@ def _measure(user_ids: Sequence[int], targets: Mapping[int, np.ndarray], cold: b
         for name, weights in candidates.items():
             total = features.score(values, weights, n_items)
             total = np.where(mask, total, np.float32(-np.inf))
-            top = _top(total, K)
+            top = top_k(total, K)
             lists[name].append(top)
             sums[name] += (metrics.ndcg_at_k(top, relevant, K),
                            metrics.precision_at_k(top, relevant, K),
@@ -370,16 +368,11 @@ def _measure(user_ids: Sequence[int], targets: Mapping[int, np.ndarray], cold: b
     return out
 
 
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    from xo_recommender.engine.blend import top_k
-    return top_k(scores, k)
-
-
-def _holdout_table(split: Holdout, report: Mapping[str, dict | None], learned_from: int,
-                   learned_from_cold: int) -> dict:
+def _holdout_table(report: Mapping[str, dict | None], learned_from: Mapping[str, int]
+                   ) -> dict:
     """``{"model": {segment: figures}, "baselines": {name: {segment: figures}}, …}``."""
     table: dict = {"k": K, "users": 0, "cold_users": 0, "model": {}, "baselines": {},
-                   "learned_from": {"history": learned_from, "cold": learned_from_cold}}
+                   "learned_from": dict(learned_from)}
     for segment, figures in report.items():
         if not figures:
             continue
