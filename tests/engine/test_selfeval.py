@@ -74,7 +74,10 @@ def test_where_collaboration_carries_no_signal_a_baseline_serves():
 def test_the_guardrail_rule():
     fig = lambda v: {"ndcg@10": v}  # noqa: E731
     assert choose_serving({"model": fig(0.5), "popular": fig(0.3), "heuristic": fig(0.4),
-                           "hand_set": fig(0.9)}) == "model"
+                           "hand_set": fig(0.45)}) == "model"
+    # the blend that served before learning is a fallback too: never worse than before
+    assert choose_serving({"model": fig(0.5), "popular": fig(0.3),
+                           "hand_set": fig(0.9)}) == "hand_set"
     assert choose_serving({"model": fig(0.402), "popular": fig(0.3),
                            "heuristic": fig(0.4)}) == "heuristic"
     assert choose_serving(None) is None

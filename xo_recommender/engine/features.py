@@ -38,7 +38,7 @@ FAR_KM = 50.0
 #: Features that need the user's history; a user without one has them all at zero.
 HISTORY_FEATURES: tuple[str, ...] = (
     "collaborative", "profile", "category", "category_match", "category_count",
-    "category_lift", "unstated_lift", "usual_reach", "seen",
+    "category_lift", "unstated_lift", "unstated_taste", "usual_reach", "usual_nearness", "seen",
 )
 
 #: Features a user without history still has.
@@ -51,14 +51,17 @@ FEATURES: tuple[str, ...] = HISTORY_FEATURES + COLD_FEATURES
 
 #: Features computed from the distance to the user's home.
 _USE_DISTANCE = frozenset({*DISTANCE_SCALES, "nearness", "log_nearness", "popular_nearby",
-                           "usual_reach", "category_lift", "unstated_lift"})
+                           "usual_reach", "usual_nearness", "category_lift",
+                           "unstated_lift", "unstated_taste"})
 
 #: Which reason a feature's contribution stands for (``None``: never a reason).
 REASON_GROUP: dict[str, str | None] = {
     "collaborative": "collaborative", "profile": "profile", "category": "category",
     "category_match": "category", "category_count": "category",
     "category_lift": "category",
-    "unstated_lift": "category", "usual_reach": "proximity", "seen": None, "interest": "interest",
+    "unstated_lift": "category", "unstated_taste": "category", "usual_reach": "proximity",
+    "usual_nearness": "proximity",
+    "seen": None, "interest": "interest",
     "interest_category": "interest", "interest_tag": "interest",
     **{name: "proximity" for name in DISTANCE_SCALES},
     "nearness": "proximity", "log_nearness": "proximity",
@@ -147,6 +150,25 @@ def usual_reach(distances: np.ndarray, row: sp.csr_matrix) -> np.ndarray:
     return np.exp(-distances / scale).astype(np.float32)
 
 
+#: ``usual_nearness`` reaches zero at this many times the user's median distance.
+USUAL_SPAN = 10.0
+
+
+def usual_nearness(distances: np.ndarray, row: sp.csr_matrix) -> np.ndarray:
+    """Closeness on a straight line in this user's own unit of distance.
+
+    ``usual_reach`` decays; this one falls linearly, ``1 - d / (USUAL_SPAN × median)``,
+    so a weight on it is a per-user "cost per km" (people who go far pay less for each
+    km): with the decays, the ranking can learn the shape of the response to distance.
+    """
+    d_hist = distances[row.indices]
+    d_hist = d_hist[np.isfinite(d_hist)]
+    if not d_hist.size:
+        return np.zeros(distances.shape[0], np.float32)
+    span = np.float32(USUAL_SPAN * max(float(np.median(d_hist)), 0.25))
+    return np.maximum(np.float32(1.0) - distances / span, np.float32(0.0))
+
+
 def _stated_columns(model, interests: Sequence[str]) -> np.ndarray:
     keys = {normalise_term(t) for t in interests or ()}
     return np.array(sorted(model._category_column[k] for k in keys
@@ -186,6 +208,58 @@ def category_lift(categories: sp.csr_matrix, row: sp.csr_matrix, base: np.ndarra
     if stated is not None and stated.size:
         lift[stated] = 0.0
     return per_item_max(categories, np.clip(lift, 0.0, 4.0)) / np.float32(4.0)
+
+
+#: Prior belief that a user has a taste they never stated (before seeing their history).
+UNSTATED_PRIOR = 0.5
+#: Bounds on how strongly a taste draws a user (a multiple of chance), when it is
+#: estimated from how strongly their *stated* tastes draw them.
+TASTE_STRENGTH = (2.0, 50.0)
+_DEFAULT_STRENGTH = 10.0
+
+
+def unstated_taste(categories: sp.csr_matrix, row: sp.csr_matrix, base: np.ndarray | None,
+                   stated: np.ndarray) -> np.ndarray:
+    """The probability that a business's category is a taste the user never stated.
+
+    A Bayesian reading of the visits the stated interests do not explain: either the
+    user has no unstated taste (prior ``UNSTATED_PRIOR``), or one category ``c`` draws
+    them ``e`` times more than chance (``base``: the categories' share within reach), so
+    ``k_c`` of their ``N`` unexplained visits in ``c`` has likelihood ratio
+    ``e^k_c / (1 + b_c (e - 1))^N``. ``e`` is how strongly the user's stated tastes draw
+    them (their lift over chance), so the evidence a visit carries scales with how much
+    tastes matter on this site; unlike a raw lift, two visits to a rare category and two
+    to a common one weigh differently, and one stray visit weighs little.
+    """
+    if base is None or row.nnz == 0:
+        return np.zeros(categories.shape[0], np.float32)
+    visited = categories[row.indices]
+    b = np.clip(np.asarray(base, np.float64), 1e-6, 1.0)
+    strength = _DEFAULT_STRENGTH
+    if stated.size:
+        explained = np.asarray(visited[:, stated].sum(axis=1)).ravel() > 0
+        share_stated = min(float(b[stated].sum()), 1.0)
+        if share_stated < 1.0:  # the odds of a stated visit over the odds by chance
+            p = (float(explained.sum()) + 0.5) / (explained.size + 1.0)
+            odds = (p / (1.0 - p)) / (share_stated / (1.0 - share_stated))
+            strength = float(np.clip(odds, *TASTE_STRENGTH))
+        visited = visited[~explained]
+    n = visited.shape[0]
+    if not n:
+        return np.zeros(categories.shape[0], np.float32)
+    k = np.asarray(visited.sum(axis=0), np.float64).ravel()
+    log_e = np.log(strength)
+    llr = k * log_e - n * np.log1p(b * (strength - 1.0))
+    prior = b.copy()
+    if stated.size:
+        prior[stated] = 0.0
+    prior *= (1.0 - UNSTATED_PRIOR) / max(float(prior.sum()), 1e-12)
+    with np.errstate(divide="ignore"):
+        log_post = np.log(prior) + llr
+    top = max(float(log_post.max()), float(np.log(UNSTATED_PRIOR)))
+    post = np.exp(log_post - top)
+    post /= post.sum() + np.exp(np.log(UNSTATED_PRIOR) - top)
+    return per_item_max(categories, post.astype(np.float32))
 
 
 def compute(
@@ -230,7 +304,7 @@ def compute(
         out["interest"] = _max_normalised(model.content.interest_scores(interests), mask)
     if interests and want & {"interest_category", "interest_tag"}:
         out.update(_interest_matches(model, interests))
-    if has_history and want & {"category_lift", "unstated_lift"}:
+    if has_history and want & {"category_lift", "unstated_lift", "unstated_taste"}:
         reach = None if distances is None else np.exp(-distances / np.float32(3.0))
         base = category_base(model.categories, model.active, reach)
         if "category_lift" in want:
@@ -239,9 +313,14 @@ def compute(
             stated = _stated_columns(model, interests)
             out["unstated_lift"] = category_lift(model.categories, row, base,
                                                  stated=stated if stated.size else None)
+        if "unstated_taste" in want:
+            out["unstated_taste"] = unstated_taste(model.categories, row, base,
+                                                   _stated_columns(model, interests))
     if distances is not None:
         if has_history and "usual_reach" in want:
             out["usual_reach"] = usual_reach(distances, row)
+        if has_history and "usual_nearness" in want:
+            out["usual_nearness"] = usual_nearness(distances, row)
         if want & {"nearness", "log_nearness"}:
             close = np.minimum(distances, np.float32(FAR_KM))
             out["nearness"] = np.float32(1.0) - close / np.float32(FAR_KM)

@@ -49,6 +49,10 @@ BASELINES: dict[str, tuple[str, ...]] = {
 HAND_SET: dict[str, float] = {
     "collaborative": 1.0, "profile": 0.15, "interest": 0.3, "near_10km": 0.25, "prior": 0.05,
 }
+#: A business the user already knows counts this much against it in a learned ranking's
+#: starting points and in the hand-set blend as a fallback (the holdout's target is
+#: discovery: a page of places they know already is not one).
+SEEN_PENALTY = -10.0
 DEFAULT_RANKING: dict[str, dict[str, float]] = {
     "history": dict(HAND_SET),
     "cold": {k: v for k, v in HAND_SET.items() if k in features.COLD_FEATURES},
@@ -276,12 +280,13 @@ def learn_ranking(
     say(f"Learning weights from {len(samples_h):,} users")
     refine_until = begun + 0.55 * (deadline - begun)
     baselines_h = {name: fit_listwise(samples_h, use) for name, use in BASELINES.items()}
+    hand_set = {**HAND_SET, "seen": SEEN_PENALTY}
     candidates_h: dict[str, dict[str, float]] = {
         "model": refine_ndcg(samples_h, fit_listwise(samples_h, features.FEATURES),
                              deadline=refine_until,
-                             starts=[*baselines_h.values(), {**HAND_SET, "seen": -10.0}]),
+                             starts=[*baselines_h.values(), hand_set]),
         **baselines_h,
-        "hand_set": HAND_SET,
+        "hand_set": hand_set,
     }
     cold_use = {name: tuple(f for f in use if f in features.COLD_FEATURES)
                 for name, use in BASELINES.items()}
@@ -314,12 +319,17 @@ def learn_ranking(
                           candidates={"history": candidates_h, "cold": candidates_c})
 
 
+#: What the guardrail may serve instead of the learned model: the baselines, and the
+#: hand-set blend that ranked before rankings were learned (never worse than before).
+FALLBACKS = frozenset({*BASELINES, "hand_set"})
+
+
 def choose_serving(figures: Mapping | None) -> str | None:
-    """The guardrail: "model" when it beats every baseline by ``MARGIN``, else the best
-    baseline's name; None when nothing was measured."""
+    """The guardrail: "model" when it beats every fallback by ``MARGIN``, else the best
+    fallback's name; None when nothing was measured."""
     if not figures or "model" not in figures:
         return None
-    baselines = [n for n in figures if n in BASELINES]
+    baselines = [n for n in figures if n in FALLBACKS]
     if not baselines:
         return "model"
     best = max(baselines, key=lambda n: (figures[n]["ndcg@10"], n))

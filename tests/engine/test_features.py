@@ -1,0 +1,61 @@
+"""Per-user features the learned ranking weighs: what each says about one history."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from xo_recommender.engine import features
+
+
+def _categories(rows: list[list[int]], n_categories: int) -> sp.csr_matrix:
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    indices = np.concatenate([np.asarray(r, np.int64) for r in rows])
+    return sp.csr_matrix((np.ones(indices.size, np.float32), indices, indptr),
+                         shape=(len(rows), n_categories))
+
+
+def _history(items: list[int], n_items: int) -> sp.csr_matrix:
+    return sp.csr_matrix((np.ones(len(items), np.float32), ([0] * len(items), items)),
+                         shape=(1, n_items))
+
+
+# 40 businesses: categories 0 (stated), 1 and 2 common, 3 rare; 10 of each of 0-2, 3 of 3,
+# and 7 more in category 2 so that it is the commonest.
+CATS = _categories([[0]] * 10 + [[1]] * 10 + [[2]] * 17 + [[3]] * 3, 4)
+BASE = np.asarray(CATS.sum(axis=0), np.float64).ravel() / CATS.shape[0]
+STATED = np.array([0])
+
+
+def test_repeated_visits_to_an_unstated_category_read_as_a_taste():
+    # mostly the stated category, then three of the three rare ones, one common stray
+    history = _history([0, 1, 2, 3, 4, 37, 38, 39, 20], CATS.shape[0])
+    taste = features.unstated_taste(CATS, history, BASE, STATED)
+    assert taste[37] > 0.5  # category 3: 3 of 4 unexplained visits, rare by chance
+    assert taste[20] < 0.2  # category 2: one visit, as chance would have it
+    assert taste[0] == 0.0  # stated: already explained by the user's interests
+    assert np.all((taste >= 0) & (taste <= 1))
+
+
+def test_no_unexplained_visits_means_no_unstated_taste():
+    history = _history([0, 1, 2, 3], CATS.shape[0])
+    assert not features.unstated_taste(CATS, history, BASE, STATED).any()
+    assert not features.unstated_taste(CATS, _history([], CATS.shape[0]), BASE, STATED).any()
+
+
+def test_the_same_visits_weigh_more_for_a_user_whom_tastes_draw_strongly():
+    # user A's visits are nearly all in their stated category (tastes drive them);
+    # user B's are spread as chance would have them: their two rare visits mean less.
+    strong = _history([0, 1, 2, 3, 4, 5, 6, 7, 37, 38], CATS.shape[0])
+    weak = _history([0, 10, 11, 20, 21, 22, 23, 24, 37, 38], CATS.shape[0])
+    a = features.unstated_taste(CATS, strong, BASE, STATED)[37]
+    b = features.unstated_taste(CATS, weak, BASE, STATED)[37]
+    assert a > b
+
+
+def test_usual_nearness_is_measured_in_the_users_own_distance():
+    distances = np.array([0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0], np.float32)
+    homebody = features.usual_nearness(distances, _history([0, 1, 2], 7))  # median 1 km
+    traveller = features.usual_nearness(distances, _history([3, 4, 5], 7))  # median 10 km
+    assert homebody[0] == traveller[0] == 1.0
+    assert np.all(np.diff(homebody) <= 0) and np.all(np.diff(traveller) <= 0)
+    assert homebody[4] == 0.0 and traveller[4] > 0.8  # 10 km: far for one, usual for other
+    assert not features.usual_nearness(distances, _history([], 7)).any()
