@@ -61,3 +61,37 @@ def site(driver: str, *, n_users: int = 400, n_items: int = 160, per_user: int =
         longitudes=-84.39 + user_xy[:, 0] / (km_per_deg * np.cos(np.radians(lat0))),
     )
     return catalogue, events, profiles
+
+
+def drifting_site(*, n_users: int = 300, per_category: int = 20, seed: int = 0
+                  ) -> tuple[Catalogue, Events, UserProfiles]:
+    """Users whose taste moved: a dozen places of one category four months ago, then
+    eight of another in the last month (no stated interests, no homes). Only a history
+    that lets old interactions fade fast predicts where they go next."""
+    rng = np.random.default_rng(seed)
+    n_items = per_category * len(CATEGORIES)
+    item_cat = np.repeat(np.arange(len(CATEGORIES)), per_category)
+    now = 1_700_000_000 + 365 * DAY
+    users, items, times = [], [], []
+    for u in range(n_users):
+        old, new = rng.choice(len(CATEGORIES), 2, replace=False)
+        for category, count, (lo, hi) in ((old, 12, (150, 100)), (new, 8, (30, 1))):
+            chosen = rng.choice(np.flatnonzero(item_cat == category), count, replace=False)
+            users += [u + 1] * count
+            items += (chosen + 1).tolist()
+            times += (now - rng.uniform(hi, lo, count) * DAY).tolist()
+    catalogue = Catalogue(
+        ids=np.arange(1, n_items + 1), names=[f"place {i}" for i in range(1, n_items + 1)],
+        categories=[[CATEGORIES[c]] for c in item_cat], tags=[[] for _ in range(n_items)],
+        latitudes=np.full(n_items, np.nan), longitudes=np.full(n_items, np.nan),
+        popularity=np.zeros(n_items), ratings=np.full(n_items, np.nan),
+        active=np.ones(n_items, bool),
+    )
+    n, t = len(users), np.asarray(times)
+    events = Events(user_ids=np.asarray(users, np.int64), item_ids=np.asarray(items, np.int64),
+                    type_codes=np.zeros(n, np.int64), types=("view",), weights=np.ones(n),
+                    counts=np.ones(n), last_seen=t, first_seen=t)
+    profiles = UserProfiles(ids=np.arange(1, n_users + 1), interests=[[] for _ in range(n_users)],
+                            latitudes=np.full(n_users, np.nan),
+                            longitudes=np.full(n_users, np.nan))
+    return catalogue, events, profiles

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.engine.synthetic import site
+from tests.engine.synthetic import drifting_site, site
 from xo_recommender.engine import features
 from xo_recommender.engine.data import Catalogue, Events, UserProfiles
 from xo_recommender.engine.holdout import temporal_split
@@ -69,6 +69,28 @@ def test_where_collaboration_carries_no_signal_a_baseline_serves():
     assert learned.ranking["history"] == learned.candidates["history"][
         learned.serving["history"]]
     assert "did not beat" in learned.as_metrics()["guardrail"]
+
+
+def test_where_tastes_drift_a_shorter_half_life_is_chosen():
+    """Old interactions point the wrong way: the holdout picks the faster fade, says what
+    it tried, and the served parameters carry it."""
+    catalogue, events, users = drifting_site()
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=60, max_users=300)
+    assert learned.hyperparameters.get("half_life_days") == 30.0
+    tried = learned.as_metrics()["tuning"]["tried"]
+    assert set(tried["half_life_days"]) == {"90", "30", "none"}
+    assert tried["half_life_days"]["30"] > tried["half_life_days"]["90"]
+    served = learned.apply(EngineParams())
+    assert served.half_life_days == 30.0 and served.ranking == learned.ranking
+
+
+def test_hyperparameters_stay_at_their_defaults_without_evidence():
+    catalogue, events, users = site("distance", seed=4)
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=30, max_users=300)
+    assert "half_life_days" not in learned.hyperparameters  # times carry no signal here
+    assert learned.apply(EngineParams()).half_life_days == EngineParams().half_life_days
 
 
 def test_the_guardrail_rule():

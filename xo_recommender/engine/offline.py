@@ -58,11 +58,11 @@ class ServingEngine:
                         weights=x.data.astype(np.float64))
         params = self.params
         if self.learn_from is not None:
-            params = replace(params, ranking=self._learn(catalogue, external))
+            params = self._learn(catalogue, external).apply(params)
         self.model = Recommender.fit(catalogue, events, params)
         return self
 
-    def _learn(self, catalogue: Catalogue, external: np.ndarray) -> dict:
+    def _learn(self, catalogue: Catalogue, external: np.ndarray):
         from xo_recommender.engine.matrix import IdIndex
         from xo_recommender.engine.selfeval import learn_ranking
 
@@ -77,7 +77,7 @@ class ServingEngine:
                         weights=np.ones(n), last_seen=times, first_seen=times)
         self.evaluation = learn_ranking(catalogue, events, None, self.params,
                                         budget_seconds=self.tuning_seconds)
-        return self.evaluation.ranking
+        return self.evaluation
 
     def score(self, user_row: Any) -> np.ndarray:
         """Blended scores of every item for one user (seen items are not removed here)."""

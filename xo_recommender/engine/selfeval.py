@@ -69,6 +69,17 @@ MAX_HOLDOUT_USERS = 50_000
 #: Users learned from and measured per group even past the time budget: fewer make the
 #: weights and the guardrail a coin toss.
 MIN_MEASURED = 200
+#: The hyperparameters that shape the history signal, and the alternatives to the
+#: defaults tried for each (one at a time, in this order, while the budget lasts): how
+#: fast old interactions fade, and the collaborative model's L2 penalty (a multiple of
+#: the mean Gram diagonal). Coarse steps: a finer one would not clear ``MARGIN``.
+HYPERPARAMETERS: tuple[tuple[str, tuple], ...] = (
+    ("half_life_days", (30.0, None)),
+    ("l2_rel", (1.0, 16.0)),
+)
+#: Learning users the hyperparameters are compared on (never the reporting users).
+TUNING_USERS = 200
+MIN_TUNING_USERS = 50
 #: Metrics reported per ranking and segment.
 METRICS = ("ndcg@10", "precision@10", "recall@10", "coverage")
 
@@ -84,6 +95,20 @@ class SelfEvaluation:
     seconds: float = 0.0
     #: segment -> name ("model", each baseline, "hand_set") -> weights that were compared
     candidates: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    #: Hyperparameters chosen on the holdout (only those that beat the defaults), and
+    #: every value tried with the NDCG@10 it measured.
+    hyperparameters: dict[str, object] = field(default_factory=dict)
+    tried: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def apply(self, params):
+        """``params`` with the learned ranking and the chosen hyperparameters."""
+        chosen = dict(self.hyperparameters)
+        changes: dict = {"ranking": self.ranking}
+        if "half_life_days" in chosen:
+            changes["half_life_days"] = chosen["half_life_days"]
+        if "l2_rel" in chosen:
+            changes["collaborative"] = {**params.collaborative, "l2_rel": chosen["l2_rel"]}
+        return replace(params, **changes)
 
     def as_metrics(self) -> dict:
         served = sorted(set(self.serving.values())) or ["defaults"]
@@ -94,7 +119,9 @@ class SelfEvaluation:
             "serving_by_segment": dict(self.serving),
             "guardrail": self.guardrail_text(),
             "notes": list(self.notes),
-            "tuning": {"seconds": round(self.seconds, 2), "weights": self.ranking},
+            "tuning": {"seconds": round(self.seconds, 2), "weights": self.ranking,
+                       "hyperparameters": dict(self.hyperparameters),
+                       "tried": {k: dict(v) for k, v in self.tried.items()}},
         }
 
     def guardrail_text(self) -> str:
@@ -252,17 +279,23 @@ def learn_ranking(
         f"training the evaluation model on {len(split.train):,} interactions")
     train_times = split.train.last_seen
     now = float(np.max(train_times)) if train_times is not None and len(train_times) else 0.0
+    fit_started = time.perf_counter()
     model = Recommender.fit(catalogue, split.train, replace(params, ranking=None), now=now)
     # The budget is for learning and measuring; the evaluation model's fit comes on top.
     begun = time.perf_counter()
+    fit_seconds = begun - fit_started
     deadline = begun + max(budget_seconds, 1.0)
-    prepare = Evaluator(model, split, users, now)
     learn_h, report_h = _split_users(list(split.targets), rng, max_users)
     learn_c, report_c = _split_users(list(split.cold_targets), rng, max_users)
+    hyper, tried, model = _tune_hyperparameters(
+        catalogue, split, users, params, model, now, learn_h,
+        tune_until=begun + 0.25 * (deadline - begun), fit_seconds=fit_seconds,
+        seed=seed, notes=notes, say=say)
+    prepare = Evaluator(model, split, users, now)
 
     samples_h = ListwiseSamples()
     samples_c = ListwiseSamples()
-    learn_budget = begun + 0.4 * (deadline - begun)
+    learn_budget = begun + 0.45 * (deadline - begun)
     for user_id in learn_h:
         if time.perf_counter() > learn_budget and len(samples_h) >= MIN_MEASURED:
             notes.append(f"time budget: learned from {len(samples_h)} of {len(learn_h)} users")
@@ -278,7 +311,7 @@ def learn_ranking(
         samples_c.add(values, candidate_indices(values, mask, rng), tidx[mask[tidx]])
 
     say(f"Learning weights from {len(samples_h):,} users")
-    refine_until = begun + 0.55 * (deadline - begun)
+    refine_until = begun + 0.6 * (deadline - begun)
     baselines_h = {name: fit_listwise(samples_h, use) for name, use in BASELINES.items()}
     hand_set = {**HAND_SET, "seen": SEEN_PENALTY}
     candidates_h: dict[str, dict[str, float]] = {
@@ -316,7 +349,79 @@ def learn_ranking(
     return SelfEvaluation(ranking=ranking, serving=serving,
                           holdout=_holdout_table(report, learned_from), notes=notes,
                           seconds=time.perf_counter() - started,
-                          candidates={"history": candidates_h, "cold": candidates_c})
+                          candidates={"history": candidates_h, "cold": candidates_c},
+                          hyperparameters=hyper, tried=tried)
+
+
+def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: float,
+                          learn_ids: Sequence[int], *, tune_until: float,
+                          fit_seconds: float, seed: int, notes: list[str],
+                          say: Callable[[str], None]):
+    """Choose the values in ``HYPERPARAMETERS`` the same way as the weights.
+
+    For each value: refit the evaluation model with it, learn weights (the smooth fit
+    only) on ``TUNING_USERS`` learning users and measure them on as many others, all
+    from the learning half (the reporting users stay unseen). A value replaces the
+    current one only where it beats it by ``MARGIN``. The L2 penalty is tried only
+    where the collaborative score carries weight at all. Returns (chosen values,
+    {name: {value: NDCG@10}}, the evaluation model fitted with the chosen values); stops,
+    and says so, when another try would run past ``tune_until``.
+    """
+    from xo_recommender.engine.collaborative import CollaborativeModel
+    from xo_recommender.engine.model import Recommender
+
+    chosen: dict[str, object] = {}
+    tried: dict[str, dict[str, float]] = {}
+    n = min(TUNING_USERS, len(learn_ids) // 2)
+    if n < MIN_TUNING_USERS:
+        notes.append(f"half-life and L2 penalty kept at their defaults: {len(learn_ids)} "
+                     f"learning users are too few to choose them")
+        return chosen, tried, model
+    fit_ids, test_ids = learn_ids[:n], learn_ids[n:2 * n]
+
+    def quick(candidate) -> tuple[float, dict[str, float]]:
+        prepare = Evaluator(candidate, split, users, now)
+        rng = np.random.default_rng(seed + 1)  # the same candidates for every value
+        samples = ListwiseSamples()
+        for user_id in fit_ids:
+            values, mask, tidx = prepare(user_id, split.targets[user_id], cold=False)
+            samples.add(values, candidate_indices(values, mask, rng), tidx[mask[tidx]])
+        weights = fit_listwise(samples, features.FEATURES)
+        figures = prepare.measure({"history": {"model": weights}},
+                                  users={"history": test_ids, "cold": []})
+        block = figures.get("history") or {}
+        return float(block.get("model", {}).get("ndcg@10", 0.0)), weights
+
+    def label(value) -> str:
+        return "none" if value is None else f"{value:g}"
+
+    started = time.perf_counter()
+    best, weights = quick(model)
+    one_try = fit_seconds + (time.perf_counter() - started)
+    current = {"half_life_days": params.half_life_days,
+               "l2_rel": float(params.collaborative.get("l2_rel", CollaborativeModel().l2_rel))}
+    for name, values in HYPERPARAMETERS:
+        tried[name] = {label(current[name]): round(best, 4)}
+        if name == "l2_rel" and weights.get("collaborative", 0.0) <= 1e-6:
+            notes.append("l2_rel kept: the learned ranking gives the collaborative score "
+                         "no weight on this site")
+            continue
+        for value in values:
+            if time.perf_counter() + 1.2 * one_try > tune_until:
+                notes.append(f"time budget: {name} kept at {label(current[name])} "
+                             f"(no time left to try {label(value)})")
+                return chosen, tried, model
+            say(f"Trying {name} = {label(value)}")
+            trial = {**current, **chosen, name: value}
+            candidate_params = replace(
+                params, ranking=None, half_life_days=trial["half_life_days"],
+                collaborative={**params.collaborative, "l2_rel": trial["l2_rel"]})
+            candidate = Recommender.fit(catalogue, split.train, candidate_params, now=now)
+            value_ndcg, value_weights = quick(candidate)
+            tried[name][label(value)] = round(value_ndcg, 4)
+            if value_ndcg > best * (1.0 + MARGIN):
+                best, weights, model, chosen[name] = value_ndcg, value_weights, candidate, value
+    return chosen, tried, model
 
 
 #: What the guardrail may serve instead of the learned model: the baselines, and the

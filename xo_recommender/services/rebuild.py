@@ -6,7 +6,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import timedelta
 
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
@@ -137,7 +136,7 @@ def _train(params: EngineParams, say: Callable[[str], None]
             catalogue, events, users, params, progress=say,
             budget_seconds=float(rec_settings.TUNING_SECONDS),
             max_users=int(rec_settings.TUNING_MAX_USERS))
-        params = replace(params, ranking=evaluation.ranking)
+        params = evaluation.apply(params)
     say(f"Training on {len(events):,} interactions")
     return Recommender.fit(catalogue, events, params, now=time.time()), evaluation
 
