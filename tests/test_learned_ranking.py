@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from tests.factories import UserFactory
 from xo_recommender.engine.selfeval import DEFAULT_RANKING
+from xo_recommender.holdout_report import tuning_text
 from xo_recommender.models import ModelVersion
 from xo_recommender.services import health, rebuild
 
@@ -47,6 +48,21 @@ def test_a_rebuild_learns_measures_and_prints_the_holdout(demo_site):
     assert "Serving:" in output
     model_ndcg = holdout["model"]["history"]["ndcg@10"]
     assert f"{model_ndcg:7.4f}".strip() in output
+    tuning = version.metrics["tuning"]
+    assert {"hyperparameters", "tried", "weights", "seconds"} <= set(tuning)
+    for name, value in tuning["hyperparameters"].items():  # what was chosen serves
+        served = (version.params["half_life_days"] if name == "half_life_days"
+                  else version.params["collaborative"]["l2_rel"])
+        assert served == value
+
+
+def test_the_hyperparameter_line_marks_what_was_chosen():
+    metrics = {"tuning": {"hyperparameters": {"half_life_days": 30.0},
+                          "tried": {"half_life_days": {"90": 0.41, "30": 0.43, "none": 0.4},
+                                    "l2_rel": {"4": 0.43, "1": 0.42}}}}
+    assert tuning_text(metrics) == ("half_life_days 90: 0.4100, 30: 0.4300 (chosen), "
+                                    "none: 0.4000; l2_rel 4: 0.4300 (chosen), 1: 0.4200")
+    assert tuning_text({}) == ""
 
 
 def test_on_generated_data_the_learned_model_beats_popular(demo_site):
@@ -65,6 +81,7 @@ def test_the_admin_and_health_show_the_evidence(demo_site, client):
     assert page.status_code == 200
     text = page.content.decode()
     assert "popular_nearby" in text and version.metrics["guardrail"] in text
+    assert "hyperparameters (holdout ndcg@10)" in text.lower()
     _, report = health()
     assert report["serving"] == version.metrics["serving"]
 

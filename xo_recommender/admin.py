@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from xo_recommender import charts
+from xo_recommender.holdout_report import tuning_text
 from xo_recommender.models import Interaction, ModelVersion
 
 #: Holdout figures shown, in this order, with their labels.
@@ -155,7 +156,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
     exclude = ("artifact", "metrics", "fit_seconds", "peak_rss_mb")
     readonly_fields = ("created_at", "finished_at", "status", "is_active", "n_users",
                        "n_businesses", "n_interactions", "fit_time", "peak_memory",
-                       "holdout_figures", "serving", "guardrail", "params", "error")
+                       "holdout_figures", "serving", "guardrail", "tuning", "params",
+                       "error")
     change_list_template = "xo_recommender/admin/modelversion_change_list.html"
 
     def get_queryset(self, request):
@@ -185,6 +187,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="guardrail")
     def guardrail(self, obj: ModelVersion) -> str:
         return (obj.metrics or {}).get("guardrail") or "—"
+
+    @admin.display(description="hyperparameters (holdout NDCG@10)")
+    def tuning(self, obj: ModelVersion) -> str:
+        return tuning_text(obj.metrics) or "—"
 
     @admin.display(description="holdout figures")
     def holdout_figures(self, obj: ModelVersion) -> str:
