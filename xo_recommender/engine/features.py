@@ -79,13 +79,18 @@ def _max_normalised(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return np.minimum(s / np.float32(top), np.float32(1.0))
 
 
-def category_affinity(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray:
-    """Share of the user's (weighted) history in each business's categories, in [0, 1]."""
+def category_shares(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray | None:
+    """Share of the user's (weighted) history in each category (None: no history)."""
     per_category = np.asarray((row @ categories).todense(), dtype=np.float64).ravel()
     total = per_category.sum()
-    if total <= 0:
+    return None if total <= 0 else per_category / total
+
+
+def category_affinity(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray:
+    """Share of the user's (weighted) history in each business's categories, in [0, 1]."""
+    share = category_shares(categories, row)
+    if share is None:
         return np.zeros(categories.shape[0], np.float32)
-    share = per_category / total
     return np.minimum(per_item_sum(categories, share), np.float32(1.0))
 
 
@@ -187,7 +192,14 @@ def category_base(categories: sp.csr_matrix, active: np.ndarray,
 
 def category_lift(categories: sp.csr_matrix, row: sp.csr_matrix, base: np.ndarray | None,
                   stated: np.ndarray | None = None) -> np.ndarray:
-    """How much more the user goes to a business's categories than chance would say.
+    """Per business, the largest of ``category_lift_by_category`` over its categories."""
+    return per_item_max(categories, category_lift_by_category(categories, row, base, stated))
+
+
+def category_lift_by_category(categories: sp.csr_matrix, row: sp.csr_matrix,
+                              base: np.ndarray | None,
+                              stated: np.ndarray | None = None) -> np.ndarray:
+    """How much more the user goes to each category than chance would say.
 
     Chance is the categories' share among the businesses within the user's reach
     (weighted by a decay of distance from home when known, else the whole catalogue):
@@ -202,12 +214,12 @@ def category_lift(categories: sp.csr_matrix, row: sp.csr_matrix, base: np.ndarra
         visited = visited[~explained]
     n_hist = visited.shape[0]
     if not n_hist or base is None:
-        return np.zeros(categories.shape[0], np.float32)
+        return np.zeros(categories.shape[1], np.float32)
     hist = np.asarray(visited.sum(axis=0), np.float64).ravel()
     lift = np.log((hist + 1.0) / (n_hist * base + 1.0))
     if stated is not None and stated.size:
         lift[stated] = 0.0
-    return per_item_max(categories, np.clip(lift, 0.0, 4.0)) / np.float32(4.0)
+    return (np.clip(lift, 0.0, 4.0) / 4.0).astype(np.float32)
 
 
 #: Prior belief that a user has a taste they never stated (before seeing their history).
@@ -220,7 +232,13 @@ _DEFAULT_STRENGTH = 10.0
 
 def unstated_taste(categories: sp.csr_matrix, row: sp.csr_matrix, base: np.ndarray | None,
                    stated: np.ndarray) -> np.ndarray:
-    """The probability that a business's category is a taste the user never stated.
+    """Per business, the largest of ``unstated_taste_by_category`` over its categories."""
+    return per_item_max(categories, unstated_taste_by_category(categories, row, base, stated))
+
+
+def unstated_taste_by_category(categories: sp.csr_matrix, row: sp.csr_matrix,
+                               base: np.ndarray | None, stated: np.ndarray) -> np.ndarray:
+    """The probability that each category is a taste the user never stated.
 
     A Bayesian reading of the visits the stated interests do not explain: either the
     user has no unstated taste (prior ``UNSTATED_PRIOR``), or one category ``c`` draws
@@ -232,7 +250,7 @@ def unstated_taste(categories: sp.csr_matrix, row: sp.csr_matrix, base: np.ndarr
     to a common one weigh differently, and one stray visit weighs little.
     """
     if base is None or row.nnz == 0:
-        return np.zeros(categories.shape[0], np.float32)
+        return np.zeros(categories.shape[1], np.float32)
     visited = categories[row.indices]
     b = np.clip(np.asarray(base, np.float64), 1e-6, 1.0)
     strength = _DEFAULT_STRENGTH
@@ -246,7 +264,7 @@ def unstated_taste(categories: sp.csr_matrix, row: sp.csr_matrix, base: np.ndarr
         visited = visited[~explained]
     n = visited.shape[0]
     if not n:
-        return np.zeros(categories.shape[0], np.float32)
+        return np.zeros(categories.shape[1], np.float32)
     k = np.asarray(visited.sum(axis=0), np.float64).ravel()
     log_e = np.log(strength)
     llr = k * log_e - n * np.log1p(b * (strength - 1.0))
@@ -259,7 +277,7 @@ def unstated_taste(categories: sp.csr_matrix, row: sp.csr_matrix, base: np.ndarr
     top = max(float(log_post.max()), float(np.log(UNSTATED_PRIOR)))
     post = np.exp(log_post - top)
     post /= post.sum() + np.exp(np.log(UNSTATED_PRIOR) - top)
-    return per_item_max(categories, post.astype(np.float32))
+    return post.astype(np.float32)
 
 
 def compute(

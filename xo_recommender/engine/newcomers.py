@@ -1,0 +1,205 @@
+"""Businesses added since the model was trained, ranked beside the ones it knows.
+
+A model version knows the businesses of its training snapshot; a place opened this
+morning has no column in it. Retraining for every new business is not an option, yet
+the learned ranking is mostly made of features that need no history of the business:
+stated interests matching its categories and tags, distance, the user's affinity for
+its categories, its rating. Here those are computed for the newcomers alone (their
+categories mapped onto the model's), scored with the same weights and the same
+per-user evidence, so a newcomer takes its place among the model's own results. What
+a newcomer cannot have yet — collaborative and content-profile scores, popularity,
+trend — counts as zero, as it would for a business nobody has found.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from xo_recommender.engine import features, geo, priors
+from xo_recommender.engine.content import normalise_term
+from xo_recommender.engine.data import Catalogue
+from xo_recommender.engine.model import Recommendation
+from xo_recommender.engine.reasons import reasons_for
+
+__all__ = ["merge", "rank_newcomers", "select"]
+
+
+def _category_matrix(model, categories: Sequence[Sequence[str]]) -> sp.csr_matrix:
+    """Newcomers × the model's category columns (categories it never saw are dropped)."""
+    rows, cols = [], []
+    for i, names in enumerate(categories):
+        for name in names or ():
+            column = model._category_column.get(normalise_term(name))
+            if column is not None:
+                rows.append(i)
+                cols.append(column)
+    pairs = sorted(set(zip(rows, cols, strict=True)))
+    data = np.ones(len(pairs), np.float32)
+    return sp.csr_matrix((data, ([r for r, _ in pairs], [c for _, c in pairs])),
+                         shape=(len(categories), model.categories.shape[1]))
+
+
+def _newcomer_features(model, items: Catalogue, row: sp.csr_matrix,
+                       interests: Sequence[str], point: tuple[float, float] | None,
+                       wanted: set[str]) -> dict[str, np.ndarray]:
+    """The features of ``features.compute`` that a business without a history has."""
+    m = len(items)
+    cats = _category_matrix(model, items.categories)
+    out: dict[str, np.ndarray] = {}
+    keys = {normalise_term(t) for t in interests or ()} - {""}
+    if keys:
+        stated = np.zeros(cats.shape[1], np.float32)
+        stated[features._stated_columns(model, interests)] = 1.0
+        out["interest_category"] = (features.per_item_sum(cats, stated) > 0).astype(np.float32)
+        category_keys = set(model._category_column)
+        tag_hits = np.array([len({normalise_term(t) for t in tags or ()} & keys - category_keys)
+                             for tags in items.tags or [[] for _ in range(m)]], np.float32)
+        out["interest_tag"] = np.minimum(tag_hits, 2.0) / np.float32(2.0)
+        # the interest score (max-normalised over the model's candidates) has no common
+        # scale with a handful of newcomers: a full match counts as the best match
+        out["interest"] = np.maximum(out["interest_category"], out["interest_tag"])
+    distances = None
+    if point is not None:
+        raw = geo.ItemLocations(np.asarray(items.latitudes, np.float64),
+                                np.asarray(items.longitudes, np.float64)
+                                ).distances_km(*point).astype(np.float32)
+        distances = np.where(np.isfinite(raw), raw, np.float32(np.inf))
+        close = np.minimum(distances, np.float32(features.FAR_KM))
+        out["nearness"] = np.float32(1.0) - close / np.float32(features.FAR_KM)
+        out["log_nearness"] = (np.float32(1.0) - np.log1p(close)
+                               / np.float32(np.log1p(features.FAR_KM)))
+        for name, scale in features.DISTANCE_SCALES.items():
+            out[name] = np.exp(-distances / np.float32(scale))
+    if row.nnz:
+        affinity = features.category_shares(model.categories, row)
+        if affinity is not None:
+            share = np.minimum(features.per_item_sum(cats, affinity), np.float32(1.0))
+            out["category"] = np.sqrt(share)
+            out["category_match"] = (share > 0).astype(np.float32)
+        counts = np.asarray(model.categories[row.indices].sum(axis=0), np.float32).ravel()
+        out["category_count"] = (features.per_item_max(cats, counts) >= 2).astype(np.float32)
+        if wanted & {"category_lift", "unstated_lift", "unstated_taste"}:
+            home = None
+            if point is not None:
+                home = np.where(np.isfinite(d := model.locations.distances_km(*point)), d,
+                                np.inf).astype(np.float32)
+            reach = None if home is None else np.exp(-home / np.float32(3.0))
+            base = features.category_base(model.categories, model.active, reach)
+            stated = features._stated_columns(model, interests)
+            out["category_lift"] = features.per_item_max(
+                cats, features.category_lift_by_category(model.categories, row, base))
+            out["unstated_lift"] = features.per_item_max(
+                cats, features.category_lift_by_category(
+                    model.categories, row, base, stated=stated if stated.size else None))
+            out["unstated_taste"] = features.per_item_max(
+                cats, features.unstated_taste_by_category(model.categories, row, base, stated))
+        if distances is not None and (wanted & {"usual_reach", "usual_nearness"}):
+            d_hist = model.locations.distances_km(*point)[row.indices]
+            d_hist = d_hist[np.isfinite(d_hist)]
+            if d_hist.size:
+                median = max(float(np.median(d_hist)), 0.25)
+                out["usual_reach"] = np.exp(-distances / np.float32(median))
+                span = np.float32(features.USUAL_SPAN * median)
+                out["usual_nearness"] = np.maximum(np.float32(1.0) - distances / span,
+                                                   np.float32(0.0))
+    known = np.asarray(model.ratings, np.float64)
+    known = known[np.isfinite(known)]
+    prior_mean = float(known.mean()) if known.size else None
+    rating = priors.rating_prior(priors.shrunk_rating(
+        np.asarray(items.ratings if items.ratings is not None else np.full(m, np.nan),
+                   np.float64), prior_mean=prior_mean))
+    out["rating"] = rating
+    out["prior"] = priors.cold_start_prior(np.zeros(m, np.float32), rating)
+    return {name: np.asarray(v, np.float32) for name, v in out.items() if name in wanted}
+
+
+def select(items: Catalogue, *, category: str | None = None,
+           point: tuple[float, float] | None = None, radius_km: float | None = None,
+           exclude_ids: Sequence[int] = (), known_ids: Sequence[int] = ()) -> Catalogue:
+    """The newcomers a request may show: active, in ``category``, within ``radius_km`` of
+    ``point``, neither excluded nor already in the user's history (``known_ids``)."""
+    keep = np.asarray(items.active if items.active is not None else np.ones(len(items)),
+                      bool).copy()
+    ids = np.asarray(items.ids, np.int64)
+    keep &= ~np.isin(ids, np.asarray(list(exclude_ids) + list(known_ids), np.int64))
+    if category is not None:
+        key = normalise_term(category)
+        keep &= np.array([key in {normalise_term(c) for c in cats or ()}
+                          for cats in items.categories], bool)
+    if radius_km is not None and point is not None:
+        d = geo.ItemLocations(np.asarray(items.latitudes, np.float64),
+                              np.asarray(items.longitudes, np.float64)).distances_km(*point)
+        keep &= geo.within_radius(d, radius_km)
+    picked = np.flatnonzero(keep)
+
+    def arr(a):
+        return None if a is None else np.asarray(a)[picked]
+
+    return Catalogue(ids=ids[picked], names=[items.names[i] for i in picked],
+                     categories=[items.categories[i] for i in picked],
+                     tags=[items.tags[i] for i in picked] if items.tags else [],
+                     latitudes=arr(items.latitudes), longitudes=arr(items.longitudes),
+                     popularity=arr(items.popularity), ratings=arr(items.ratings),
+                     active=arr(items.active))
+
+
+def rank_newcomers(model, items: Catalogue, row: sp.csr_matrix, *,
+                   interests: Sequence[str] = (), point: tuple[float, float] | None = None,
+                   near_km: float = 10.0) -> list[Recommendation]:
+    """Each newcomer as a ``Recommendation``, scored on the served scale (best first).
+
+    ``row`` is the user's history row in the model (``Recommender.history_row``). Only a
+    learned ranking has a scale newcomers can join; under fixed blend weights there is
+    none, and nothing is returned. Filtering (active, category, radius, excluded) is the
+    caller's: it chose which newcomers to pass.
+    """
+    if model.params.ranking is None or not len(items):
+        return []
+    weights = model.segment_weights(row)
+    values = _newcomer_features(model, items, row, interests, point, set(weights))
+    total = features.score(values, weights, len(items))
+    total = np.where(np.isfinite(total), total, np.float32(0.0))
+    groups: list[str] = []
+    for name in weights:
+        group = features.REASON_GROUP.get(name)
+        if group is not None and name in values and group not in groups:
+            groups.append(group)
+    contributions = np.zeros((len(items), len(groups)), np.float32)
+    for name, w in weights.items():
+        group = features.REASON_GROUP.get(name)
+        if group is not None and name in values:
+            contributions[:, groups.index(group)] += np.float32(w) * values[name]
+    distances = None
+    if point is not None:
+        distances = geo.ItemLocations(np.asarray(items.latitudes, np.float64),
+                                      np.asarray(items.longitudes, np.float64)
+                                      ).distances_km(*point)
+    keys = {normalise_term(t): t for t in interests or ()}
+    terms = [[keys[k] for k in dict.fromkeys(normalise_term(t) for t in [*c, *g]) if k in keys]
+             for c, g in zip(items.categories, items.tags or [[]] * len(items), strict=True)]
+    texts = reasons_for(contributions, tuple(groups), item_names=list(items.names),
+                        matching_terms=terms, distances_km=distances,
+                        ratings=items.ratings, near_km=near_km)
+    out = []
+    for r, item_id in enumerate(np.asarray(items.ids, np.int64).tolist()):
+        d = None if distances is None or not math.isfinite(distances[r]) \
+            else round(float(distances[r]), 3)
+        out.append(Recommendation(int(item_id), float(total[r]), texts[r], d))
+    out.sort(key=lambda rec: -rec.score)
+    return out
+
+
+def merge(ranked: Sequence[Recommendation], newcomers: Sequence[Recommendation],
+          limit: int) -> list[Recommendation]:
+    """The model's results and the newcomers by score (the model's first on a tie)."""
+    if not newcomers:
+        return list(ranked)[:limit]
+    both = sorted([(-r.score, 0, i, r) for i, r in enumerate(ranked)]
+                  + [(-r.score, 1, i, r) for i, r in enumerate(newcomers)],
+                  key=lambda t: t[:3])
+    return [r for *_, r in both[:limit]]
+
