@@ -21,13 +21,21 @@ def _float(values: list) -> np.ndarray:
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
-def load_catalogue() -> Catalogue:
-    rows = list(
-        RecBusiness.objects.order_by("pk").values_list(
-            "id", "name", "categories", "tags", "latitude", "longitude", "popularity",
-            "rating", "is_active",
-        )
-    )
+def load_catalogue(*, after_id: int | None = None, limit: int | None = None,
+                   active_only: bool = False) -> Catalogue:
+    """The business view as engine arrays (ordered by id): all of it for a rebuild, or
+    the ``limit`` newest active ones above ``after_id`` (businesses a model never saw)."""
+    fields = ("id", "name", "categories", "tags", "latitude", "longitude", "popularity",
+              "rating", "is_active")
+    qs = RecBusiness.objects.all()
+    if after_id is not None:
+        qs = qs.filter(pk__gt=after_id)
+    if active_only:
+        qs = qs.filter(is_active=True)
+    if limit is None:
+        rows = list(qs.order_by("pk").values_list(*fields))
+    else:  # the newest ``limit``, in id order
+        rows = list(qs.order_by("-pk").values_list(*fields)[:limit])[::-1]
     if not rows:
         return Catalogue(np.zeros(0, np.int64), [], [], [])
     ids, names, cats, tags, lat, lon, pop, rating, active = zip(*rows, strict=True)
