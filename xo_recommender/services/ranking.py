@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from django.db import connections, router
@@ -14,6 +14,7 @@ from django.utils import translation
 from xo_recommender import artifacts, cache, reason_text, snapshot
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.engine import geo
+from xo_recommender.engine import newcomers as new_businesses
 from xo_recommender.engine.data import Events
 from xo_recommender.engine.model import Query
 from xo_recommender.engine.model import Recommendation as Ranked
@@ -24,6 +25,7 @@ from xo_recommender.exceptions import (
     UnknownUser,
 )
 from xo_recommender.models import Interaction, RecBusiness, RecUser
+from xo_recommender.services import newcomers
 from xo_recommender.services._common import _pk, bounded, statement_timeout
 
 
@@ -123,7 +125,31 @@ def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
         diversify=rec_settings.DIVERSIFY if diversify is None else bool(diversify),
         now=time.time(),
     )
-    return rec_user, version_id, model.recommend(query), limit
+    return rec_user, version_id, _with_newcomers(version_id, model, query), limit
+
+
+def _with_newcomers(version_id: Any, model: Any, query: Query) -> list[Ranked]:
+    """The model's page, with the businesses created since it was trained in their place.
+
+    With newcomers to place, the model ranks from the top (``offset`` + ``limit``) so a
+    newcomer lands on the same page whatever page is asked for.
+    """
+    fresh = newcomers.newcomers(version_id, model) if model.params.ranking is not None \
+        else None
+    point = query.near or query.location
+    if fresh is not None and len(fresh):
+        fresh = new_businesses.select(
+            fresh, category=query.category, point=point, radius_km=query.radius_km,
+            exclude_ids=query.exclude_ids,
+            known_ids=() if query.history is None else query.history.item_ids)
+    if fresh is None or not len(fresh):
+        return model.recommend(query)
+    depth = query.offset + query.limit
+    top = model.recommend(replace(query, offset=0, limit=depth))
+    ranked = new_businesses.rank_newcomers(
+        model, fresh, model.history_row(query.history, query.now),
+        interests=query.interests, point=point, near_km=model.params.near_km)
+    return new_businesses.merge(top, ranked, depth)[query.offset:]
 
 
 @dataclass(frozen=True)

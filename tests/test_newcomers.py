@@ -1,0 +1,69 @@
+"""Businesses created after the last rebuild are recommended before the next one."""
+
+import pytest
+
+from tests.factories import BusinessFactory, CategoryFactory, UserFactory
+from xo_recommender import artifacts, recommend_for, record_interaction
+from xo_recommender.services import newcomers, rebuild
+
+ATL = (33.749, -84.388)
+NYC = (40.713, -74.006)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def site():
+    coffee = CategoryFactory(name="Coffee", slug="coffee")
+    books = CategoryFactory(name="Books", slug="books")
+    cafes = [BusinessFactory(name=f"Cafe {i}", categories=[coffee],
+                             latitude=ATL[0] + 0.02 * (i + 1), longitude=ATL[1],
+                             rating=3.8) for i in range(6)]
+    shops = [BusinessFactory(name=f"Bookshop {i}", categories=[books],
+                             latitude=ATL[0] - 0.01 * (i + 1), longitude=ATL[1])
+             for i in range(4)]
+    for i in range(12):
+        user = UserFactory(interests=["coffee"] if i % 2 else ["books"])
+        for business in (cafes[:3] if i % 2 else shops[:3]):
+            record_interaction(user, business, "like")
+    rebuild()
+    newcomers.forget()
+    return {"coffee": coffee, "books": books}
+
+
+def ids(results):
+    return [r.business.pk for r in results]
+
+
+def test_a_business_created_after_the_rebuild_is_recommended(site):
+    fresh = BusinessFactory(name="Fresh Cafe", categories=[site["coffee"]],
+                            latitude=ATL[0], longitude=ATL[1], rating=4.9)
+    _, model = artifacts.active_model()
+    assert fresh.pk not in model.items.ids  # the model has never seen it
+    results = recommend_for(UserFactory(interests=["coffee"]), limit=3)
+    assert fresh.pk in ids(results)
+    item = next(r for r in results if r.business.pk == fresh.pk)
+    assert item.reasons and item.distance_km is not None and item.distance_km < 1.0
+
+
+def test_newcomers_follow_the_request_and_the_host_flags(site):
+    fresh = BusinessFactory(name="Fresh Cafe", categories=[site["coffee"]],
+                            latitude=ATL[0], longitude=ATL[1])
+    closed = BusinessFactory(name="Closed Cafe", categories=[site["coffee"]],
+                             latitude=ATL[0], longitude=ATL[1], is_active=False)
+    far = BusinessFactory(name="Far Cafe", categories=[site["coffee"]],
+                          latitude=NYC[0], longitude=NYC[1])
+    user = UserFactory(interests=["coffee"])
+    everything = ids(recommend_for(user, limit=20))
+    assert fresh.pk in everything and far.pk in everything and closed.pk not in everything
+    assert fresh.pk not in ids(recommend_for(user, limit=20, category="books"))
+    assert fresh.pk not in ids(recommend_for(user, limit=20, exclude=[fresh]))
+    assert far.pk not in ids(recommend_for(user, limit=20, radius_km=50))
+
+
+def test_the_next_rebuild_knows_them(site):
+    fresh = BusinessFactory(name="Fresh Cafe", categories=[site["coffee"]])
+    rebuild()
+    version_id, model = artifacts.active_model()
+    assert fresh.pk in model.items.ids
+    assert len(newcomers.newcomers(version_id, model)) == 0
