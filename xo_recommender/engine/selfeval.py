@@ -395,6 +395,10 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
     def label(value) -> str:
         return "none" if value is None else f"{value:g}"
 
+    if time.perf_counter() + 1.2 * fit_seconds > tune_until:
+        notes.append("time budget: half-life and L2 penalty kept at their defaults (one "
+                     f"more fit takes {fit_seconds:.0f} s; raise TUNING_SECONDS to try them)")
+        return chosen, tried, model
     started = time.perf_counter()
     best, weights = quick(model)
     one_try = fit_seconds + (time.perf_counter() - started)
