@@ -78,8 +78,8 @@ HYPERPARAMETERS: tuple[tuple[str, tuple], ...] = (
     ("l2_rel", (1.0, 16.0)),
 )
 #: Learning users the hyperparameters are compared on (never the reporting users).
-TUNING_USERS = 200
-MIN_TUNING_USERS = 50
+TUNING_USERS = 100
+MIN_TUNING_USERS = 40
 #: Metrics reported per ranking and segment.
 METRICS = ("ndcg@10", "precision@10", "recall@10", "coverage")
 
@@ -289,13 +289,14 @@ def learn_ranking(
     learn_c, report_c = _split_users(list(split.cold_targets), rng, max_users)
     hyper, tried, model = _tune_hyperparameters(
         catalogue, split, users, params, model, now, learn_h,
-        tune_until=begun + 0.25 * (deadline - begun), fit_seconds=fit_seconds,
+        tune_until=begun + 0.4 * (deadline - begun), fit_seconds=fit_seconds,
         seed=seed, notes=notes, say=say)
     prepare = Evaluator(model, split, users, now)
 
     samples_h = ListwiseSamples()
     samples_c = ListwiseSamples()
-    learn_budget = begun + 0.45 * (deadline - begun)
+    tuned = time.perf_counter()  # the rest of the budget is shared as before
+    learn_budget = tuned + 0.45 * (deadline - tuned)
     for user_id in learn_h:
         if time.perf_counter() > learn_budget and len(samples_h) >= MIN_MEASURED:
             notes.append(f"time budget: learned from {len(samples_h)} of {len(learn_h)} users")
@@ -311,7 +312,7 @@ def learn_ranking(
         samples_c.add(values, candidate_indices(values, mask, rng), tidx[mask[tidx]])
 
     say(f"Learning weights from {len(samples_h):,} users")
-    refine_until = begun + 0.6 * (deadline - begun)
+    refine_until = tuned + 0.6 * (deadline - tuned)
     baselines_h = {name: fit_listwise(samples_h, use) for name, use in BASELINES.items()}
     hand_set = {**HAND_SET, "seen": SEEN_PENALTY}
     candidates_h: dict[str, dict[str, float]] = {
