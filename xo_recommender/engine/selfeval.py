@@ -412,6 +412,8 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
                          "no weight on this site")
             continue
         for value in values:
+            if value == current[name]:
+                continue
             if time.perf_counter() + 1.2 * one_try > tune_until:
                 notes.append(f"time budget: {name} kept at {label(current[name])} "
                              f"(no time left to try {label(value)})")
