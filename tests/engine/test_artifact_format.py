@@ -110,3 +110,26 @@ def test_text_list_reads_strings_back_from_the_arrays():
         names[4]
     empty = artifact_format.text_arrays("n", [])
     assert list(artifact_format.TextList(empty["n"], empty["n.offsets"])) == []
+
+
+@pytest.mark.parametrize("size", [1, 63, 64, 1000, 10**9])
+def test_pieces_regrouped_into_chunks_are_the_packed_artifact(size):
+    """What a store writes chunk by chunk is byte for byte ``pack``'s output, in pieces of
+    exactly ``size`` (the last one shorter), whatever the size against the alignment."""
+    model = _model()
+    blob = model.to_bytes()
+    parts = list(artifact_format.chunks(model.to_parts(), size))
+    assert b"".join(parts) == blob
+    assert all(len(p) == size for p in parts[:-1]) and 0 < len(parts[-1]) <= size
+    assert len(parts) == -(-len(blob) // size)
+
+
+def test_pieces_are_views_of_the_arrays_not_copies():
+    big = np.arange(1 << 16, dtype=np.float32)
+    views = [p for p in artifact_format.pieces({}, {"big": big}) if isinstance(p, memoryview)]
+    assert len(views) == 1 and np.shares_memory(np.frombuffer(views[0], np.float32), big)
+
+
+def test_chunks_refuse_a_size_below_one():
+    with pytest.raises(ValueError):
+        list(artifact_format.chunks([b"abc"], 0))
