@@ -133,3 +133,27 @@ def test_pieces_are_views_of_the_arrays_not_copies():
 def test_chunks_refuse_a_size_below_one():
     with pytest.raises(ValueError):
         list(artifact_format.chunks([b"abc"], 0))
+
+
+def test_writing_in_chunks_holds_one_chunk_not_a_second_artifact():
+    """The point of ``pieces`` + ``chunks``: storing a 32 MiB artifact in 1 MiB chunks
+    allocates about one chunk at a time, where ``pack`` allocates the whole artifact."""
+    import tracemalloc
+
+    arrays = {"similarity": np.ones(8 * 2**20, dtype=np.float32),
+              "indices": np.arange(2**20, dtype=np.int32)}
+    total = sum(a.nbytes for a in arrays.values())
+    tracemalloc.start()
+    try:
+        written = 0
+        for chunk in artifact_format.chunks(artifact_format.pieces({}, arrays), 2**20):
+            written += len(chunk)
+            del chunk
+        streamed = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        packed = len(artifact_format.pack({}, arrays))
+        whole = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert written == packed > total
+    assert streamed < 3 * 2**20 < total <= whole
