@@ -14,6 +14,7 @@ sampled every 2 ms; the figure is its peak growth during the operation, to set b
 the artifact's size and ``ARTIFACT_CHUNK_BYTES``. Median of ``--runs``.
 
     python benchmarks/artifact_storage.py --db xo_st_20000000
+    python benchmarks/artifact_storage.py --db xo_st_20000000 --chunk-mib 16
     python benchmarks/artifact_storage.py --smoke       # a tiny model (CI)
 """
 
@@ -66,7 +67,7 @@ class PeakSampler:
         return self.peak - self.base
 
 
-def child(mode: str) -> None:
+def child(mode: str, chunk_mib: float | None) -> None:
     """One measurement in this (fresh) process; prints a JSON line."""
     import django
 
@@ -80,8 +81,9 @@ def child(mode: str) -> None:
 
     version = ModelVersion.objects.get(is_active=True)
     with tempfile.TemporaryDirectory() as directory, \
-            override_settings(XO_RECOMMENDER={**getattr(settings, "XO_RECOMMENDER", {}),
-                                              "ARTIFACT_DIR": directory}):
+            override_settings(XO_RECOMMENDER={
+                **getattr(settings, "XO_RECOMMENDER", {}), "ARTIFACT_DIR": directory,
+                **({"ARTIFACT_CHUNK_BYTES": int(chunk_mib * 2**20)} if chunk_mib else {})}):
         if mode == "download":
             with PeakSampler() as memory:
                 t0 = time.perf_counter()
@@ -117,10 +119,12 @@ def main() -> None:
     parser.add_argument("--db", help="default xo_bench_5000000; smoke: xo_bench_20000")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="a tiny model (CI)")
+    parser.add_argument("--chunk-mib", type=float,
+                        help="store with this ARTIFACT_CHUNK_BYTES (MiB) instead of the setting")
     parser.add_argument("--child", choices=("store", "download"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child)
+        child(args.child, args.chunk_mib)
         return
     import scale_recommend as sr
 
@@ -135,10 +139,12 @@ def main() -> None:
     results: dict[str, list[dict]] = {"store": [], "download": []}
     for _ in range(args.runs):
         for mode in results:
-            out = sr.run([sys.executable, __file__, "--child", mode], env).stdout
+            extra = ["--chunk-mib", str(args.chunk_mib)] if args.chunk_mib else []
+            out = sr.run([sys.executable, __file__, "--child", mode, *extra], env).stdout
             results[mode].append(json.loads(out.strip().splitlines()[-1]))
     first = results["store"][0]
     print(f"{args.db}: artifact {first['size_mib']:.1f} MiB in {first['chunks']} chunks; "
+          f"stored again in chunks of {args.chunk_mib or 'ARTIFACT_CHUNK_BYTES'} MiB; "
           f"median of {args.runs}")
     print(f"{'operation':<10} {'seconds':>8} {'MiB/s':>7} {'peak RssAnon growth MiB':>24}")
     for mode, runs in results.items():

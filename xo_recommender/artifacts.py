@@ -164,6 +164,7 @@ def store_artifact(version: ModelVersion, parts: Iterable[bytes | memoryview]) -
             digest.update(chunk)
             total += len(chunk)
             write(version.pk, count - 1, chunk)
+            del chunk  # before the next one is filled: one chunk in memory at a time
     version.artifact_bytes, version.artifact_chunks = total, count
     version.artifact_sha256 = digest.hexdigest()
 
@@ -273,6 +274,7 @@ def _read_into_memory(stored: StoredArtifact) -> bytearray | None:
             out[pos : pos + len(data)] = data
             digest.update(data)
             pos += len(data)
+            del data
     except _Vanished:
         return None
     _check_digest(stored, digest)
@@ -325,6 +327,7 @@ def _download(stored: StoredArtifact, path: Path) -> mmap.mmap | None:
                 for data in _chunks(stored):
                     out.write(data)
                     digest.update(data)
+                    del data  # before the next chunk is fetched
             _check_digest(stored, digest)
             os.replace(tmp, path)  # readers see the whole file or none
         except _Vanished:

@@ -78,22 +78,24 @@ def pieces(meta: Mapping[str, Any],
 def chunks(parts: Iterable[bytes | memoryview], size: int) -> Iterator[bytearray]:
     """``parts`` regrouped into buffers of exactly ``size`` bytes (the last one shorter).
 
-    Each buffer is new: a consumer may keep it, and one that does not holds one chunk
-    at a time.
+    Each buffer is new, so a consumer may keep it; one that drops it before asking for
+    the next holds one chunk at a time.
     """
     if size < 1:
         raise ValueError("chunk size must be positive")
-    buffer = bytearray()
+    buffer, filled = bytearray(size), 0
     for part in parts:
         view = memoryview(part).cast("B")
         while view.nbytes:
-            take = min(size - len(buffer), view.nbytes)
-            buffer += view[:take]
+            take = min(size - filled, view.nbytes)
+            buffer[filled : filled + take] = view[:take]
+            filled += take
             view = view[take:]
-            if len(buffer) == size:
+            if filled == size:
                 yield buffer
-                buffer = bytearray()
-    if buffer:
+                buffer, filled = bytearray(size), 0
+    if filled:
+        del buffer[filled:]
         yield buffer
 
 
