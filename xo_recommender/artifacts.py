@@ -5,12 +5,14 @@ query) and loads that artifact only when it differs from the one already in memo
 after a rebuild every process serves the new version on its next request, with no
 restart and no cross-process signalling.
 
-The database stays the source of truth; each machine keeps a local file per version
-(``ARTIFACT_DIR``), downloaded once by whichever process needs it first (the others
-wait on a file lock), and every process memory-maps that file. The model's arrays are
-views into the mapping (``engine.artifact_format``), so N web workers share one copy
-of the pages instead of holding N. Without a usable directory the artifact is read
-from the database into this process, as before.
+The database stays the source of truth, holding each artifact as ordered chunks (one
+value near 1 GB is more than PostgreSQL accepts), written and read one at a time, with
+the size and SHA-256 that make a partial one unservable. Each machine keeps a local
+file per version (``ARTIFACT_DIR``), downloaded once by whichever process needs it
+first (the others wait on a file lock), and every process memory-maps that file. The
+model's arrays are views into the mapping (``engine.artifact_format``), so N web
+workers share one copy of the pages instead of holding N. Without a usable directory
+the artifact is read from the database into one buffer of this process.
 """
 
 from __future__ import annotations
@@ -217,6 +219,8 @@ def _chunks(stored: StoredArtifact) -> Iterator[bytes]:
 
     Raises ``IncompleteArtifact`` when they do not match the row (a chunk missing, or
     sizes that do not add up); ``_Vanished`` when the version was deleted meanwhile."""
+    if not stored.chunks:
+        raise IncompleteArtifact(f"model version {stored.version_id} has no stored artifact")
     using = router.db_for_read(ModelArtifactChunk)
     connection = connections[using]
     raw = _raw_psycopg(connection)
@@ -265,8 +269,6 @@ def _check_digest(stored: StoredArtifact, digest) -> None:
 
 def _read_into_memory(stored: StoredArtifact) -> bytearray | None:
     """The whole artifact in one buffer of this process, filled chunk by chunk."""
-    if not stored.chunks:
-        raise IncompleteArtifact(f"model version {stored.version_id} has no stored artifact")
     out = bytearray(stored.size)
     digest, pos = hashlib.sha256(), 0
     try:
@@ -318,8 +320,6 @@ def _download(stored: StoredArtifact, path: Path) -> mmap.mmap | None:
         mapped = _mapped(path)
         if mapped is not None:
             return mapped
-        if not stored.chunks:
-            raise IncompleteArtifact(f"model version {stored.version_id} has no stored artifact")
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
             digest = hashlib.sha256()
