@@ -79,23 +79,22 @@ def chunks(parts: Iterable[bytes | memoryview], size: int) -> Iterator[bytearray
     """``parts`` regrouped into buffers of exactly ``size`` bytes (the last one shorter).
 
     Each buffer is new, so a consumer may keep it; one that drops it before asking for
-    the next holds one chunk at a time.
+    the next holds one chunk at a time. Buffers grow as they fill: a small artifact
+    costs its own size, not ``size``.
     """
     if size < 1:
         raise ValueError("chunk size must be positive")
-    buffer, filled = bytearray(size), 0
+    buffer = bytearray()
     for part in parts:
         view = memoryview(part).cast("B")
         while view.nbytes:
-            take = min(size - filled, view.nbytes)
-            buffer[filled : filled + take] = view[:take]
-            filled += take
+            take = min(size - len(buffer), view.nbytes)
+            buffer += view[:take]
             view = view[take:]
-            if filled == size:
+            if len(buffer) == size:
                 yield buffer
-                buffer, filled = bytearray(size), 0
-    if filled:
-        del buffer[filled:]
+                buffer = bytearray()
+    if buffer:
         yield buffer
 
 
