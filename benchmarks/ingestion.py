@@ -8,9 +8,16 @@ process:
   (inline upsert, the reference) and a bare Redis PING (the floor), median of 3 rounds;
 * a sustained stream: ``--producers`` processes send ``--rate`` events per second in
   all for ``--seconds``, then the buffer is drained; the stored counts (sum of
-  ``count``) must equal the events sent.
+  ``count``) must equal the events sent;
+* the HTTP batch endpoint (``POST /api/recommend/interaction/`` with a JSON list of
+  ``--batch`` events, token authentication and throttling on) served by gunicorn
+  (``--http-workers``), loaded by ``--http-clients`` keep-alive client processes for
+  ``--http-seconds``, median of ``--runs``: events/s beside single-event POSTs and
+  beside ``record_interactions`` called in-process on the same batches (the ceiling);
+  the stored counts must equal the events the server acknowledged (201).
 
-    python benchmarks/ingestion.py                 # 2,000/s for 60 s
+    python benchmarks/ingestion.py                 # 2,000/s for 60 s, then HTTP
+    python benchmarks/ingestion.py --part http     # the HTTP batch endpoint only
     python benchmarks/ingestion.py --smoke         # a few seconds, for CI
 """
 
@@ -48,10 +55,17 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=2,
                         help="processes sending events (the host's web workers)")
     parser.add_argument("--calls", type=int, default=2000, help="latency calls per round")
+    parser.add_argument("--part", choices=("all", "buffered", "http"), default="all")
+    parser.add_argument("--batch", type=int, default=100, help="events per HTTP request")
+    parser.add_argument("--http-seconds", type=float, default=20.0)
+    parser.add_argument("--http-clients", type=int, default=4)
+    parser.add_argument("--http-workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--runs", type=int, default=3, help="HTTP runs (median)")
     parser.add_argument("--smoke", action="store_true", help="a few seconds (CI)")
     args = parser.parse_args()
     if args.smoke:
         args.seconds, args.calls, args.rate = 3.0, 200, 500
+        args.http_seconds, args.runs = 2.0, 1
 
     import scale_recommend as sr
 
@@ -65,6 +79,9 @@ def main() -> None:
     else:
         sr.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env)
     os.environ.update(env)
+    if args.part == "http":
+        http_batches(args, env)
+        return
     queue = f"xo-ingest-{os.getpid()}"
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "example_project", "worker", "--pool", "solo",
@@ -76,6 +93,8 @@ def main() -> None:
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+    if args.part == "all":
+        http_batches(args, env)
 
 
 def produce(rate: float, seconds: float, start_at: float, users: list, places: list,
@@ -178,6 +197,131 @@ def run(args, queue: str) -> None:
           f"lost {sent - total:,}; written {total / (send_s + wait):,.0f}/s overall")
     if total != sent:
         sys.exit("events were lost")
+
+
+def post_batches(port: int, token: str, bodies: list[bytes], seconds: float,
+                 start_at: float, results) -> None:
+    """One client process: POST the bodies in turn on one keep-alive connection."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    time.sleep(max(0.0, start_at - time.time()))
+    acknowledged, failed, times, i = 0, {}, [], 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        conn.request("POST", "/api/recommend/interaction/", bodies[i % len(bodies)], headers)
+        response = conn.getresponse()
+        response.read()
+        times.append(time.perf_counter() - t0)
+        if response.status == 201:
+            acknowledged += 1
+        else:
+            failed[response.status] = failed.get(response.status, 0) + 1
+        i += 1
+    conn.close()
+    results.put((acknowledged, failed, times))
+
+
+def http_batches(args, env: dict) -> None:
+    """Events/s through the HTTP batch endpoint, beside one-event POSTs and the in-process
+    upsert of the same batches; stored counts checked against the 201s."""
+    import json
+    import multiprocessing as mp
+    import random
+    import signal
+
+    import api_load
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+    from django.db.models import Sum
+    from rest_framework.authtoken.models import Token
+
+    from xo_recommender.models import Interaction, RecBusiness, RecUser
+    from xo_recommender.services import InteractionEvent, record_interactions
+
+    users = list(RecUser.objects.values_list("pk", flat=True)[:2000])
+    places = list(RecBusiness.objects.values_list("pk", flat=True)[:500])
+    # a service account (staff): one token records for any user, as a host's backend does
+    account, _ = get_user_model().objects.get_or_create(
+        username="xo-bench-ingest", defaults={"is_staff": True})
+    token = Token.objects.get_or_create(user=account)[0].key
+
+    def stored() -> int:
+        return Interaction.objects.aggregate(n=Sum("count"))["n"] or 0
+
+    def batches(size: int, seed: int, n: int = 50) -> list[list[dict]]:
+        rng = random.Random(seed)
+        return [[{"user_id": rng.choice(users), "business_id": rng.choice(places),
+                  "interaction_type": rng.choice(("view", "view", "like", "save"))}
+                 for _ in range(size)] for _ in range(n)]
+
+    port = api_load.free_port()
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    lost = mismatched = 0
+    failures: dict[int, int] = {}
+    connections.close_all()
+    server = api_load.serve(env, port, args.http_workers)
+    try:
+        ctx = mp.get_context("fork")
+        for size in sorted({1, args.batch}):
+            label = f"HTTP, {size} event{'s' if size > 1 else ''}/request"
+            for run_index in range(args.runs):
+                bodies = [[json.dumps(b).encode() for b in batches(size, 100 * run_index + c)]
+                          for c in range(args.http_clients)]
+                base = stored()
+                connections.close_all()  # the clients are forked: no shared sockets
+                results = ctx.Queue()
+                start_at = time.time() + 0.3
+                clients = [ctx.Process(target=post_batches, args=(
+                    port, token, bodies[c], args.http_seconds, start_at, results))
+                    for c in range(args.http_clients)]
+                for c in clients:
+                    c.start()
+                outcomes = [results.get() for _ in clients]
+                for c in clients:
+                    c.join()
+                elapsed = time.time() - start_at
+                acknowledged = sum(a for a, _, _ in outcomes) * size
+                for _, failed, _ in outcomes:
+                    for code, n in failed.items():
+                        failures[code] = failures.get(code, 0) + n
+                total = stored() - base  # every 201 was committed before it was sent
+                lost += max(acknowledged - total, 0)
+                mismatched += total != acknowledged
+                times = [t for _, _, ts in outcomes for t in ts]
+                rows.setdefault(label, []).append(
+                    (acknowledged / elapsed, pct(times, 50), pct(times, 99)))
+        # the ceiling: the same batches upserted in this process, no HTTP, no auth
+        label = f"record_interactions, {args.batch}/call"
+        for run_index in range(args.runs):
+            calls = [[InteractionEvent(e["user_id"], e["business_id"], e["interaction_type"])
+                      for e in b] for b in batches(args.batch, 7 + run_index)]
+            times, sent, t0 = [], 0, time.perf_counter()
+            while time.perf_counter() - t0 < args.http_seconds:
+                t1 = time.perf_counter()
+                sent += record_interactions(calls[len(times) % len(calls)])
+                times.append(time.perf_counter() - t1)
+            rows.setdefault(label, []).append(
+                (sent / (time.perf_counter() - t0), pct(times, 50), pct(times, 99)))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    print(f"\nHTTP batch endpoint: gunicorn {args.http_workers} workers, {args.http_clients} "
+          f"keep-alive clients × {args.http_seconds:.0f} s, median of {args.runs}")
+    print(f"{'path':<34} {'events/s':>9} {'req p50 ms':>10} {'req p99 ms':>10}")
+    for label, runs in rows.items():
+        print(f"{label:<34} {statistics.median(r[0] for r in runs):>9,.0f} "
+              f"{statistics.median(r[1] for r in runs):>10.2f} "
+              f"{statistics.median(r[2] for r in runs):>10.2f}")
+    print(f"lost {lost:,}; runs where stored ≠ acknowledged: {mismatched}; "
+          f"non-201 responses: {failures or 0}")
+    if lost or mismatched or failures:
+        sys.exit("the HTTP batch endpoint lost or refused events")
 
 
 if __name__ == "__main__":

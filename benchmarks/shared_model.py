@@ -155,7 +155,7 @@ def main() -> None:
     version = ModelVersion.objects.filter(is_active=True).first()
     if version is None:
         sys.exit(f"{args.db} has no active model: run scale_recommend.py or rebuild first")
-    size_mib = len(version.artifact) / 2**20
+    size_mib = version.artifact_bytes / 2**20
     del version
     from django.db import connections
 

@@ -1,5 +1,6 @@
 """One model file per machine: downloaded once, memory-mapped by every process."""
 
+import hashlib
 import threading
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 from tests.factories import BusinessFactory, UserFactory
 from xo_recommender import artifacts, record_interaction
-from xo_recommender.models import ModelVersion
+from xo_recommender.models import ModelArtifactChunk
 from xo_recommender.services import rebuild
 
 
@@ -27,12 +28,13 @@ def test_a_version_is_downloaded_once_then_served_from_the_mapped_file(built, tm
     version_id, model = artifacts.active_model()
     assert version_id == built.pk
     files = list(tmp_path.glob("*.xoa"))
-    assert len(files) == 1 and files[0].read_bytes() == bytes(built.artifact)
+    assert len(files) == 1
+    assert hashlib.sha256(files[0].read_bytes()).hexdigest() == built.artifact_sha256
     s = model.collaborative.similarity_
     assert not s.data.flags.writeable and not s.data.flags.owndata  # a view, not a copy
     # Another process (here: after forgetting) maps the file: the stored blob is not read
     # again, and only the two small lookups run.
-    ModelVersion.objects.filter(pk=built.pk).update(artifact=b"not read again")
+    ModelArtifactChunk.objects.filter(version_id=built.pk).update(data=b"not read again")
     artifacts.forget_loaded()
     with django_assert_num_queries(2):  # active id, creation time
         again = artifacts.active_model()[1]

@@ -151,17 +151,16 @@ class InteractionAdmin(admin.ModelAdmin):
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("pk", "status", "is_active", "created_at", "n_users", "n_businesses",
-                    "n_interactions", "fit_time", "peak_memory", "holdout_ndcg", "serving")
+                    "n_interactions", "fit_time", "peak_memory", "artifact_size", "holdout_ndcg",
+                    "serving")
     list_filter = ("status", "is_active")
-    exclude = ("artifact", "metrics", "fit_seconds", "peak_rss_mb")
+    exclude = ("metrics", "fit_seconds", "peak_rss_mb", "artifact_bytes", "artifact_chunks",
+               "artifact_sha256")
     readonly_fields = ("created_at", "finished_at", "status", "is_active", "n_users",
                        "n_businesses", "n_interactions", "fit_time", "peak_memory",
-                       "holdout_figures", "serving", "guardrail", "tuning", "params",
-                       "error")
+                       "artifact_size", "holdout_figures", "serving", "guardrail", "tuning",
+                       "params", "error")
     change_list_template = "xo_recommender/admin/modelversion_change_list.html"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("artifact")  # megabytes per row
 
     def has_add_permission(self, request):
         return False  # versions come from rebuild_recommendations
@@ -173,6 +172,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="peak memory", ordering="peak_rss_mb")
     def peak_memory(self, obj: ModelVersion) -> str:
         return "—" if obj.peak_rss_mb is None else f"{obj.peak_rss_mb:,.0f} MiB"
+
+    @admin.display(description="artifact", ordering="artifact_bytes")
+    def artifact_size(self, obj: ModelVersion) -> str:
+        if not obj.artifact_chunks:
+            return "—"
+        return f"{obj.artifact_bytes / 2**20:,.1f} MiB in {obj.artifact_chunks} chunks"
 
     @admin.display(description="NDCG@10 (model)")
     def holdout_ndcg(self, obj: ModelVersion) -> str:
@@ -215,8 +220,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def quality_charts(self) -> list[Any]:
         """NDCG@10 of the model and each baseline across the latest versions, per segment."""
-        versions = list(ModelVersion.objects.defer("artifact")
-                        .filter(status=ModelVersion.Status.READY)
+        versions = list(ModelVersion.objects.filter(status=ModelVersion.Status.READY)
                         .order_by("-created_at", "-pk")[:CHART_VERSIONS])[::-1]
         versions = [v for v in versions if (v.metrics or {}).get("holdout")]
         drawn = []

@@ -5,12 +5,14 @@ query) and loads that artifact only when it differs from the one already in memo
 after a rebuild every process serves the new version on its next request, with no
 restart and no cross-process signalling.
 
-The database stays the source of truth; each machine keeps a local file per version
-(``ARTIFACT_DIR``), downloaded once by whichever process needs it first (the others
-wait on a file lock), and every process memory-maps that file. The model's arrays are
-views into the mapping (``engine.artifact_format``), so N web workers share one copy
-of the pages instead of holding N. Without a usable directory the artifact is read
-from the database into this process, as before.
+The database stays the source of truth, holding each artifact as ordered chunks (one
+value near 1 GB is more than PostgreSQL accepts), written and read one at a time, with
+the size and SHA-256 that make a partial one unservable. Each machine keeps a local
+file per version (``ARTIFACT_DIR``), downloaded once by whichever process needs it
+first (the others wait on a file lock), and every process memory-maps that file. The
+model's arrays are views into the mapping (``engine.artifact_format``), so N web
+workers share one copy of the pages instead of holding N. Without a usable directory
+the artifact is read from the database into one buffer of this process.
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ import mmap
 import os
 import tempfile
 import threading
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from django.core.signals import setting_changed
-from django.db import connections, router
+from django.db import connections, router, transaction
 
 from xo_recommender import cache
 from xo_recommender.conf import settings as rec_settings
+from xo_recommender.engine import artifact_format
 from xo_recommender.engine.model import DEFAULT_BLEND, EngineParams, Recommender
 from xo_recommender.exceptions import ModelNotReady
-from xo_recommender.models import ModelVersion
+from xo_recommender.models import ModelArtifactChunk, ModelVersion
 
 try:
     import fcntl
@@ -113,46 +117,170 @@ def active_model() -> tuple[int, Recommender]:
 def load_version(version_id: int) -> Recommender | None:
     """The stored model ``version_id`` (memory-mapped when a local file can be used);
     ``None`` when that version no longer exists."""
-    created = (ModelVersion.objects.filter(pk=version_id)
-               .values_list("created_at", flat=True).first())
-    if created is None:
+    row = (ModelVersion.objects.filter(pk=version_id)
+           .values_list("created_at", "artifact_bytes", "artifact_chunks", "artifact_sha256")
+           .first())
+    if row is None:
         return None
-    path = _local_path(version_id, created)
+    stored = StoredArtifact(version_id, *row[1:])
+    path = _local_path(version_id, row[0])
     if path is not None:
         try:
-            mapped = _mapped(path) or _download(version_id, path)
+            mapped = _mapped(path) or _download(stored, path)
         except OSError as exc:
             logger.warning("model file cache %s unusable (%s); loading into memory", path, exc)
         else:
             return None if mapped is None else Recommender.from_bytes(mapped)
-    payload = _fetch(version_id)
+    payload = _read_into_memory(stored)
     return None if payload is None else Recommender.from_bytes(payload)
 
 
-def _fetch(version_id: int) -> bytes | None:
-    """The stored artifact. On PostgreSQL with psycopg 3 it comes in binary form: a
-    third of the time of the ORM's hex text, and no text copy twice its size."""
-    using = router.db_for_read(ModelVersion)
+@dataclass(frozen=True)
+class StoredArtifact:
+    """What a complete artifact of one version is: its size, pieces and digest."""
+
+    version_id: int
+    size: int
+    chunks: int
+    sha256: str
+
+
+class IncompleteArtifact(ModelNotReady):
+    """A version's stored chunks do not add up to the artifact its row describes: it is
+    never served (the API answers 503) and never activated."""
+
+
+def store_artifact(version: ModelVersion, parts: Iterable[bytes | memoryview]) -> None:
+    """Write the artifact ``parts`` (in order) as chunks of ``version``, in one transaction.
+
+    Chunks are ``ARTIFACT_CHUNK_BYTES`` at most and written as they fill, so this holds one
+    chunk at a time; a failure leaves no chunk behind. Sets ``version.artifact_bytes``,
+    ``artifact_chunks`` and ``artifact_sha256`` (saved by the caller with the version).
+    """
+    size = int(rec_settings.ARTIFACT_CHUNK_BYTES)
+    digest, total, count = hashlib.sha256(), 0, 0
+    using = router.db_for_write(ModelArtifactChunk)
+    with transaction.atomic(using=using):
+        write = _chunk_writer(using)
+        for count, chunk in enumerate(artifact_format.chunks(parts, size), start=1):
+            digest.update(chunk)
+            total += len(chunk)
+            write(version.pk, count - 1, chunk)
+            del chunk  # before the next one is filled: one chunk in memory at a time
+    version.artifact_bytes, version.artifact_chunks = total, count
+    version.artifact_sha256 = digest.hexdigest()
+
+
+def stored_chunks(version: ModelVersion) -> int:
+    """How many chunks of ``version`` are in the database (activation checks it)."""
+    return ModelArtifactChunk.objects.filter(version_id=version.pk).count()
+
+
+def _raw_psycopg(connection):
+    """The psycopg 3 connection under a PostgreSQL Django connection, else ``None``.
+
+    Through it bytea travels in binary form: the ORM's text form is twice the size and a
+    third of the speed."""
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        import psycopg
+    except ImportError:  # psycopg2: the ORM
+        return None
+    connection.ensure_connection()
+    raw = connection.connection
+    return raw if isinstance(raw, psycopg.Connection) else None
+
+
+def _chunk_writer(using: str):
     connection = connections[using]
-    if connection.vendor == "postgresql":
-        try:
+    raw = _raw_psycopg(connection)
+    if raw is None:
+        def write(version_id: int, index: int, data) -> None:
+            ModelArtifactChunk.objects.using(using).create(
+                version_id=version_id, index=index, data=data)
+        return write
+    import psycopg
+
+    q = connection.ops.quote_name
+    meta = ModelArtifactChunk._meta
+    sql = (f"INSERT INTO {q(meta.db_table)} ({q(meta.get_field('version').column)}, "
+           f"{q(meta.get_field('index').column)}, {q(meta.get_field('data').column)}) "
+           "VALUES (%s, %s, %s)")
+
+    def write(version_id: int, index: int, data) -> None:
+        with psycopg.Cursor(raw) as cursor:
+            cursor.execute(sql, [version_id, index, data], binary=True)
+    return write
+
+
+def _chunks(stored: StoredArtifact) -> Iterator[bytes]:
+    """The version's chunks in order, one query and one chunk in memory at a time.
+
+    Raises ``IncompleteArtifact`` when they do not match the row (a chunk missing, or
+    sizes that do not add up); ``_Vanished`` when the version was deleted meanwhile."""
+    if not stored.chunks:
+        raise IncompleteArtifact(f"model version {stored.version_id} has no stored artifact")
+    using = router.db_for_read(ModelArtifactChunk)
+    connection = connections[using]
+    raw = _raw_psycopg(connection)
+    meta = ModelArtifactChunk._meta
+    q = connection.ops.quote_name
+    sql = (f"SELECT {q(meta.get_field('data').column)} FROM {q(meta.db_table)} "
+           f"WHERE {q(meta.get_field('version').column)} = %s "
+           f"AND {q(meta.get_field('index').column)} = %s")
+    total = 0
+    for index in range(stored.chunks):
+        if raw is not None:
             import psycopg
-        except ImportError:  # psycopg2: the ORM below
-            psycopg = None
-        if psycopg is not None:
-            connection.ensure_connection()
-            if isinstance(connection.connection, psycopg.Connection):
-                q = connection.ops.quote_name
-                meta = ModelVersion._meta
-                sql = (f"SELECT {q(meta.get_field('artifact').column)} FROM {q(meta.db_table)} "
-                       f"WHERE {q(meta.pk.column)} = %s")
-                with psycopg.Cursor(connection.connection) as cursor:
-                    cursor.execute(sql, [version_id], binary=True)
-                    row = cursor.fetchone()
-                return None if row is None else bytes(row[0])
-    payload = (ModelVersion.objects.using(using).filter(pk=version_id)
-               .values_list("artifact", flat=True).first())
-    return None if payload is None else bytes(payload)
+
+            with psycopg.Cursor(raw) as cursor:
+                cursor.execute(sql, [stored.version_id, index], binary=True)
+                row = cursor.fetchone()
+            data = None if row is None else row[0]
+        else:
+            data = (ModelArtifactChunk.objects.using(using)
+                    .filter(version_id=stored.version_id, index=index)
+                    .values_list("data", flat=True).first())
+        if data is None:
+            if not ModelVersion.objects.using(using).filter(pk=stored.version_id).exists():
+                raise _Vanished
+            raise IncompleteArtifact(f"model version {stored.version_id}: chunk {index} of "
+                                     f"{stored.chunks} is missing")
+        total += len(data)
+        if total > stored.size:
+            break
+        yield data
+        del data
+    if total != stored.size:
+        raise IncompleteArtifact(f"model version {stored.version_id}: chunks hold {total:,} "
+                                 f"bytes, the version says {stored.size:,}")
+
+
+class _Vanished(Exception):
+    """The version was pruned while its chunks were being read."""
+
+
+def _check_digest(stored: StoredArtifact, digest) -> None:
+    if stored.sha256 and digest.hexdigest() != stored.sha256:
+        raise IncompleteArtifact(f"model version {stored.version_id}: the chunks' SHA-256 "
+                                 "differs from the version's")
+
+
+def _read_into_memory(stored: StoredArtifact) -> bytearray | None:
+    """The whole artifact in one buffer of this process, filled chunk by chunk."""
+    out = bytearray(stored.size)
+    digest, pos = hashlib.sha256(), 0
+    try:
+        for data in _chunks(stored):
+            out[pos : pos + len(data)] = data
+            digest.update(data)
+            pos += len(data)
+            del data
+    except _Vanished:
+        return None
+    _check_digest(stored, digest)
+    return out
 
 
 def artifact_dir() -> Path | None:
@@ -183,8 +311,8 @@ def _mapped(path: Path) -> mmap.mmap | None:
         return None
 
 
-def _download(version_id: int, path: Path) -> mmap.mmap | None:
-    """Write version ``version_id`` to ``path`` once per machine, then map it."""
+def _download(stored: StoredArtifact, path: Path) -> mmap.mmap | None:
+    """Write ``stored`` to ``path`` once per machine, chunk by chunk, then map it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a+b") as lock:
         if fcntl is not None:
@@ -192,17 +320,21 @@ def _download(version_id: int, path: Path) -> mmap.mmap | None:
         mapped = _mapped(path)
         if mapped is not None:
             return mapped
-        payload = _fetch(version_id)
-        if payload is None:
-            return None
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_bytes(payload)
+            digest = hashlib.sha256()
+            with open(tmp, "wb") as out:
+                for data in _chunks(stored):
+                    out.write(data)
+                    digest.update(data)
+                    del data  # before the next chunk is fetched
+            _check_digest(stored, digest)
             os.replace(tmp, path)  # readers see the whole file or none
+        except _Vanished:
+            return None
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        del payload
     _prune(path)
     return _mapped(path)
 

@@ -88,6 +88,9 @@ DEFAULTS: dict[str, Any] = {
     # Local directory of memory-mapped model files, shared by the machine's processes
     # (None: a folder in the system's temp dir; False: load each model into memory).
     "ARTIFACT_DIR": None,
+    # Largest piece of a model artifact stored in one database value; PostgreSQL refuses
+    # a value near 1 GB, and a piece is all a rebuild or a download holds at once.
+    "ARTIFACT_CHUNK_BYTES": 64 * 2**20,
     # Keyword arguments of the collaborative model (see engine/collaborative.py).
     "COLLABORATIVE": {},
     # Parts that must be up for the health endpoint to answer 200 (others are reported).

@@ -150,7 +150,11 @@ class ModelVersion(models.Model):
     params = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
-    artifact = models.BinaryField(default=b"", editable=False)
+    #: The artifact is stored as ``ModelArtifactChunk`` rows; these say what a complete
+    #: one is, so a reader never takes a partial or altered artifact for the model.
+    artifact_bytes = models.PositiveBigIntegerField(default=0, editable=False)
+    artifact_chunks = models.PositiveIntegerField(default=0, editable=False)
+    artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -164,3 +168,27 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.pk} ({self.status}{', active' if self.is_active else ''})"
+
+
+class ModelArtifactChunk(models.Model):
+    """One piece of a version's artifact, in order of ``index``.
+
+    A model artifact grows with businesses × neighbours (327 MiB at 200k businesses) and
+    PostgreSQL refuses one value near 1 GB, so it is stored as pieces of at most
+    ``ARTIFACT_CHUNK_BYTES``, written and read one at a time.
+    """
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="chunks",
+                                db_index=False)  # the unique constraint's index leads with it
+    index = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "index"],
+                                    name="xo_rec_artifact_chunk_order"),
+        ]
+        verbose_name = _("model artifact chunk")
+
+    def __str__(self) -> str:
+        return f"v{self.version_id} chunk {self.index}"

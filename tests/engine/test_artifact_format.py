@@ -110,3 +110,50 @@ def test_text_list_reads_strings_back_from_the_arrays():
         names[4]
     empty = artifact_format.text_arrays("n", [])
     assert list(artifact_format.TextList(empty["n"], empty["n.offsets"])) == []
+
+
+@pytest.mark.parametrize("size", [1, 63, 64, 1000, 10**9])
+def test_pieces_regrouped_into_chunks_are_the_packed_artifact(size):
+    """What a store writes chunk by chunk is byte for byte ``pack``'s output, in pieces of
+    exactly ``size`` (the last one shorter), whatever the size against the alignment."""
+    model = _model()
+    blob = model.to_bytes()
+    parts = list(artifact_format.chunks(model.to_parts(), size))
+    assert b"".join(parts) == blob
+    assert all(len(p) == size for p in parts[:-1]) and 0 < len(parts[-1]) <= size
+    assert len(parts) == -(-len(blob) // size)
+
+
+def test_pieces_are_views_of_the_arrays_not_copies():
+    big = np.arange(1 << 16, dtype=np.float32)
+    views = [p for p in artifact_format.pieces({}, {"big": big}) if isinstance(p, memoryview)]
+    assert len(views) == 1 and np.shares_memory(np.frombuffer(views[0], np.float32), big)
+
+
+def test_chunks_refuse_a_size_below_one():
+    with pytest.raises(ValueError):
+        list(artifact_format.chunks([b"abc"], 0))
+
+
+def test_writing_in_chunks_holds_one_chunk_not_a_second_artifact():
+    """The point of ``pieces`` + ``chunks``: storing a 32 MiB artifact in 1 MiB chunks
+    allocates about one chunk at a time, where ``pack`` allocates the whole artifact."""
+    import tracemalloc
+
+    arrays = {"similarity": np.ones(8 * 2**20, dtype=np.float32),
+              "indices": np.arange(2**20, dtype=np.int32)}
+    total = sum(a.nbytes for a in arrays.values())
+    tracemalloc.start()
+    try:
+        written = 0
+        for chunk in artifact_format.chunks(artifact_format.pieces({}, arrays), 2**20):
+            written += len(chunk)
+            del chunk
+        streamed = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        packed = len(artifact_format.pack({}, arrays))
+        whole = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert written == packed > total
+    assert streamed < 3 * 2**20 < total <= whole

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MAGIC", "TextList", "is_artifact", "pack", "text_arrays", "unpack"]
+__all__ = ["MAGIC", "TextList", "chunks", "is_artifact", "pack", "pieces", "text_arrays",
+           "unpack"]
 
 MAGIC = b"XOREC\x00a1"
 _ALIGN = 64
@@ -44,25 +45,57 @@ def _aligned(n: int) -> int:
 
 def pack(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
     """Serialise ``meta`` (JSON-able) and named arrays into one artifact."""
+    return b"".join(pieces(meta, arrays))
+
+
+def pieces(meta: Mapping[str, Any],
+           arrays: Mapping[str, np.ndarray]) -> Iterator[bytes | memoryview]:
+    """The artifact's bytes in order, as the header and views of the arrays' own memory.
+
+    Joined they are ``pack``'s output; consumed one by one (``chunks``) nothing holds a
+    second copy of the whole artifact, which at 200k businesses is hundreds of MiB.
+    """
     table: dict[str, dict[str, Any]] = {}
-    blobs: list[tuple[int, np.ndarray]] = []
+    blobs: list[np.ndarray] = []
     offset = 0
     for name, value in arrays.items():
         arr = np.ascontiguousarray(value)
         if arr.dtype.hasobject:
             raise TypeError(f"array {name!r} has object dtype; artifacts hold raw arrays only")
         table[name] = {"dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset}
-        blobs.append((offset, arr))
+        blobs.append(arr)
         offset = _aligned(offset + arr.nbytes)
     header = json.dumps({"meta": dict(meta), "arrays": table}).encode()
-    start = _aligned(len(MAGIC) + _LENGTH.size + len(header))
-    out = bytearray(start + offset)
-    out[: len(MAGIC)] = MAGIC
-    out[len(MAGIC) : len(MAGIC) + _LENGTH.size] = _LENGTH.pack(len(header))
-    out[len(MAGIC) + _LENGTH.size : len(MAGIC) + _LENGTH.size + len(header)] = header
-    for pos, arr in blobs:
-        out[start + pos : start + pos + arr.nbytes] = arr.reshape(-1).view(np.uint8).data
-    return bytes(out)
+    head = MAGIC + _LENGTH.pack(len(header)) + header
+    yield head + bytes(_aligned(len(head)) - len(head))
+    for arr in blobs:
+        if arr.nbytes:
+            yield memoryview(arr.reshape(-1).view(np.uint8))
+        if _aligned(arr.nbytes) > arr.nbytes:
+            yield bytes(_aligned(arr.nbytes) - arr.nbytes)
+
+
+def chunks(parts: Iterable[bytes | memoryview], size: int) -> Iterator[bytearray]:
+    """``parts`` regrouped into buffers of exactly ``size`` bytes (the last one shorter).
+
+    Each buffer is new, so a consumer may keep it; one that drops it before asking for
+    the next holds one chunk at a time. Buffers grow as they fill: a small artifact
+    costs its own size, not ``size``.
+    """
+    if size < 1:
+        raise ValueError("chunk size must be positive")
+    buffer = bytearray()
+    for part in parts:
+        view = memoryview(part).cast("B")
+        while view.nbytes:
+            take = min(size - len(buffer), view.nbytes)
+            buffer += view[:take]
+            view = view[take:]
+            if len(buffer) == size:
+                yield buffer
+                buffer = bytearray()
+    if buffer:
+        yield buffer
 
 
 def unpack(buffer: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

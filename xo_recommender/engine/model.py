@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -475,7 +476,16 @@ class Recommender:
 
     # ------------------------------------------------------------ serialising
     def to_bytes(self) -> bytes:
-        """One artifact (``artifact_format``): a JSON header and flat named arrays that
+        """One artifact (``artifact_format``) in memory; ``to_parts`` streams it."""
+        return artifact_format.pack(*self.to_artifact())
+
+    def to_parts(self) -> Iterator[bytes | memoryview]:
+        """The artifact's bytes in order, without a second copy of the arrays: what a
+        store writes chunk by chunk (``artifact_format.chunks``)."""
+        return artifact_format.pieces(*self.to_artifact())
+
+    def to_artifact(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(meta, arrays)`` of the artifact: a JSON header and flat named arrays that
         load by memory-mapping. To store a new part, add its JSON to ``meta`` or its
         arrays to ``arrays`` here, and read it back in ``from_bytes``: one line each."""
         collab_meta, collab_arrays = self.collaborative.to_arrays()
@@ -506,7 +516,7 @@ class Recommender:
             "ratings": self.ratings, "active": self.active,
             **{f"signal.{name}": values for name, values in self.signals.items()},
         }
-        return artifact_format.pack(meta, arrays)
+        return meta, arrays
 
     @classmethod
     def from_bytes(cls, payload) -> Recommender:

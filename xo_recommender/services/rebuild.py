@@ -16,7 +16,7 @@ from xo_recommender.conf import settings as rec_settings
 from xo_recommender.engine.model import EngineParams, Recommender
 from xo_recommender.engine.selfeval import SelfEvaluation, learn_ranking
 from xo_recommender.exceptions import RebuildFailed
-from xo_recommender.models import ModelVersion
+from xo_recommender.models import ModelArtifactChunk, ModelVersion
 
 try:
     import resource
@@ -96,9 +96,10 @@ def _rebuild(progress: Callable[[str], None] | None) -> ModelVersion:
             "notes": ["BLEND_WEIGHTS is set, so this rebuild learned nothing and measured "
                       "nothing; unset it to learn the ranking from a holdout"]}
         version.params = model.params.to_dict()
-        payload = model.to_bytes()
-        say(f"Saving version {version.pk} ({len(payload) / 2**20:.1f} MiB)")
-        version.artifact = payload
+        say(f"Saving version {version.pk}")
+        artifacts.store_artifact(version, model.to_parts())
+        say(f"Saved version {version.pk} ({version.artifact_bytes / 2**20:.1f} MiB in "
+            f"{version.artifact_chunks} chunks)")
         version.fit_seconds = time.perf_counter() - started  # read + train + serialise
         version.n_users = model.stats["users"]
         version.n_businesses = model.stats["items"]
@@ -108,6 +109,7 @@ def _rebuild(progress: Callable[[str], None] | None) -> ModelVersion:
         version.finished_at = timezone.now()
         _activate(version)
     except Exception as exc:
+        ModelArtifactChunk.objects.filter(version_id=version.pk).delete()
         ModelVersion.objects.filter(pk=version.pk).update(
             status=ModelVersion.Status.FAILED, finished_at=timezone.now(),
             error=f"{type(exc).__name__}: {exc}", is_active=False,
@@ -142,10 +144,14 @@ def _train(params: EngineParams, say: Callable[[str], None]
 
 
 def _activate(version: ModelVersion) -> None:
-    """Save ``version`` and flip the active pointer to it in one transaction."""
+    """Save ``version`` and flip the active pointer to it in one transaction, once its
+    artifact is known to be stored whole."""
     for attempt in range(3):
         try:
             with transaction.atomic():
+                if artifacts.stored_chunks(version) != version.artifact_chunks:
+                    raise artifacts.IncompleteArtifact(
+                        f"version {version.pk}: not every artifact chunk is stored")
                 ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(
                     is_active=False)
                 version.is_active = True
