@@ -252,6 +252,36 @@ class RecommendationsResponseSerializer(serializers.Serializer):
     cached = serializers.BooleanField()
 
 
+def recommendations_data(page: Any) -> dict[str, Any]:
+    """``RecommendationsResponseSerializer(page).data``, built directly.
+
+    The same values and key order (a test compares the two on hits and misses), without
+    DRF's per-field copies and lookups, which cost a cache hit more than its cache and
+    database round trips together.
+    """
+    return {
+        "user_id": _maybe(int, page.user_id),
+        "recommendations": [
+            {"business_id": _maybe(int, item.business_id), "name": _maybe(str, item.name),
+             "score": _maybe(float, item.score),
+             "reasons": _maybe(_strings, item.reasons),
+             "categories": _maybe(_strings, item.categories),
+             "distance_km": _maybe(float, item.distance_km)}
+            for item in page.items],
+        "model_version": _maybe(int, page.model_version),
+        "cached": _maybe(bool, page.cached),
+    }
+
+
+def _maybe(convert: Any, value: Any) -> Any:
+    """A field's representation as DRF gives it: None stays None."""
+    return None if value is None else convert(value)
+
+
+def _strings(values: Any) -> list[str]:
+    return [str(value) for value in values]
+
+
 class SimilarResponseSerializer(serializers.Serializer):
     business_id = serializers.IntegerField()
     model_version = serializers.IntegerField()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -153,8 +154,9 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
     """The model's ranking for one query (plus slack), from the cache when unchanged.
 
     Each ranked row carries the business's name and categories as the view showed them
-    when it was computed (an edit retires the entry through ``business_changed``); whether
-    the business is still active is never cached: :func:`_live` reads it every time.
+    when it was computed (an edit retires the entry through ``business_changed``) and its
+    reasons as text (the language is part of the key); whether the business is still
+    active is never cached: :func:`_live` checks it on every hit.
     """
     excluded = sorted({int(_pk(b)) for b in exclude})
     params = {"limit": limit, "offset": offset, "category": category,
@@ -169,8 +171,8 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
         rec_user, version, results, _ = _rank(user, limit, offset, category, near, radius_km,
                                                excluded, diversify)
         rows = RecBusiness.objects.in_bulk([r.item_id for r in results])
-        ranked = [[r.item_id, r.score, list(r.reasons), r.distance_km, row.name,
-                   list(row.categories or [])]
+        ranked = [[r.item_id, r.score, reason_text.render_all(r.reasons), r.distance_km,
+                   row.name, list(row.categories or [])]
                   for r in results if (row := rows.get(r.item_id)) is not None and row.is_active]
         return {"user_id": rec_user.pk, "model_version": version, "ranked": ranked}
 
@@ -179,47 +181,122 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
                                items=lambda answer: [row[0] for row in answer["ranked"]])
 
 
-def _active_ids(ids: list[int]) -> set[int]:
+def _active_ids(ids: Iterable[int], using: str | None = None) -> set[int]:
     """Which of ``ids`` are active in the host's business table right now.
 
-    One primary-key lookup on the host table in plain SQL (no view aggregate, no model
-    instances: it runs on every cache hit), read past any filtering default manager. A
-    NULL flag counts as active, as in the view. Identifiers go through ``quote_name``.
+    Primary-key lookups on the host table in plain SQL (no view aggregate, no model
+    instances), read past any filtering default manager. A NULL flag counts as active, as
+    in the view. Identifiers go through ``quote_name``; on PostgreSQL the ids travel as
+    one array parameter, elsewhere in chunks of placeholders.
     """
+    ids = [int(i) for i in ids]
     if not ids:
         return set()
     business_model = Interaction.business.field.related_model
     meta = business_model._meta
-    connection = connections[router.db_for_read(business_model)]
+    connection = connections[using or router.db_for_read(business_model)]
     q = connection.ops.quote_name
     field = rec_settings.BUSINESS_FIELDS.get("is_active")
     columns = q(meta.pk.column) + (f", {q(meta.get_field(field).column)}" if field else "")
-    sql = (f"SELECT {columns} FROM {q(meta.db_table)} "
-           f"WHERE {q(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})")
+    select = f"SELECT {columns} FROM {q(meta.db_table)} WHERE {q(meta.pk.column)}"
+    if connection.vendor == "postgresql":
+        batches = [(f"{select} = ANY(%s)", [ids])]
+    else:
+        batches = [(f"{select} IN ({', '.join(['%s'] * len(chunk))})", chunk)
+                   for chunk in (ids[i:i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK))]
+    rows = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, [int(i) for i in ids])
-        rows = cursor.fetchall()
+        for sql, params in batches:
+            cursor.execute(sql, params)
+            rows += cursor.fetchall()
     if not field:
         return {row[0] for row in rows}
     return {pk for pk, flag in rows if flag is None or bool(flag)}
 
 
-def _live(ranked: list, limit: int, *, check: bool = True) -> list[PageItem]:
-    """The first ``limit`` ranked businesses that are active *now*.
+#: Placeholders per ``IN`` list where ids cannot travel as one array (SQLite's limit).
+_IN_CHUNK = 5000
 
-    Checked on every request, cache hit or not: a business deactivated or deleted by
-    any means (the ORM, ``queryset.update``, raw SQL in the host) is left out at once,
-    without relying on signals. The page comes up short only when more than ``_SLACK``
-    of it went inactive since the model was built. ``LIVE_ACTIVE_CHECK = False`` skips
-    the query and relies on the save/delete signals alone.
+
+class _ActiveFlags:
+    """This process's memory of which businesses were listable when last read.
+
+    A cache hit asks it instead of the database. Every id the process has shown is read
+    again, in one query, once the memory is older than ``ACTIVE_CHECK_INTERVAL_MS``; an
+    id not seen before is read at once. So a hit trusts a flag read at most that long
+    ago (the read's clock starts before its query), and a business deactivated or
+    deleted without a Django signal (``queryset.update``, raw SQL) leaves every page
+    within the interval; through the ORM, the signals retire its lists at once.
+    """
+
+    #: Ids remembered at most; beyond, the memory starts again from the page asked.
+    MAX_IDS = 100_000
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.flags: dict[str, tuple[float, dict[int, bool]]] = {}
+
+    def listable(self, ids: list[int], interval: float) -> set[int]:
+        business_model = Interaction.business.field.related_model
+        using = router.db_for_read(business_model)
+        with self.lock:  # one reader at a time: the others then find the flags fresh
+            read_at, flags = self.flags.get(using, (-math.inf, {}))
+            now = time.monotonic()
+            if now - read_at > interval:
+                wanted = set(ids) if len(flags) > self.MAX_IDS else {*flags, *ids}
+                flags = dict.fromkeys(wanted, False)
+                flags.update(dict.fromkeys(self._read(wanted, using), True))
+                self.flags[using] = (now, flags)
+            elif unknown := [i for i in ids if i not in flags]:
+                flags.update(dict.fromkeys(unknown, False))
+                flags.update(dict.fromkeys(self._read(unknown, using), True))
+            return {i for i in ids if flags[i]}
+
+    @staticmethod
+    def _read(ids: Iterable[int], using: str) -> set[int]:
+        with statement_timeout(using):  # a locked host table answers 503, never hangs
+            return _active_ids(ids, using)
+
+    def forget(self) -> None:
+        with self.lock:
+            self.flags.clear()
+
+
+_active_flags = _ActiveFlags()
+
+
+def forget_active_flags() -> None:
+    """Drop this process's memory of active flags (tests: a rolled-back database
+    hands the same ids out again)."""
+    _active_flags.forget()
+
+
+def _listable(ids: list[int]) -> set[int]:
+    """Which of ``ids`` a cache hit may list: active now (``ACTIVE_CHECK_INTERVAL_MS``
+    0), or when this process last read them, at most that many milliseconds ago."""
+    interval = float(rec_settings.ACTIVE_CHECK_INTERVAL_MS or 0) / 1000
+    if interval <= 0:
+        return _active_ids(ids)
+    return _active_flags.listable(ids, interval)
+
+
+def _live(ranked: list, limit: int, *, check: bool = True) -> list[PageItem]:
+    """The first ``limit`` ranked businesses that are listable.
+
+    Checked on every cache hit: a business deactivated or deleted by any means (the
+    ORM, ``queryset.update``, raw SQL in the host) is left out, without relying on
+    signals, at once or within ``ACTIVE_CHECK_INTERVAL_MS`` (see :class:`_ActiveFlags`).
+    The page comes up short only when more than ``_SLACK`` of it went inactive since
+    the model was built. ``LIVE_ACTIVE_CHECK = False`` skips the check and relies on the
+    save/delete signals alone.
     """
     ids = [row[0] for row in ranked]
-    active = _active_ids(ids) if check and rec_settings.LIVE_ACTIVE_CHECK else set(ids)
+    active = _listable(ids) if check and rec_settings.LIVE_ACTIVE_CHECK else set(ids)
     page = []
     for item_id, score, reasons, distance_km, name, categories in ranked:
         if item_id not in active:
             continue
-        page.append(PageItem(item_id, name, round(score, 6), reason_text.render_all(reasons),
+        page.append(PageItem(item_id, name, round(score, 6), list(reasons),
                              list(categories), distance_km))
         if len(page) == limit:
             break
@@ -306,7 +383,8 @@ def recommendation_payload(
 def _ranking_settings() -> dict[str, Any]:
     """The settings that shape a ranking at request time: part of every cache key, so a
     deploy that changes them is not answered from entries computed under the old ones."""
-    return {"_language": translation.get_language(), "_site": rec_settings.SITE_NAME,
+    return {"_entry": 2,  # rows hold rendered reasons: never read an older entry's
+            "_language": translation.get_language(), "_site": rec_settings.SITE_NAME,
             "_ranking": [rec_settings.BLEND_WEIGHTS, rec_settings.EXCLUDE_INTERACTED_TYPES,
                          rec_settings.INTERACTION_WEIGHTS, rec_settings.GEO_SCALE_KM,
                          rec_settings.DIVERSIFY, rec_settings.DIVERSITY_LAMBDA,
