@@ -187,13 +187,16 @@ class RecommendationViewSet(RecommenderViewSet):
 
     lookup_field = "user_id"
     lookup_value_regex = "[0-9]+"
+    #: The read throttle counts in the answer's cache round trip (one for both).
+    throttle_with_answer = True
 
     def _answer(self, request: Request, user_id: int) -> Response:
-        require_act_for(request, user_id)
-        query = recommend_query(request.query_params)
-        alias = "max_results" if "max_results" in request.query_params else "limit"
-        with service_errors(limit=alias):
-            page = services.recommendation_page(user_id, **query)
+        with RecommenderRateThrottle.counted(request):
+            require_act_for(request, user_id)
+            query = recommend_query(request.query_params)
+            alias = "max_results" if "max_results" in request.query_params else "limit"
+            with service_errors(limit=alias):
+                page = services.recommendation_page(user_id, **query)
         return Response(s.recommendations_data(page))
 
     @extend_schema(
