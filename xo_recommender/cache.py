@@ -25,7 +25,7 @@ retry timer), so a change made during an outage is not lost when Redis comes bac
 
 A request counter (the API's rate throttle) can ride on the answer's read: inside
 :func:`counting`, the next :func:`cached_answer` sends the counter's increment in the same
-round trip as its ``get_many`` (a pipeline, on django-redis) and lets the counter refuse
+round trip as its ``get_many`` (one script, on django-redis) and lets the counter refuse
 the request before anything is computed. A cache hit then costs one round trip in all.
 
 Counters never restart from a value they had before: a missing counter (evicted, or
@@ -357,17 +357,26 @@ def counting(key: str, seconds: int, admit: Callable[[int | None], None]) -> Ite
         admit(count_window(key, seconds))
 
 
+#: Count in the window KEYS[1] (opened ARGV[1] seconds long), then MGET the other keys:
+#: one command, cheaper for the client than a pipeline of three.
+_COUNT_AND_READ = ("redis.call('set', KEYS[1], 0, 'ex', ARGV[1], 'nx') "
+                   "return {redis.call('incr', KEYS[1]), redis.call('mget', unpack(KEYS, 2))}")
+_COUNT_AND_READ_SHA = hashlib.sha1(_COUNT_AND_READ.encode()).hexdigest()
+
+
 def _read_counting(cache: Any, keys: list[str], counter: _Counting) -> tuple[dict, int]:
     """``(cache.get_many(keys), count)`` in one round trip on django-redis."""
     if not _uses_redis(cache):
         return cache.get_many(keys), _raw_count(cache, counter.key, counter.seconds)
+    from redis.exceptions import NoScriptError
+
     client = cache.client
-    pipe = client.get_client(write=True).pipeline(transaction=False)
-    raw = cache.make_key(counter.key)
-    pipe.set(raw, 0, ex=counter.seconds, nx=True)
-    pipe.incr(raw)
-    pipe.mget([cache.make_key(k) for k in keys])
-    _, count, values = pipe.execute()
+    raw = [cache.make_key(counter.key), *(cache.make_key(k) for k in keys)]
+    redis = client.get_client(write=True)
+    try:
+        count, values = redis.evalsha(_COUNT_AND_READ_SHA, len(raw), *raw, counter.seconds)
+    except NoScriptError:  # first use on this server (or after SCRIPT FLUSH): send it
+        count, values = redis.eval(_COUNT_AND_READ, len(raw), *raw, counter.seconds)
     return ({k: client.decode(v) for k, v in zip(keys, values, strict=True) if v is not None},
             count)
 
