@@ -296,8 +296,8 @@ def _live(ranked: list, limit: int, *, check: bool = True) -> list[PageItem]:
     for item_id, score, reasons, distance_km, name, categories in ranked:
         if item_id not in active:
             continue
-        page.append(PageItem(item_id, name, round(score, 6), list(reasons),
-                             list(categories), distance_km))
+        page.append(PageItem(item_id, name, round(score, 6), reasons, categories,
+                             distance_km))
         if len(page) == limit:
             break
     return page
