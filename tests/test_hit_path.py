@@ -109,20 +109,24 @@ def test_a_hit_with_fresh_flags_asks_the_database_nothing(
 
 
 @pytest.mark.django_db
-def test_flags_older_than_the_interval_are_read_again_in_one_query(
-        built, settings, django_assert_num_queries):
+def test_flags_older_than_the_interval_are_read_again_one_query_a_hit(
+        built, settings, django_assert_num_queries, django_assert_max_num_queries):
     interval(settings, 100)
     users = [built["owner"], built["other"], *built["coffee"][1:]]
-    shown = set()
     for user in users:
         recommendation_page(user.pk)
-        shown |= {item.business_id for item in recommendation_page(user.pk).items}
-    time.sleep(0.15)
+        recommendation_page(user.pk)
+    time.sleep(0.15)  # every flag is now older than the interval
     cache.publish_model_version(recommendation_page(users[0].pk).model_version)
     time.sleep(0.15)
-    with django_assert_num_queries(1) as captured:  # every id this process has shown
-        assert recommendation_page(users[1].pk).cached
-    assert shown <= {int(n) for n in re.findall(r"\d+", captured.captured_queries[0]["sql"])}
+    with django_assert_num_queries(1) as captured:
+        page = recommendation_page(users[1].pk)
+    assert page.cached and page.items
+    read = {int(n) for n in re.findall(r"\d+", captured.captured_queries[0]["sql"])}
+    assert {item.business_id for item in page.items} <= read  # the page's flags, afresh
+    for user in users:  # never more than one query for a hit
+        with django_assert_max_num_queries(1):
+            assert recommendation_page(user.pk).cached
 
 
 @pytest.mark.django_db
@@ -160,3 +164,30 @@ def test_remembered_queries_still_answer_bad_input_and_follow_max_results(built,
     response = client.get(f"{API}me/", {"limit": 5})
     assert response.status_code == 400 and "limit" in response.json()
     assert len(client.get(f"{API}me/", {"limit": 4}).json()["recommendations"]) <= 4
+
+
+def test_reads_are_spread_over_requests_a_slice_at_a_time(monkeypatch):
+    from types import SimpleNamespace
+
+    from xo_recommender.services import ranking
+
+    reads, inactive = [], {5}
+    monkeypatch.setattr(ranking._ActiveFlags, "_read",
+                        staticmethod(lambda ids, using: reads.append(set(ids))
+                                     or set(ids) - inactive))
+    clock = [100.0]
+    monkeypatch.setattr(ranking, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    flags = ranking._ActiveFlags()
+    ids = list(range(1, 81))  # ten in each of the eight slices
+    assert flags.listable(ids, 1.0) == set(ids) - {5} and len(reads) == 1
+    clock[0] += 0.5
+    inactive.add(6)
+    assert flags.listable(ids, 1.0) == set(ids) - {5}  # fresh: trusted, nothing read
+    assert len(reads) == 1
+    clock[0] += 0.4  # past 7/8 of the interval: each request reads the oldest slice
+    assert flags.listable([1], 1.0) == {1} and reads[-1] == set(range(8, 81, 8))
+    assert flags.listable([1], 1.0) == {1} and reads[-1] == set(range(1, 81, 8))
+    assert len(reads) == 3
+    clock[0] += 0.2  # past the interval: a page in stale slices reads them (and the
+    assert flags.listable([5, 6, 7], 1.0) == {7}  # oldest slice) in one query
+    assert len(reads) == 4 and reads[-1] == {i for i in ids if i % 8 in (2, 5, 6, 7)}

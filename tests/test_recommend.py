@@ -190,9 +190,12 @@ def test_a_page_costs_a_fixed_number_of_queries(world, django_assert_num_queries
     with django_assert_num_queries(0):
         [r.business.name for r in results]
     # the same call again: the ranking comes from the cache, only the businesses are read
+    # (and, the first time, the active flags of the page's businesses)
     with django_assert_num_queries(2):
         again = recommend_for(user, 10)
     assert ids(again) == ids(results)
+    with django_assert_num_queries(1):  # the flags are remembered: only the instances
+        assert ids(recommend_for(user, 10)) == ids(results)
 
 
 @pytest.mark.django_db

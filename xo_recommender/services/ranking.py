@@ -221,36 +221,51 @@ _IN_CHUNK = 5000
 class _ActiveFlags:
     """This process's memory of which businesses were listable when last read.
 
-    A cache hit asks it instead of the database. Every id the process has shown is read
-    again, in one query, once the memory is older than ``ACTIVE_CHECK_INTERVAL_MS``; an
-    id not seen before is read at once. So a hit trusts a flag read at most that long
-    ago (the read's clock starts before its query), and a business deactivated or
-    deleted without a Django signal (``queryset.update``, raw SQL) leaves every page
-    within the interval; through the ORM, the signals retire its lists at once.
+    A cache hit asks it instead of the database. The ids the process has shown are kept
+    in ``SLICES`` slices (by id); a slice is read again, in one query, once it is older
+    than ``ACTIVE_CHECK_INTERVAL_MS``, and an id not seen before is read at once. So a
+    hit trusts a flag read at most that long ago (a read's clock starts before its
+    query): a business deactivated or deleted without a Django signal
+    (``queryset.update``, raw SQL) leaves every page within the interval; through the
+    ORM, the signals retire its lists at once. A request also reads the oldest slice once
+    it is older than ``(SLICES - 1) / SLICES`` of the interval, so the reads are spread
+    over requests (each a slice's worth) rather than one read of everything stalling one
+    request and those queued behind it.
     """
 
+    SLICES = 8
     #: Ids remembered at most; beyond, the memory starts again from the page asked.
     MAX_IDS = 100_000
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.flags: dict[str, tuple[float, dict[int, bool]]] = {}
+        self.memory: dict[str, tuple[list[float], list[dict[int, bool]]]] = {}
 
     def listable(self, ids: list[int], interval: float) -> set[int]:
         business_model = Interaction.business.field.related_model
         using = router.db_for_read(business_model)
+        slices = self.SLICES
         with self.lock:  # one reader at a time: the others then find the flags fresh
-            read_at, flags = self.flags.get(using, (-math.inf, {}))
+            read_at, flags = self.memory.get(using) or self._empty(using)
+            if sum(map(len, flags)) > self.MAX_IDS:
+                read_at, flags = self._empty(using)
             now = time.monotonic()
-            if now - read_at > interval:
-                wanted = set(ids) if len(flags) > self.MAX_IDS else {*flags, *ids}
-                flags = dict.fromkeys(wanted, False)
-                flags.update(dict.fromkeys(self._read(wanted, using), True))
-                self.flags[using] = (now, flags)
-            elif unknown := [i for i in ids if i not in flags]:
-                flags.update(dict.fromkeys(unknown, False))
-                flags.update(dict.fromkeys(self._read(unknown, using), True))
-            return {i for i in ids if flags[i]}
+            oldest = min(range(slices), key=read_at.__getitem__)
+            due = {oldest} if now - read_at[oldest] > interval * (slices - 1) / slices else set()
+            due |= {i % slices for i in ids if now - read_at[i % slices] > interval}
+            wanted = {i for k in due for i in flags[k]}
+            wanted.update(i for i in ids if i % slices in due or i not in flags[i % slices])
+            active = self._read(wanted, using) if wanted else set()  # one query at most
+            for k in due:
+                flags[k] = {}
+                read_at[k] = now
+            for i in wanted:
+                flags[i % slices][i] = i in active
+            return {i for i in ids if flags[i % slices][i]}
+
+    def _empty(self, using: str) -> tuple[list[float], list[dict[int, bool]]]:
+        self.memory[using] = ([-math.inf] * self.SLICES, [{} for _ in range(self.SLICES)])
+        return self.memory[using]
 
     @staticmethod
     def _read(ids: Iterable[int], using: str) -> set[int]:
@@ -259,7 +274,7 @@ class _ActiveFlags:
 
     def forget(self) -> None:
         with self.lock:
-            self.flags.clear()
+            self.memory.clear()
 
 
 _active_flags = _ActiveFlags()
