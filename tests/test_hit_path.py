@@ -109,6 +109,14 @@ def test_a_hit_with_fresh_flags_asks_the_database_nothing(
 
 
 @pytest.mark.django_db
+def test_a_ranking_computed_here_counts_as_read(built, settings, django_assert_num_queries):
+    interval(settings, 60_000)
+    assert not recommendation_page(built["owner"].pk).cached  # read from the view
+    with django_assert_num_queries(0):  # so its hit reads no flags
+        assert recommendation_page(built["owner"].pk).cached
+
+
+@pytest.mark.django_db
 def test_flags_older_than_the_interval_are_read_again_one_query_a_hit(
         built, settings, django_assert_num_queries, django_assert_max_num_queries):
     interval(settings, 100)

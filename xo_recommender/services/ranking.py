@@ -263,6 +263,19 @@ class _ActiveFlags:
                 flags[i % slices][i] = i in active
             return {i for i in ids if flags[i % slices][i]}
 
+    def learn(self, ids: Iterable[int], since: float) -> None:
+        """``ids`` were read active from the view after ``since`` (a computed ranking):
+        remembered as listable where that is no older than their slice's own read."""
+        using = router.db_for_read(Interaction.business.field.related_model)
+        with self.lock:
+            read_at, flags = self.memory.get(using) or self._empty(using)
+            for i in ids:
+                k = i % self.SLICES
+                if not flags[k] and since > read_at[k]:  # nothing read there yet
+                    read_at[k] = since
+                if since >= read_at[k]:
+                    flags[k][i] = True
+
     def _empty(self, using: str) -> tuple[list[float], list[dict[int, bool]]]:
         self.memory[using] = ([-math.inf] * self.SLICES, [{} for _ in range(self.SLICES)])
         return self.memory[using]
@@ -333,10 +346,14 @@ def recommendation_page(
 
     The one ranking path: ``recommend_for`` and the REST API both serve it, with one
     cache. Arguments and errors as ``recommend_for``. A miss runs under the statement
-    timeout; a hit costs one primary-key query (the active check) and no transaction.
+    timeout; a hit asks the database nothing when this process read the page's active
+    flags within ``ACTIVE_CHECK_INTERVAL_MS`` (a ranking it computed counts as read).
     """
+    since = time.monotonic()
     answer, cached = _ranked(user, limit, offset, category, near, radius_km, exclude,
                              diversify)
+    if not cached and rec_settings.LIVE_ACTIVE_CHECK and rec_settings.ACTIVE_CHECK_INTERVAL_MS:
+        _active_flags.learn([row[0] for row in answer["ranked"]], since)  # read just now
     # a ranking computed just now was filtered by the view already: check hits only
     return RecommendationPage(answer["user_id"], answer["model_version"],
                               _live(answer["ranked"], limit, check=cached), cached)
