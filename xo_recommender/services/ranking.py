@@ -318,8 +318,13 @@ def _live(ranked: list, limit: int, *, check: bool = True) -> list[PageItem]:
     the model was built. ``LIVE_ACTIVE_CHECK = False`` skips the check and relies on the
     save/delete signals alone.
     """
-    ids = [row[0] for row in ranked]
-    active = _listable(ids) if check and rec_settings.LIVE_ACTIVE_CHECK else set(ids)
+    if check and rec_settings.LIVE_ACTIVE_CHECK:
+        # the shown businesses; the slack's only when some of those went inactive
+        active = _listable([row[0] for row in ranked[:limit]])
+        if len(active) < min(limit, len(ranked)):
+            active |= _listable([row[0] for row in ranked[limit:]])
+    else:
+        active = {row[0] for row in ranked}
     page = []
     for item_id, score, reasons, distance_km, name, categories in ranked:
         if item_id not in active:
