@@ -10,8 +10,9 @@ with wrk from the same machine, authenticated by DRF tokens of real users:
   bumps the catalogue generation), one request per user, sequential: the p99 of a
   computed answer.
 
-Each wrk run is repeated (``--runs``, median reported). Prints requests/s, p50/p99 and
-non-2xx counts, and the ratios hit/floor.
+Each wrk run is repeated (``--runs``, floor and hit alternating, median reported). Prints
+requests/s, p50/p99 and non-2xx counts, and the ratios hit/floor (targets: ≥ 90 % of the
+floor's requests/s, p99 ≤ 1.2× the floor's).
 
     python benchmarks/api_load.py                  # the 5M-interaction database
     python benchmarks/api_load.py --smoke          # a tiny database, short runs (CI)
@@ -210,11 +211,17 @@ def main() -> None:
             assert status == 200, (status, body)
         for _ in range(args.workers * 4):
             get(port, "/bench/floor/", pairs[0][1])
-        results = {}
-        for name, path in (("floor", "/bench/floor/"), ("hit", api + "{id}/")):
-            runs = [wrk(binary, port, path, pairs, args.seconds, args.connections)
-                    for _ in range(args.runs)]
-            results[name] = median_run(runs)
+        # and, unmeasured, hits until every worker has read the active flags of the pages
+        # it serves (a process reads a page's flags once, then per ACTIVE_CHECK_INTERVAL_MS)
+        wrk(binary, port, api + "{id}/", pairs, max(2, args.seconds // 3), args.connections)
+        # floor and hit alternate, run by run, so that a change in the machine's load
+        # falls on both alike
+        runs = {"floor": [], "hit": []}
+        for _ in range(args.runs):
+            for name, path in (("floor", "/bench/floor/"), ("hit", api + "{id}/")):
+                runs[name].append(wrk(binary, port, path, pairs, args.seconds,
+                                      args.connections))
+        results = {name: median_run(each) for name, each in runs.items()}
         # miss: retire every cached answer (a business change), then one request per user
         misses = []
         sample = random.Random(5).sample(pairs, min(args.miss_users, len(pairs)))
@@ -245,8 +252,11 @@ def main() -> None:
     print(f"{'GET {user_id}/ cache miss (seq.)':<34} {'':>9} {p50:>8.2f} {p99:>8.2f} {0:>8}")
     hit, floor = results["hit"], results["floor"]
     print(f"\nhit/floor: {hit['rps'] / floor['rps']:.0%} of the floor's requests/s "
-          f"(target ≥ 70%); p99 {hit['p99'] / floor['p99']:.2f}× the floor's (target ≤ 2×); "
+          f"(target ≥ 90%); p99 {hit['p99'] / floor['p99']:.2f}× the floor's (target ≤ 1.2×); "
           f"miss p99 {p99:.1f} ms (target ≤ 50 ms)")
+    print("runs (req/s, floor / hit): " + ", ".join(
+        f"{f['rps']:.0f} / {h['rps']:.0f}" for f, h in zip(runs["floor"], runs["hit"],
+                                                           strict=True)))
 
 
 if __name__ == "__main__":

@@ -18,19 +18,23 @@ def business(db):
 
 @pytest.fixture(autouse=True)
 def _fresh_recommender_state():
-    """Each test starts from the configured settings and with no model in memory.
+    """Each test starts from the configured settings, with no model and no active
+    flags in memory.
 
-    The in-process model is keyed by version id, which a rolled-back test database
-    hands out again.
+    The in-process model is keyed by version id, and the flags by business id, which a
+    rolled-back test database hands out again.
     """
     from xo_recommender import artifacts
     from xo_recommender.conf import settings
+    from xo_recommender.services.ranking import forget_active_flags
 
     settings.reload()
     artifacts.forget_loaded()
+    forget_active_flags()
     yield
     settings.reload()
     artifacts.forget_loaded()
+    forget_active_flags()
 
 
 @pytest.fixture(autouse=True)

@@ -153,12 +153,15 @@ def caches_redis_like():
 
 
 @pytest.mark.django_db
-def test_a_cache_hit_never_lists_a_business_deactivated_or_deleted_behind_signals(built):
+def test_a_cache_hit_never_lists_a_business_deactivated_or_deleted_behind_signals(
+        built, settings):
+    """…once ``ACTIVE_CHECK_INTERVAL_MS`` has passed since the change (the stated limit)."""
     from django.db import connection
 
     from xo_recommender import recommend_for
     from xo_recommender.models import Interaction
 
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "ACTIVE_CHECK_INTERVAL_MS": 200}
     owner = built["owner"]
     client = client_for(owner)
     shown = [r["business_id"] for r in client.get(f"{API}me/").json()["recommendations"]]
@@ -173,6 +176,7 @@ def test_a_cache_hit_never_lists_a_business_deactivated_or_deleted_behind_signal
         cursor.execute(f"DELETE FROM {Interaction._meta.db_table} WHERE business_id = %s",
                        [shown[1]])
         cursor.execute(f"DELETE FROM {table} WHERE id = %s", [shown[1]])
+    time.sleep(0.25)
     answer = client.get(f"{API}me/").json()
     assert answer["cached"] is True  # the ranking came from the cache…
     listed = [r["business_id"] for r in answer["recommendations"]]

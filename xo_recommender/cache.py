@@ -23,6 +23,11 @@ one per request. Invalidations that could not be written meanwhile are kept in t
 process and written when the cache answers again (on the next cache call, or by a
 retry timer), so a change made during an outage is not lost when Redis comes back.
 
+A request counter (the API's rate throttle) can ride on the answer's read: inside
+:func:`counting`, the next :func:`cached_answer` sends the counter's increment in the same
+round trip as its ``get_many`` (one script, on django-redis) and lets the counter refuse
+the request before anything is computed. A cache hit then costs one round trip in all.
+
 Counters never restart from a value they had before: a missing counter (evicted, or
 Redis restarted empty) is created at the current time in microseconds, beyond any
 value an old entry can carry. A stampede lock holds a random token and is deleted only
@@ -37,7 +42,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.core.cache import caches
@@ -239,7 +246,7 @@ def invalidate_users(user_ids: Iterable[Any]) -> None:
     deferred interactions touches hundreds of users: one round trip each was its cost)."""
     ids = list(dict.fromkeys(user_ids))
     cache = _cache()
-    if len(ids) < 2 or "django_redis" not in type(cache).__module__:
+    if len(ids) < 2 or not _uses_redis(cache):
         for user_id in ids:
             invalidate_user(user_id)
         return
@@ -293,6 +300,98 @@ def _unaffected(cache: Any, entry: dict, catalogue_now: int) -> bool:
     return not set(changes.values()) & set(listed)
 
 
+def _uses_redis(cache: Any) -> bool:
+    return "django_redis" in type(cache).__module__
+
+
+def _raw_count(cache: Any, key: str, seconds: int) -> int:
+    """One more in the fixed window under ``key`` (opened by the first, ``seconds`` long)."""
+    if _uses_redis(cache):  # SET NX EX then INCR: one round trip, no script
+        pipe = cache.client.get_client(write=True).pipeline(transaction=False)
+        raw = cache.make_key(key)
+        pipe.set(raw, 0, ex=seconds, nx=True)
+        pipe.incr(raw)
+        return pipe.execute()[1]
+    try:
+        return cache.incr(key)
+    except ValueError:  # no window open: open one (add is atomic)
+        return 1 if cache.add(key, 1, seconds) else cache.incr(key)
+
+
+def count_window(key: str, seconds: int, cache: Any = None) -> int | None:
+    """Count one request in a fixed window of ``seconds`` under ``key`` (in ``cache``,
+    default the recommender's); None when the cache is down (let the request through)."""
+    return _guarded("count", None, lambda: _raw_count(cache or _cache(), key, seconds))
+
+
+class _Counting:
+    """A request to count with the next answer read (see :func:`counting`)."""
+
+    def __init__(self, key: str, seconds: int, admit: Callable[[int | None], None]) -> None:
+        self.key, self.seconds, self.admit = key, seconds, admit
+        self.done = False
+
+
+_counting: ContextVar[_Counting | None] = ContextVar("xo_recommender_counting", default=None)
+
+
+@contextmanager
+def counting(key: str, seconds: int, admit: Callable[[int | None], None]) -> Iterator[None]:
+    """Count this request under ``key`` (as :func:`count_window`) in the round trip of the
+    block's first :func:`cached_answer` read; ``admit(count)`` (count None when the cache
+    is down) runs right after that read, before any computation, and may raise to refuse
+    the request. A block that reads no answer is counted, and admitted, at its end."""
+    counter = _Counting(key, seconds, admit)
+    token = _counting.set(counter)
+    try:
+        yield
+    except Exception:
+        _counting.reset(token)
+        if not counter.done:  # refused by the count rather than by the error, as before
+            counter.done = True
+            admit(count_window(key, seconds))
+        raise
+    _counting.reset(token)
+    if not counter.done:
+        counter.done = True
+        admit(count_window(key, seconds))
+
+
+#: Count in the window KEYS[1] (opened ARGV[1] seconds long), then MGET the other keys:
+#: one command, cheaper for the client than a pipeline of three.
+_COUNT_AND_READ = ("redis.call('set', KEYS[1], 0, 'ex', ARGV[1], 'nx') "
+                   "return {redis.call('incr', KEYS[1]), redis.call('mget', unpack(KEYS, 2))}")
+_COUNT_AND_READ_SHA = hashlib.sha1(_COUNT_AND_READ.encode()).hexdigest()
+
+
+def _read_counting(cache: Any, keys: list[str], counter: _Counting) -> tuple[dict, int]:
+    """``(cache.get_many(keys), count)`` in one round trip on django-redis."""
+    if not _uses_redis(cache):
+        return cache.get_many(keys), _raw_count(cache, counter.key, counter.seconds)
+    from redis.exceptions import NoScriptError
+
+    client = cache.client
+    raw = [cache.make_key(counter.key), *(cache.make_key(k) for k in keys)]
+    redis = client.get_client(write=True)
+    try:
+        count, values = redis.evalsha(_COUNT_AND_READ_SHA, len(raw), *raw, counter.seconds)
+    except NoScriptError:  # first use on this server (or after SCRIPT FLUSH): send it
+        count, values = redis.eval(_COUNT_AND_READ, len(raw), *raw, counter.seconds)
+    return ({k: client.decode(v) for k, v in zip(keys, values, strict=True) if v is not None},
+            count)
+
+
+def _read_stamped(cache: Any, keys: list[str]) -> dict | None:
+    """The entry and its stamps (None: cache down), counting the request if asked."""
+    counter = _counting.get()
+    if counter is None or counter.done:
+        return _guarded("read", None, lambda: cache.get_many(keys))
+    counter.done = True
+    found, count = _guarded("read", (None, None), lambda: _read_counting(cache, keys, counter))
+    counter.admit(count)  # outside the guard: a refusal is not a cache fault
+    return found
+
+
 def publish_model_version(version_id: int) -> None:
     write(MODEL_VERSION, version_id, MODEL_VERSION_SECONDS)
 
@@ -318,8 +417,7 @@ def cached_answer(
     key = f"{PREFIX}:{kind}:u{user_id}:{digest[:20]}"
     user_gen = user_generation_key(user_id)
     cache = _cache()
-    found = _guarded("read", None,
-                     lambda: cache.get_many([key, MODEL_VERSION, CATALOGUE_GENERATION, user_gen]))
+    found = _read_stamped(cache, [key, MODEL_VERSION, CATALOGUE_GENERATION, user_gen])
     if found is None:  # cache down
         return compute(active_version()), False
     version = found.get(MODEL_VERSION)

@@ -110,6 +110,11 @@ DEFAULTS: dict[str, Any] = {
     # Django signal (queryset.update, raw SQL) is then never listed. False: rely on the
     # signals, and such a change shows only when the entry expires (CACHE_TIMEOUT).
     "LIVE_ACTIVE_CHECK": True,
+    # How old (ms) the active flags a cache hit trusts may be. Each process reads the
+    # flags of the businesses it shows in one query at most this often, so a business
+    # deactivated or deleted without a signal may still be listed this long after its
+    # commit (through the ORM: not at all). 0: one primary-key query on every hit.
+    "ACTIVE_CHECK_INTERVAL_MS": 1000,
     # Which entry of ``CACHES`` holds recommendation results.
     "CACHE_ALIAS": "default",
     # Seconds a cached result lives; the versioned keys make it safe to be generous.

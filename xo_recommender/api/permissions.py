@@ -12,13 +12,17 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
 from xo_recommender import cache as rec_cache
+from xo_recommender.conf import settings as rec_settings
 
 #: The permission that lets an account act for any user (see ``Interaction.Meta``).
 SYNC_PERMISSION = "xo_recommender.sync"
@@ -59,11 +63,18 @@ class RecommenderRateThrottle(ScopedRateThrottle):
     at import), so ``override_settings`` works, and an unconfigured scope is unlimited.
     A view may pin a scope with ``throttle_scope``.
 
-    It counts in a fixed window that opens at a client's first request (one atomic
-    ``incr`` per request, where DRF's sliding history costs a read and a write), and a
-    cache that is down lets requests through instead of failing them (and opens the
-    recommender's cache breaker, so a hung cache is not waited for on every request).
+    It counts in a fixed window that opens at a client's first request (one round trip
+    per request, where DRF's sliding history costs a read and a write), and a cache that
+    is down lets requests through instead of failing them (and opens the recommender's
+    cache breaker, so a hung cache is not waited for on every request).
+
+    A view with ``throttle_with_answer = True`` whose answers live in the same cache
+    has the count deferred into its cache read (:meth:`counted`): the increment travels
+    in the answer's round trip and refuses the request before anything is computed.
     """
+
+    #: The request attribute holding a throttle whose count rides on the answer's read.
+    DEFERRED = "_xo_recommender_deferred_throttle"
 
     def allow_request(self, request: Any, view: Any) -> bool:
         self.scope = getattr(view, "throttle_scope", None) or (
@@ -73,18 +84,29 @@ class RecommenderRateThrottle(ScopedRateThrottle):
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        key = self.get_cache_key(request, view)
-        if key is None or rec_cache.breaker_open():  # the cache failed a moment ago
+        self.key = self.get_cache_key(request, view)
+        if self.key is None or rec_cache.breaker_open():  # the cache failed a moment ago
             return True
-        try:
-            try:
-                count = self.cache.incr(key)
-            except ValueError:  # no window open: open one (add is atomic)
-                count = 1 if self.cache.add(key, 1, self.duration) else self.cache.incr(key)
-        except Exception as exc:  # the cache is down: serve rather than fail
-            rec_cache.note_failure("throttle", exc)
+        if (getattr(view, "throttle_with_answer", False)
+                and rec_settings.CACHE_ALIAS == DEFAULT_CACHE_ALIAS):
+            setattr(request, self.DEFERRED, self)
             return True
-        return count <= self.num_requests
+        count = rec_cache.count_window(self.key, self.duration,
+                                       cache=caches[DEFAULT_CACHE_ALIAS])
+        return count is None or count <= self.num_requests
+
+    def admit(self, count: int | None) -> None:
+        """Refuse (429) a request counted beyond the rate; None (cache down) passes."""
+        if count is not None and count > self.num_requests:
+            raise Throttled(wait=self.wait())
+
+    @classmethod
+    def counted(cls, request: Any) -> AbstractContextManager:
+        """The block in which a deferred count is taken (nothing when not deferred)."""
+        throttle = getattr(request, cls.DEFERRED, None)
+        if throttle is None:
+            return nullcontext()
+        return rec_cache.counting(throttle.key, throttle.duration, throttle.admit)
 
     def wait(self) -> float | None:
         return float(self.duration) if getattr(self, "duration", None) else None

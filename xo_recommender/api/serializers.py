@@ -252,6 +252,33 @@ class RecommendationsResponseSerializer(serializers.Serializer):
     cached = serializers.BooleanField()
 
 
+def recommendations_data(page: Any) -> dict[str, Any]:
+    """``RecommendationsResponseSerializer(page).data``, built directly.
+
+    The same values and key order (a test compares the two on hits and misses), without
+    DRF's per-field copies and lookups, which cost a cache hit more than its cache and
+    database round trips together. As in DRF, a None field stays None.
+    """
+    items = []
+    for item in page.items:
+        reasons, categories = item.reasons, item.categories
+        score, distance = item.score, item.distance_km
+        items.append({
+            "business_id": _maybe(int, item.business_id), "name": _maybe(str, item.name),
+            "score": None if score is None else float(score),
+            "reasons": None if reasons is None else [str(r) for r in reasons],
+            "categories": None if categories is None else [str(c) for c in categories],
+            "distance_km": None if distance is None else float(distance)})
+    return {"user_id": _maybe(int, page.user_id), "recommendations": items,
+            "model_version": _maybe(int, page.model_version),
+            "cached": _maybe(bool, page.cached)}
+
+
+def _maybe(convert: Any, value: Any) -> Any:
+    """A field's representation as DRF gives it: None stays None."""
+    return None if value is None else convert(value)
+
+
 class SimilarResponseSerializer(serializers.Serializer):
     business_id = serializers.IntegerField()
     model_version = serializers.IntegerField()

@@ -109,6 +109,30 @@ def validated(serializer_class: type, data: Any) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
+#: Validated recommendation queries by their parameters (and ``MAX_RESULTS``, which the
+#: validation reads): clients send few distinct queries, and building the serializer
+#: cost a cache hit more than its round trips. Only valid queries are kept.
+_RECOMMEND_QUERIES: dict[tuple, dict[str, Any]] = {}
+_MAX_RECOMMEND_QUERIES = 1024
+
+
+def recommend_query(params: Any) -> dict[str, Any]:
+    """``validated(RecommendQuerySerializer, params)``, remembered per distinct query."""
+    data = params.dict() if hasattr(params, "dict") else dict(params)
+    try:
+        key = (int(rec_settings.MAX_RESULTS), tuple(sorted(data.items())))
+        hash(key)
+    except TypeError:  # values that cannot key a dict: validate without remembering
+        return validated(s.RecommendQuerySerializer, data)
+    found = _RECOMMEND_QUERIES.get(key)
+    if found is None:
+        found = validated(s.RecommendQuerySerializer, data)
+        if len(_RECOMMEND_QUERIES) >= _MAX_RECOMMEND_QUERIES:
+            _RECOMMEND_QUERIES.clear()
+        _RECOMMEND_QUERIES[key] = found
+    return dict(found)
+
+
 def require_act_for(request: Request, user_id: int) -> None:
     """403 unless the caller is that user or a service account."""
     if not may_act_for(request.user, user_id):
@@ -163,14 +187,17 @@ class RecommendationViewSet(RecommenderViewSet):
 
     lookup_field = "user_id"
     lookup_value_regex = "[0-9]+"
+    #: The read throttle counts in the answer's cache round trip (one for both).
+    throttle_with_answer = True
 
     def _answer(self, request: Request, user_id: int) -> Response:
-        require_act_for(request, user_id)
-        query = validated(s.RecommendQuerySerializer, request.query_params)
-        alias = "max_results" if "max_results" in request.query_params else "limit"
-        with service_errors(limit=alias):
-            page = services.recommendation_page(user_id, **query)
-        return Response(s.RecommendationsResponseSerializer(page).data)
+        with RecommenderRateThrottle.counted(request):
+            require_act_for(request, user_id)
+            query = recommend_query(request.query_params)
+            alias = "max_results" if "max_results" in request.query_params else "limit"
+            with service_errors(limit=alias):
+                page = services.recommendation_page(user_id, **query)
+        return Response(s.recommendations_data(page))
 
     @extend_schema(
         summary="Recommendations for a user",

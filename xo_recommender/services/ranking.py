@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
@@ -179,8 +180,9 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
     """The model's ranking for one query (plus slack), from the cache when unchanged.
 
     Each ranked row carries the business's name and categories as the view showed them
-    when it was computed (an edit retires the entry through ``business_changed``); whether
-    the business is still active is never cached: :func:`_live` reads it every time.
+    when it was computed (an edit retires the entry through ``business_changed``) and its
+    reasons as text (the language is part of the key); whether the business is still
+    active is never cached: :func:`_live` checks it on every hit.
     """
     excluded = sorted({int(_pk(b)) for b in exclude})
     params = {"limit": limit, "offset": offset, "category": category,
@@ -195,8 +197,8 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
         rec_user, version, results, _ = _rank(user, limit, offset, category, near, radius_km,
                                                excluded, diversify)
         rows = RecBusiness.objects.in_bulk([r.item_id for r in results])
-        ranked = [[r.item_id, r.score, list(r.reasons), r.distance_km, row.name,
-                   list(row.categories or [])]
+        ranked = [[r.item_id, r.score, reason_text.render_all(r.reasons), r.distance_km,
+                   row.name, list(row.categories or [])]
                   for r in results if (row := rows.get(r.item_id)) is not None and row.is_active]
         return {"user_id": rec_user.pk, "model_version": version, "ranked": ranked}
 
@@ -205,48 +207,156 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
                                items=lambda answer: [row[0] for row in answer["ranked"]])
 
 
-def _active_ids(ids: list[int]) -> set[int]:
+def _active_ids(ids: Iterable[int], using: str | None = None) -> set[int]:
     """Which of ``ids`` are active in the host's business table right now.
 
-    One primary-key lookup on the host table in plain SQL (no view aggregate, no model
-    instances: it runs on every cache hit), read past any filtering default manager. A
-    NULL flag counts as active, as in the view. Identifiers go through ``quote_name``.
+    Primary-key lookups on the host table in plain SQL (no view aggregate, no model
+    instances), read past any filtering default manager. A NULL flag counts as active, as
+    in the view. Identifiers go through ``quote_name``; on PostgreSQL the ids travel as
+    one array parameter, elsewhere in chunks of placeholders.
     """
+    ids = [int(i) for i in ids]
     if not ids:
         return set()
     business_model = Interaction.business.field.related_model
     meta = business_model._meta
-    connection = connections[router.db_for_read(business_model)]
+    connection = connections[using or router.db_for_read(business_model)]
     q = connection.ops.quote_name
     field = rec_settings.BUSINESS_FIELDS.get("is_active")
     columns = q(meta.pk.column) + (f", {q(meta.get_field(field).column)}" if field else "")
-    sql = (f"SELECT {columns} FROM {q(meta.db_table)} "
-           f"WHERE {q(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})")
+    select = f"SELECT {columns} FROM {q(meta.db_table)} WHERE {q(meta.pk.column)}"
+    if connection.vendor == "postgresql":
+        batches = [(f"{select} = ANY(%s)", [ids])]
+    else:
+        batches = [(f"{select} IN ({', '.join(['%s'] * len(chunk))})", chunk)
+                   for chunk in (ids[i:i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK))]
+    rows = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, [int(i) for i in ids])
-        rows = cursor.fetchall()
+        for sql, params in batches:
+            cursor.execute(sql, params)
+            rows += cursor.fetchall()
     if not field:
         return {row[0] for row in rows}
     return {pk for pk, flag in rows if flag is None or bool(flag)}
 
 
-def _live(ranked: list, limit: int, *, check: bool = True) -> list[PageItem]:
-    """The first ``limit`` ranked businesses that are active *now*.
+#: Placeholders per ``IN`` list where ids cannot travel as one array (SQLite's limit).
+_IN_CHUNK = 5000
 
-    Checked on every request, cache hit or not: a business deactivated or deleted by
-    any means (the ORM, ``queryset.update``, raw SQL in the host) is left out at once,
-    without relying on signals. The page comes up short only when more than ``_SLACK``
-    of it went inactive since the model was built. ``LIVE_ACTIVE_CHECK = False`` skips
-    the query and relies on the save/delete signals alone.
+
+class _ActiveFlags:
+    """This process's memory of which businesses were listable when last read.
+
+    A cache hit asks it instead of the database. The ids the process has shown are kept
+    in ``SLICES`` slices (by id); a slice is read again, in one query, once it is older
+    than ``ACTIVE_CHECK_INTERVAL_MS``, and an id not seen before is read at once. So a
+    hit trusts a flag read at most that long ago (a read's clock starts before its
+    query): a business deactivated or deleted without a Django signal
+    (``queryset.update``, raw SQL) leaves every page within the interval; through the
+    ORM, the signals retire its lists at once. A request also reads the oldest slice once
+    it is older than ``(SLICES - 1) / SLICES`` of the interval, so the reads are spread
+    over requests (each a slice's worth) rather than one read of everything stalling one
+    request and those queued behind it.
     """
-    ids = [row[0] for row in ranked]
-    active = _active_ids(ids) if check and rec_settings.LIVE_ACTIVE_CHECK else set(ids)
+
+    SLICES = 8
+    #: Ids remembered at most; beyond, the memory starts again from the page asked.
+    MAX_IDS = 100_000
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.memory: dict[str, tuple[list[float], list[dict[int, bool]]]] = {}
+
+    def listable(self, ids: list[int], interval: float) -> set[int]:
+        business_model = Interaction.business.field.related_model
+        using = router.db_for_read(business_model)
+        slices = self.SLICES
+        with self.lock:  # one reader at a time: the others then find the flags fresh
+            read_at, flags = self.memory.get(using) or self._empty(using)
+            if sum(map(len, flags)) > self.MAX_IDS:
+                read_at, flags = self._empty(using)
+            now = time.monotonic()
+            oldest = min(range(slices), key=read_at.__getitem__)
+            due = {oldest} if now - read_at[oldest] > interval * (slices - 1) / slices else set()
+            due |= {i % slices for i in ids if now - read_at[i % slices] > interval}
+            wanted = {i for k in due for i in flags[k]}
+            wanted.update(i for i in ids if i % slices in due or i not in flags[i % slices])
+            active = self._read(wanted, using) if wanted else set()  # one query at most
+            for k in due:
+                flags[k] = {}
+                read_at[k] = now
+            for i in wanted:
+                flags[i % slices][i] = i in active
+            return {i for i in ids if flags[i % slices][i]}
+
+    def learn(self, ids: Iterable[int], since: float) -> None:
+        """``ids`` were read active from the view after ``since`` (a computed ranking):
+        remembered as listable where that is no older than their slice's own read."""
+        using = router.db_for_read(Interaction.business.field.related_model)
+        with self.lock:
+            read_at, flags = self.memory.get(using) or self._empty(using)
+            for i in ids:
+                k = i % self.SLICES
+                if not flags[k] and since > read_at[k]:  # nothing read there yet
+                    read_at[k] = since
+                if since >= read_at[k]:
+                    flags[k][i] = True
+
+    def _empty(self, using: str) -> tuple[list[float], list[dict[int, bool]]]:
+        self.memory[using] = ([-math.inf] * self.SLICES, [{} for _ in range(self.SLICES)])
+        return self.memory[using]
+
+    @staticmethod
+    def _read(ids: Iterable[int], using: str) -> set[int]:
+        with statement_timeout(using):  # a locked host table answers 503, never hangs
+            return _active_ids(ids, using)
+
+    def forget(self) -> None:
+        with self.lock:
+            self.memory.clear()
+
+
+_active_flags = _ActiveFlags()
+
+
+def forget_active_flags() -> None:
+    """Drop this process's memory of active flags (tests: a rolled-back database
+    hands the same ids out again)."""
+    _active_flags.forget()
+
+
+def _listable(ids: list[int]) -> set[int]:
+    """Which of ``ids`` a cache hit may list: active now (``ACTIVE_CHECK_INTERVAL_MS``
+    0), or when this process last read them, at most that many milliseconds ago."""
+    interval = float(rec_settings.ACTIVE_CHECK_INTERVAL_MS or 0) / 1000
+    if interval <= 0:
+        return _active_ids(ids)
+    return _active_flags.listable(ids, interval)
+
+
+def _live(ranked: list, limit: int, *, check: bool = True) -> list[PageItem]:
+    """The first ``limit`` ranked businesses that are listable.
+
+    Checked on every cache hit: a business deactivated or deleted by any means (the
+    ORM, ``queryset.update``, raw SQL in the host) is left out, without relying on
+    signals, at once or within ``ACTIVE_CHECK_INTERVAL_MS`` (see :class:`_ActiveFlags`).
+    The page comes up short only when more than ``_SLACK`` of it went inactive since
+    the model was built. ``LIVE_ACTIVE_CHECK = False`` skips the check and relies on the
+    save/delete signals alone.
+    """
+    if check and rec_settings.LIVE_ACTIVE_CHECK:
+        # the shown businesses; the slack's only when some of those went inactive
+        active = _listable([row[0] for row in ranked[:limit]])
+        if len(active) < min(limit, len(ranked)):
+            active |= _listable([row[0] for row in ranked[limit:]])
+    else:
+        active = {row[0] for row in ranked}
     page = []
     for item_id, score, reasons, distance_km, name, categories in ranked:
         if item_id not in active:
             continue
-        page.append(PageItem(item_id, name, round(score, 6), reason_text.render_all(reasons),
-                             list(categories), distance_km))
+        page.append(PageItem(item_id, name, round(score, 6), reasons, categories,
+                             distance_km))
         if len(page) == limit:
             break
     return page
@@ -267,10 +377,14 @@ def recommendation_page(
 
     The one ranking path: ``recommend_for`` and the REST API both serve it, with one
     cache. Arguments and errors as ``recommend_for``. A miss runs under the statement
-    timeout; a hit costs one primary-key query (the active check) and no transaction.
+    timeout; a hit asks the database nothing when this process read the page's active
+    flags within ``ACTIVE_CHECK_INTERVAL_MS`` (a ranking it computed counts as read).
     """
+    since = time.monotonic()
     answer, cached = _ranked(user, limit, offset, category, near, radius_km, exclude,
                              diversify)
+    if not cached and rec_settings.LIVE_ACTIVE_CHECK and rec_settings.ACTIVE_CHECK_INTERVAL_MS:
+        _active_flags.learn([row[0] for row in answer["ranked"]], since)  # read just now
     # a ranking computed just now was filtered by the view already: check hits only
     return RecommendationPage(answer["user_id"], answer["model_version"],
                               _live(answer["ranked"], limit, check=cached), cached)
@@ -332,7 +446,8 @@ def recommendation_payload(
 def _ranking_settings() -> dict[str, Any]:
     """The settings that shape a ranking at request time: part of every cache key, so a
     deploy that changes them is not answered from entries computed under the old ones."""
-    return {"_language": translation.get_language(), "_site": rec_settings.SITE_NAME,
+    return {"_entry": 2,  # rows hold rendered reasons: never read an older entry's
+            "_language": translation.get_language(), "_site": rec_settings.SITE_NAME,
             "_ranking": [rec_settings.BLEND_WEIGHTS, rec_settings.EXCLUDE_INTERACTED_TYPES,
                          rec_settings.INTERACTION_WEIGHTS, rec_settings.GEO_SCALE_KM,
                          rec_settings.DIVERSIFY, rec_settings.DIVERSITY_LAMBDA,
