@@ -75,8 +75,11 @@ def measure_size(n: int, args) -> dict:
         rss_mib = float(child.stdout.split("peak memory", 1)[1].split("MiB")[0]
                         .replace(",", ""))
         rebuilds.append((wall, rss_mib))
-    probe = run([py, __file__, "--latency-probe", "--users-sampled", str(args.users_sampled)],
-                env)
+    probe = run([py, __file__, "--latency-probe", "--users-sampled", str(args.users_sampled),
+                 *(["--profile"] if args.profile else [])], env)
+    if args.profile:
+        print(probe.stdout)
+        sys.exit(0)
     latency = json.loads(probe.stdout.strip().splitlines()[-1])
     return {
         "interactions": n, "users": users, "businesses": businesses,
@@ -87,8 +90,11 @@ def measure_size(n: int, args) -> dict:
     }
 
 
-def latency_probe(users_sampled: int) -> None:
-    """In a child with DATABASE_URL set: time recommend_for over random users."""
+def latency_probe(users_sampled: int, profile: bool = False) -> None:
+    """In a child with DATABASE_URL set: time recommend_for over random users.
+
+    ``profile``: run the same calls under pyinstrument (the ``bench`` extra) and print
+    where the time goes instead of the figures (profiling slows every call down)."""
     import random
 
     import django
@@ -102,6 +108,15 @@ def latency_probe(users_sampled: int) -> None:
     active_users = list(Interaction.objects.values_list("user_id", flat=True).distinct()[:200_000])
     sample = rng.sample(active_users, min(users_sampled, len(active_users)))
     recommend_for(sample[0])  # load the model into this process
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0002)
+        with profiler:
+            for user_id in sample:
+                recommend_for(user_id, 10)
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
+        return
     floor, times = [], []
     for user_id in sample:
         t0 = time.perf_counter()
@@ -133,10 +148,12 @@ def main() -> None:
     parser.add_argument("--db-prefix", default="xo_bench",
                         help="databases are <prefix>_<n> (one per size, kept for reuse)")
     parser.add_argument("--smoke", action="store_true", help="one tiny size (CI)")
+    parser.add_argument("--profile", action="store_true",
+                        help="print a pyinstrument profile of the uncached calls instead")
     parser.add_argument("--latency-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.latency_probe:
-        latency_probe(args.users_sampled)
+        latency_probe(args.users_sampled, args.profile)
         return
     if args.smoke:
         args.sizes, args.rebuilds, args.users_sampled = "20000", 1, 50
