@@ -363,7 +363,8 @@ class Recommender:
         point = query.near or query.location
         distances = None
         if point is not None:
-            distances = self.locations.distances_km(*point)[ranking.indices].astype(np.float64)
+            distances = self.locations.distances_km(*point, at=ranking.indices).astype(
+                np.float64)
         type_of = self._history_types(query.history)
         collab_src = profile_src = None
         def lifted(component: str) -> bool:  # evidence is looked up only where it is used
