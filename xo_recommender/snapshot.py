@@ -184,3 +184,24 @@ def user_with_history_query(user_id: Any, types: tuple[str, ...]
         return UserSnapshot(user, _events(chunks, types))
 
     return sql, params, read
+
+
+def page_rows(ids: list[int]) -> dict[int, tuple[str, list, bool]]:
+    """``{id: (name, categories, is_active)}`` of these businesses in the business view,
+    in one primary-key query (plain SQL: it runs on every uncached page)."""
+    if not ids:
+        return {}
+    using = router.db_for_read(RecBusiness)
+    connection = connections[using]
+    q = connection.ops.quote_name
+    meta = RecBusiness._meta
+    fields = [meta.get_field(f) for f in ("id", "name", "categories", "is_active")]
+    sql = (f"SELECT {', '.join(q(f.column) for f in fields)} FROM {q(meta.db_table)} "
+           f"WHERE {q(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [int(i) for i in ids])
+        rows = cursor.fetchall()
+    _, name, categories, active = fields
+    return {int(pk): (label, categories.from_db_value(cats, None, connection),
+                      active.to_python(flag))
+            for pk, label, cats, flag in rows}

@@ -179,9 +179,7 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
         # primary-key lookup of at most limit + slack businesses.
         rec_user, version, results, _ = _rank(user, limit, offset, category, near, radius_km,
                                                excluded, diversify, expected_version)
-        rows = {pk: (name, categories, active) for pk, name, categories, active in
-                RecBusiness.objects.filter(pk__in=[r.item_id for r in results])
-                .values_list("pk", "name", "categories", "is_active")}
+        rows = snapshot.page_rows([r.item_id for r in results])
         ranked = [[r.item_id, r.score, list(r.reasons), r.distance_km, row[0],
                    list(row[1] or [])]
                   for r in results if (row := rows.get(r.item_id)) is not None and row[2]]
