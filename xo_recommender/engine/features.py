@@ -76,9 +76,21 @@ def _max_normalised(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return np.minimum(s / np.float32(top), np.float32(1.0))
 
 
+def history_category_weights(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray:
+    """The user's history weight in each category: ``row @ categories`` for the binary
+    category matrix, accumulated in float32 in the same order (history item by item),
+    from the slot table instead of a sparse product."""
+    slots = category_slots(categories)[:, row.indices].T  # history item × slot
+    weights = np.broadcast_to(np.asarray(row.data, np.float32)[:, None], slots.shape)
+    keep = slots >= 0
+    out = np.zeros(categories.shape[1], np.float32)
+    np.add.at(out, slots[keep], weights[keep])
+    return out
+
+
 def category_affinity(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray:
     """Share of the user's (weighted) history in each business's categories, in [0, 1]."""
-    per_category = np.asarray((row @ categories).todense(), dtype=np.float64).ravel()
+    per_category = history_category_weights(categories, row).astype(np.float64)
     total = per_category.sum()
     if total <= 0:
         return np.zeros(categories.shape[0], np.float32)
