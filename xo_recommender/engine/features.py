@@ -129,7 +129,8 @@ def category_sets(categories: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     if sets is None:
         slots = category_slots(categories)
         unique, inverse = np.unique(slots, axis=1, return_inverse=True)
-        sets = (np.ascontiguousarray(unique), inverse.ravel().astype(np.intp))
+        small = np.int16 if unique.shape[1] <= np.iinfo(np.int16).max else np.int32
+        sets = (np.ascontiguousarray(unique), inverse.ravel().astype(small))  # less to read
         categories._xo_sets = sets
     return sets
 
@@ -352,8 +353,12 @@ def score(features: Mapping[str, np.ndarray], weights: Mapping[str, float],
           n_items: int) -> np.ndarray:
     """``Σ weight × feature`` (float32); a feature that is absent counts as zero."""
     total = np.zeros(n_items, np.float32)
+    term = np.empty(n_items, np.float32)
     for name, w in weights.items():
         v = features.get(name)
-        if v is not None and w:
+        if v is not None and w and v.dtype == np.float32:
+            np.multiply(v, np.float32(w), out=term)  # the same float32 product, in place
+            total += term
+        elif v is not None and w:
             total += np.float32(w) * v
     return total
