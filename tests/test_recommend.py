@@ -205,7 +205,9 @@ def test_outside_a_transaction_a_miss_is_three_round_trips(world, django_assert_
     with django_assert_num_queries(3) as captured:
         recommend_for(user, 10)
     first = captured.captured_queries[0]["sql"]
-    assert first.startswith("BEGIN; SET LOCAL statement_timeout = ") and first.endswith("COMMIT")
+    if connections["default"].vendor == "postgresql":  # elsewhere there is no timeout
+        assert first.startswith("BEGIN; SET LOCAL statement_timeout = ")
+        assert first.endswith("COMMIT")
     assert not connections["default"].in_atomic_block
 
 
