@@ -67,3 +67,40 @@ def test_unused_block_sends_nothing(settings, django_assert_num_queries):
 
     with django_assert_num_queries(0), statement_timeout():
         pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_uncached_page_over_a_locked_history_is_503_within_the_timeout(settings):
+    """As in production (no transaction around the request), the one-message history
+    read keeps the bound, answers 503 JSON, and leaves the connection usable with the
+    database's own setting. (Inside a transaction the read is an ordinary query under
+    ``statement_timeout``; the test's own reads there would keep the lock away.)"""
+    from xo_recommender import record_interaction
+    from xo_recommender.services import rebuild
+
+    assert not connection.in_atomic_block
+    user, business = UserFactory(), BusinessFactory()
+    record_interaction(user, business, "like")
+    rebuild()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        before = cursor.fetchone()[0]
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "STATEMENT_TIMEOUT_MS": 300}
+    params = connection.get_connection_params()
+    other = psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"},
+                            autocommit=False)
+    other.execute(f"LOCK TABLE {Interaction._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+    try:
+        started = time.perf_counter()
+        response = client_for(user).get(f"{API}{user.pk}/")
+        elapsed = time.perf_counter() - started
+    finally:
+        other.rollback()
+        other.close()
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert elapsed < 2.0
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == before
+    assert client_for(user).get(f"{API}{user.pk}/").status_code == 200

@@ -90,9 +90,22 @@ def publish_active(version_id: int) -> None:
     cache.publish_model_version(version_id)
 
 
-def active_model() -> tuple[int, Recommender]:
-    """``(version id, model)`` of the active version; loads it on first use or change."""
+def loaded_version() -> int | None:
+    """The version this process holds in memory (None before the first load)."""
+    loaded = _loaded
+    return None if loaded is None else loaded[0]
+
+
+def active_model(known: int | None = None) -> tuple[int, Recommender]:
+    """``(version id, model)`` of the active version; loads it on first use or change.
+
+    ``known``: the active version as the caller already knows it (the cache stamps its
+    answers with it); when that version is the one in memory, no query is sent.
+    """
     global _loaded
+    loaded = _loaded
+    if known is not None and loaded is not None and loaded[0] == known:
+        return loaded
     while True:  # a loop, not recursion: ``_lock`` is not re-entrant
         version_id = active_version_id()
         if version_id is None:

@@ -8,6 +8,10 @@ millions of rows never become millions of model instances.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 from django.db import connections, router
 
@@ -81,13 +85,12 @@ def load_users(user_ids: np.ndarray | None = None) -> UserProfiles:
     )
 
 
-def load_interactions(types: tuple[str, ...], user_id: int | None = None) -> Events:
-    """Every interaction of a known type (or one user's), as arrays."""
-    using = router.db_for_read(Interaction)
-    connection = connections[using]
+def _interaction_select(connection, types: tuple[str, ...], alias: str) -> tuple[str, list]:
+    """The columns an ``Events`` row needs, from the interaction table as ``alias``: user,
+    business, type code, weight, count, last and first time in Unix seconds."""
     meta = Interaction._meta
     q = connection.ops.quote_name
-    col = {f: q(meta.get_field(f).column) for f in
+    col = {f: f"{alias}.{q(meta.get_field(f).column)}" for f in
            ("user", "business", "interaction_type", "weight", "count", "first_seen",
             "last_seen")}
 
@@ -97,22 +100,17 @@ def load_interactions(types: tuple[str, ...], user_id: int | None = None) -> Eve
         return f"(julianday({column}) - 2440587.5) * 86400.0"
 
     case = " ".join(f"WHEN %s THEN {i}" for i in range(len(types)))
-    sql = (
-        f"SELECT {col['user']}, {col['business']}, CASE {col['interaction_type']} {case} END, "
-        f"{col['weight']}, {col['count']}, {epoch(col['last_seen'])}, "
-        f"{epoch(col['first_seen'])} FROM {q(meta.db_table)} "
-        f"WHERE {col['interaction_type']} IN ({', '.join(['%s'] * len(types))})"
-    )
-    params: list = [*types, *types]
-    if user_id is not None:
-        sql += f" AND {col['user']} = %s"
-        params.append(user_id)
-    chunks = []
-    cursor = connection.chunked_cursor() if user_id is None else connection.cursor()
-    with cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(CHUNK_ROWS):
-            chunks.append(np.array(rows, dtype=np.float64))
+    return (f"{col['user']}, {col['business']}, CASE {col['interaction_type']} {case} END, "
+            f"{col['weight']}, {col['count']}, {epoch(col['last_seen'])}, "
+            f"{epoch(col['first_seen'])}"), list(types)
+
+
+def _type_filter(connection, types: tuple[str, ...], alias: str) -> tuple[str, list]:
+    column = connection.ops.quote_name(Interaction._meta.get_field("interaction_type").column)
+    return f"{alias}.{column} IN ({', '.join(['%s'] * len(types))})", list(types)
+
+
+def _events(chunks: list[np.ndarray], types: tuple[str, ...]) -> Events:
     data = np.concatenate(chunks) if chunks else np.zeros((0, 7))
     return Events(
         user_ids=data[:, 0].astype(np.int64),
@@ -124,3 +122,94 @@ def load_interactions(types: tuple[str, ...], user_id: int | None = None) -> Eve
         last_seen=data[:, 5].copy(),
         first_seen=data[:, 6].copy(),
     )
+
+
+def load_interactions(types: tuple[str, ...], user_id: int | None = None) -> Events:
+    """Every interaction of a known type (or one user's), as arrays."""
+    using = router.db_for_read(Interaction)
+    connection = connections[using]
+    q = connection.ops.quote_name
+    columns, params = _interaction_select(connection, types, "i")
+    where, where_params = _type_filter(connection, types, "i")
+    sql = f"SELECT {columns} FROM {q(Interaction._meta.db_table)} i WHERE {where}"
+    params += where_params
+    if user_id is not None:
+        sql += f" AND i.{q(Interaction._meta.get_field('user').column)} = %s"
+        params.append(user_id)
+    chunks = []
+    cursor = connection.chunked_cursor() if user_id is None else connection.cursor()
+    with cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(CHUNK_ROWS):
+            chunks.append(np.array(rows, dtype=np.float64))
+    return _events(chunks, types)
+
+
+@dataclass(frozen=True)
+class UserSnapshot:
+    """One user as a request sees them: their row in the user view and their history."""
+
+    user: RecUser
+    history: Events
+
+
+def user_with_history_query(user_id: Any, types: tuple[str, ...]
+                            ) -> tuple[str, list, Callable[[list[tuple]], UserSnapshot | None]]:
+    """One query for a user's view row and all their interactions of ``types`` (a left
+    join: a user without any still gets a row), and how to read its rows.
+
+    ``user_id`` goes through the view's primary key field (a value it cannot take
+    raises ``TypeError`` / ``ValueError``, as a filter would); identifiers through
+    ``quote_name``. The caller runs it (under its statement timeout).
+    """
+    using = router.db_for_read(RecUser)
+    connection = connections[using]
+    q = connection.ops.quote_name
+    meta = RecUser._meta
+    pk = meta.pk.get_db_prep_value(meta.pk.get_prep_value(user_id), connection)
+    fields = [meta.get_field(f) for f in ("id", "interests", "latitude", "longitude",
+                                          "is_active")]
+    user_columns = ", ".join(f"u.{q(f.column)}" for f in fields)
+    columns, params = _interaction_select(connection, types, "i")
+    where, where_params = _type_filter(connection, types, "i")
+    user_fk = q(Interaction._meta.get_field("user").column)
+    sql = (f"SELECT {user_columns}, {columns} FROM {q(meta.db_table)} u "
+           f"LEFT JOIN {q(Interaction._meta.db_table)} i "
+           f"ON i.{user_fk} = u.{q(meta.pk.column)} AND {where} "
+           f"WHERE u.{q(meta.pk.column)} = %s")
+    params += [*where_params, pk]
+    n_user = len(fields)
+
+    def read(rows: list[tuple]) -> UserSnapshot | None:
+        if not rows:
+            return None
+        values = [f.to_python(f.from_db_value(v, None, connection)
+                              if hasattr(f, "from_db_value") else v)
+                  for f, v in zip(fields, rows[0][:n_user], strict=True)]
+        user = RecUser(**{f.attname: v for f, v in zip(fields, values, strict=True)})
+        history = [row[n_user:] for row in rows if row[n_user] is not None]
+        chunks = [np.array(history, dtype=np.float64)] if history else []
+        return UserSnapshot(user, _events(chunks, types))
+
+    return sql, params, read
+
+
+def page_rows(ids: list[int]) -> dict[int, tuple[str, list, bool]]:
+    """``{id: (name, categories, is_active)}`` of these businesses in the business view,
+    in one primary-key query (plain SQL: it runs on every uncached page)."""
+    if not ids:
+        return {}
+    using = router.db_for_read(RecBusiness)
+    connection = connections[using]
+    q = connection.ops.quote_name
+    meta = RecBusiness._meta
+    fields = [meta.get_field(f) for f in ("id", "name", "categories", "is_active")]
+    sql = (f"SELECT {', '.join(q(f.column) for f in fields)} FROM {q(meta.db_table)} "
+           f"WHERE {q(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [int(i) for i in ids])
+        rows = cursor.fetchall()
+    _, name, categories, active = fields
+    return {int(pk): (label, categories.from_db_value(cats, None, connection),
+                      active.to_python(flag))
+            for pk, label, cats, flag in rows}

@@ -82,31 +82,29 @@ def top_k(scores: np.ndarray, k: int, offset: int = 0) -> np.ndarray:
     """Indices of ranks ``offset .. offset+k-1`` by descending score, ties to the lower index.
 
     NaN and ``-inf`` mark items that must never be returned, so a page can be shorter
-    than ``k``. O(n) selection (partition around the threshold score, then only the
-    tied items at the threshold are taken in index order) plus a sort of ``offset+k``
-    items; the tie rule makes pages stable, so consecutive offsets never overlap.
+    than ``k``. O(n) selection (one partition finds the ``offset+k``-th score; the items
+    above it and, in index order, those tied at it are taken) plus a sort of
+    ``offset+k`` items; the tie rule makes pages stable, so consecutive offsets never
+    overlap. A few passes over the scores: at 50,000 businesses it runs on every request.
     """
     if k < 0 or offset < 0:
         raise ValueError("k and offset must be non-negative")
     s = np.asarray(scores).ravel()
-    cand = np.flatnonzero(~np.isnan(s) & (s > -np.inf))
     need = offset + k
-    if k == 0 or cand.size <= offset:
+    if k == 0:
         return np.empty(0, dtype=np.int64)
-    cs = s[cand]
-    if need < cand.size:
-        # Selection is slow on many duplicates (e.g. a sea of zeros): drop the minimum
-        # value first when enough items beat it.
-        above_min = cs > cs.min()
-        if int(above_min.sum()) >= need:
-            cand, cs = cand[above_min], cs[above_min]
-        kth = np.partition(cs, cs.size - need)[cs.size - need]
-        above = cs > kth
-        ties = np.flatnonzero(cs == kth)[: need - int(above.sum())]
-        keep = above
-        keep[ties] = True
-        cand, cs = cand[keep], cs[keep]
-    order = np.lexsort((cand, -cs))
+    work = np.where(s > -np.inf, s, -np.inf) if s.dtype.kind == "f" else s  # NaN: -inf
+    valid = int(np.count_nonzero(work > -np.inf))
+    if valid <= offset:
+        return np.empty(0, dtype=np.int64)
+    if need < valid:
+        kth = np.partition(work, work.size - need)[work.size - need]  # a valid score
+        above = np.flatnonzero(work > kth)
+        ties = np.flatnonzero(work == kth)[: need - above.size]
+        cand = np.concatenate([above, ties])
+    else:
+        cand = np.flatnonzero(work > -np.inf)
+    order = np.lexsort((cand, -s[cand]))
     return cand[order][offset:need].astype(np.int64)
 
 

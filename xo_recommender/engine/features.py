@@ -79,9 +79,21 @@ def _max_normalised(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return np.minimum(s / np.float32(top), np.float32(1.0))
 
 
+def history_category_weights(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray:
+    """The user's history weight in each category: ``row @ categories`` for the binary
+    category matrix, accumulated in float32 in the same order (history item by item),
+    from the slot table instead of a sparse product."""
+    slots = category_slots(categories)[:, row.indices].T  # history item × slot
+    weights = np.broadcast_to(np.asarray(row.data, np.float32)[:, None], slots.shape)
+    keep = slots >= 0
+    out = np.zeros(categories.shape[1], np.float32)
+    np.add.at(out, slots[keep], weights[keep])
+    return out
+
+
 def category_shares(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray | None:
     """Share of the user's (weighted) history in each category (None: no history)."""
-    per_category = np.asarray((row @ categories).todense(), dtype=np.float64).ravel()
+    per_category = history_category_weights(categories, row).astype(np.float64)
     total = per_category.sum()
     return None if total <= 0 else per_category / total
 
@@ -113,13 +125,31 @@ def category_slots(categories: sp.csr_matrix) -> np.ndarray:
     return slots
 
 
+def category_sets(categories: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct category sets (as a padded ``k × m`` slot table) and each business's.
+
+    Businesses share a few thousand category sets among tens of thousands of them, so a
+    per-business sum or maximum over categories is computed once per set and then
+    gathered: the same arithmetic on the same numbers, a fraction of the passes. Built
+    once per loaded model.
+    """
+    sets = getattr(categories, "_xo_sets", None)
+    if sets is None:
+        slots = category_slots(categories)
+        unique, inverse = np.unique(slots, axis=1, return_inverse=True)
+        small = np.int16 if unique.shape[1] <= np.iinfo(np.int16).max else np.int32
+        sets = (np.ascontiguousarray(unique), inverse.ravel().astype(small))  # less to read
+        categories._xo_sets = sets
+    return sets
+
+
 def _per_item(categories: sp.csr_matrix, per_category: np.ndarray, combine) -> np.ndarray:
     extended = np.append(np.asarray(per_category, np.float32), np.float32(0.0))
-    slots = category_slots(categories)
+    slots, of_item = category_sets(categories)
     out = extended[slots[0]]
-    for slot in slots[1:]:  # a handful of contiguous gathers, not a row-wise reduction
+    for slot in slots[1:]:  # a handful of gathers over the distinct sets
         combine(out, extended[slot], out=out)
-    return out
+    return out[of_item]
 
 
 def per_item_max(categories: sp.csr_matrix, per_category: np.ndarray) -> np.ndarray:
@@ -132,10 +162,26 @@ def per_item_sum(categories: sp.csr_matrix, per_category: np.ndarray) -> np.ndar
     return _per_item(categories, per_category, np.add)
 
 
+def visited_categories(categories: sp.csr_matrix, items: np.ndarray,
+                       skip: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """How many of ``items`` (distinct businesses) are in each category, and how many
+    items were counted; ``skip``: leave out the items in any of these categories.
+
+    The column sums of ``categories[items]`` (a binary matrix, so the counts are exact),
+    from the slot table instead of a sparse row slice.
+    """
+    cols = category_slots(categories)[:, np.asarray(items, np.intp)]
+    if skip is not None and skip.size:
+        cols = cols[:, ~np.isin(cols, skip).any(axis=0)]
+    n = int(cols.shape[1])
+    cols = cols[cols >= 0]
+    return np.bincount(cols, minlength=categories.shape[1]).astype(np.float64), n
+
+
 def category_count(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray:
     """1 where the user went to two or more businesses of one of this business's
     categories."""
-    per_category = np.asarray(categories[row.indices].sum(axis=0), np.float32).ravel()
+    per_category = visited_categories(categories, row.indices)[0].astype(np.float32)
     if not per_category.any():
         return np.zeros(categories.shape[0], np.float32)
     return (per_item_max(categories, per_category) >= 2).astype(np.float32)
@@ -187,7 +233,15 @@ def category_base(categories: sp.csr_matrix, active: np.ndarray,
     total = float(w.sum())
     if total <= 0:
         return None
-    return np.asarray(categories.T @ w, np.float64).ravel() / total
+    # categories.T @ w, accumulated in float32 in the same (business) order, without
+    # building the transpose on every request
+    rows = getattr(categories, "_xo_rows", None)
+    if rows is None:
+        rows = np.repeat(np.arange(categories.shape[0]), np.diff(categories.indptr))
+        categories._xo_rows = rows
+    per_category = np.zeros(categories.shape[1], np.float32)
+    np.add.at(per_category, categories.indices, categories.data * w[rows])
+    return per_category.astype(np.float64) / total
 
 
 def category_lift(categories: sp.csr_matrix, row: sp.csr_matrix, base: np.ndarray | None,
@@ -206,16 +260,12 @@ def category_lift_by_category(categories: sp.csr_matrix, row: sp.csr_matrix,
     a taste for a category shows as a lift, however common the category is around them.
     Returned as ``log(lift)`` clipped to [0, 4], divided by 4.
     """
-    visited = categories[row.indices]
-    if stated is not None and stated.size:
-        # Only the visits the stated interests do not explain, and not those categories:
-        # what is left is a taste the user never named.
-        explained = np.asarray(visited[:, stated].sum(axis=1)).ravel() > 0
-        visited = visited[~explained]
-    n_hist = visited.shape[0]
+    # Only the visits the stated interests do not explain, and not those categories:
+    # what is left is a taste the user never named.
+    hist, n_hist = visited_categories(
+        categories, row.indices, stated if stated is not None and stated.size else None)
     if not n_hist or base is None:
         return np.zeros(categories.shape[1], np.float32)
-    hist = np.asarray(visited.sum(axis=0), np.float64).ravel()
     lift = np.log((hist + 1.0) / (n_hist * base + 1.0))
     if stated is not None and stated.size:
         lift[stated] = 0.0
@@ -251,21 +301,19 @@ def unstated_taste_by_category(categories: sp.csr_matrix, row: sp.csr_matrix,
     """
     if base is None or row.nnz == 0:
         return np.zeros(categories.shape[1], np.float32)
-    visited = categories[row.indices]
     b = np.clip(np.asarray(base, np.float64), 1e-6, 1.0)
     strength = _DEFAULT_STRENGTH
-    if stated.size:
-        explained = np.asarray(visited[:, stated].sum(axis=1)).ravel() > 0
+    skip = stated if stated.size else None
+    k, n = visited_categories(categories, row.indices, skip)  # the unexplained visits
+    if skip is not None:
+        total = int(row.indices.size)
         share_stated = min(float(b[stated].sum()), 1.0)
         if share_stated < 1.0:  # the odds of a stated visit over the odds by chance
-            p = (float(explained.sum()) + 0.5) / (explained.size + 1.0)
+            p = (float(total - n) + 0.5) / (total + 1.0)
             odds = (p / (1.0 - p)) / (share_stated / (1.0 - share_stated))
             strength = float(np.clip(odds, *TASTE_STRENGTH))
-        visited = visited[~explained]
-    n = visited.shape[0]
     if not n:
         return np.zeros(categories.shape[1], np.float32)
-    k = np.asarray(visited.sum(axis=0), np.float64).ravel()
     log_e = np.log(strength)
     llr = k * log_e - n * np.log1p(b * (strength - 1.0))
     prior = b.copy()
@@ -341,9 +389,11 @@ def compute(
             out["usual_nearness"] = usual_nearness(distances, row)
         if want & {"nearness", "log_nearness"}:
             close = np.minimum(distances, np.float32(FAR_KM))
-            out["nearness"] = np.float32(1.0) - close / np.float32(FAR_KM)
-            out["log_nearness"] = (np.float32(1.0)
-                                   - np.log1p(close) / np.float32(np.log1p(FAR_KM)))
+            if "nearness" in want:
+                out["nearness"] = np.float32(1.0) - close / np.float32(FAR_KM)
+            if "log_nearness" in want:
+                out["log_nearness"] = (np.float32(1.0)
+                                       - np.log1p(close) / np.float32(np.log1p(FAR_KM)))
         for name, scale in DISTANCE_SCALES.items():
             if name in want:
                 out[name] = np.exp(-distances / np.float32(scale))
@@ -358,15 +408,17 @@ def compute(
     return {name: v for name, v in out.items() if name in want}
 
 
-def _binary_terms(model) -> sp.csr_matrix:
-    """The business × term matrix with 1 for every term a business has (made once per
-    loaded model: a column slice per request would cost milliseconds)."""
-    cached = getattr(model, "_binary_terms", None)
+def _term_postings(model) -> sp.csr_matrix:
+    """Term × business with 1 where a business has the term (made once per loaded model):
+    the businesses of a few named terms are then a few slices, not a pass over all."""
+    cached = getattr(model, "_term_postings", None)
     if cached is None:
         terms = model.content.item_terms
-        cached = sp.csr_matrix((np.ones(terms.nnz, np.float32), terms.indices, terms.indptr),
+        binary = sp.csr_matrix((np.ones(terms.nnz, np.float32), terms.indices, terms.indptr),
                                shape=terms.shape)
-        model._binary_terms = cached
+        cached = binary.T.tocsr()
+        cached.sort_indices()
+        model._term_postings = cached
     return cached
 
 
@@ -384,9 +436,10 @@ def _interest_matches(model, interests: Sequence[str]) -> dict[str, np.ndarray]:
                  if k in model.content.vocabulary and k not in model._category_column]
     tags = np.zeros(n, np.float32)
     if term_cols:
-        mark = np.zeros(model.content.item_terms.shape[1], np.float32)
-        mark[term_cols] = 1.0
-        tags = np.asarray(_binary_terms(model) @ mark, np.float32).ravel()
+        postings = _term_postings(model)
+        hits = np.concatenate([postings.indices[postings.indptr[t]:postings.indptr[t + 1]]
+                               for t in term_cols])
+        tags = np.bincount(hits, minlength=n).astype(np.float32)  # named terms per business
     return {"interest_category": (cats > 0).astype(np.float32),
             "interest_tag": np.minimum(tags, 2.0) / np.float32(2.0)}
 
@@ -395,8 +448,12 @@ def score(features: Mapping[str, np.ndarray], weights: Mapping[str, float],
           n_items: int) -> np.ndarray:
     """``Σ weight × feature`` (float32); a feature that is absent counts as zero."""
     total = np.zeros(n_items, np.float32)
+    term = np.empty(n_items, np.float32)
     for name, w in weights.items():
         v = features.get(name)
-        if v is not None and w:
+        if v is not None and w and v.dtype == np.float32:
+            np.multiply(v, np.float32(w), out=term)  # the same float32 product, in place
+            total += term
+        elif v is not None and w:
             total += np.float32(w) * v
     return total

@@ -364,7 +364,8 @@ class Recommender:
         point = query.near or query.location
         distances = None
         if point is not None:
-            distances = self.locations.distances_km(*point)[ranking.indices].astype(np.float64)
+            distances = self.locations.distances_km(*point, at=ranking.indices).astype(
+                np.float64)
         type_of = self._history_types(query.history)
         collab_src = profile_src = None
         def lifted(component: str) -> bool:  # evidence is looked up only where it is used
@@ -404,15 +405,17 @@ class Recommender:
 
     def _category_sources(self, row: sp.csr_matrix, results: np.ndarray) -> list[str | None]:
         """Per result, its category the user engages with most (None if none of them)."""
-        shares = np.asarray((row @ self.categories).todense(), dtype=np.float64).ravel()
+        shares = features.history_category_weights(self.categories, row).astype(np.float64)
+        cols = features.category_slots(self.categories)[:, results]  # slot × result
+        values = np.where(cols >= 0, shares[cols], -np.inf)
+        best = np.argmax(values, axis=0)  # the first of equals, in the matrix's order
+        top = values[best, np.arange(results.shape[0])]
         out: list[str | None] = []
-        for j in results.tolist():
-            start, end = self.categories.indptr[j], self.categories.indptr[j + 1]
-            cols = self.categories.indices[start:end]
-            if not cols.size or shares[cols].max() <= 0:
+        for r in range(results.shape[0]):
+            if not top[r] > 0:
                 out.append(None)
                 continue
-            key = self.category_names[int(cols[np.argmax(shares[cols])])]
+            key = self.category_names[int(cols[best[r], r])]
             term = self.content.vocabulary.get(key)
             out.append(str(self.content.labels[term]) if term is not None else key)
         return out

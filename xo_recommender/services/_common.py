@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -86,3 +87,40 @@ def bounded(function: F) -> F:
         with statement_timeout():
             return function(*args, **kwargs)
     return wrapper  # type: ignore[return-value]
+
+
+def bounded_fetch(sql: str, params: list, using: str | None = None) -> list[tuple]:
+    """All rows of one read, bounded by ``STATEMENT_TIMEOUT_MS``, in one round trip.
+
+    Outside any transaction on PostgreSQL (as a web request runs), the read is sent as
+    ``BEGIN; SET LOCAL statement_timeout; <read>; COMMIT`` in one message (psycopg's
+    client-side binding), where :func:`statement_timeout` costs a round trip each for
+    the transaction's start, the setting and the commit. Inside a transaction (or
+    elsewhere than PostgreSQL) it is an ordinary query under :func:`statement_timeout`.
+    """
+    using = using or router.db_for_read(Interaction)
+    connection = connections[using]
+    ms = rec_settings.STATEMENT_TIMEOUT_MS
+    if ms and connection.vendor == "postgresql" and not connection.in_atomic_block:
+        import psycopg
+
+        connection.ensure_connection()
+        raw = connection.connection
+        if isinstance(raw, psycopg.Connection) and raw.autocommit:
+            inner = psycopg.ClientCursor(raw)
+            cursor = (connection.make_debug_cursor(inner) if connection.queries_logged
+                      else connection.make_cursor(inner))
+            with cursor:
+                try:
+                    cursor.execute(f"BEGIN; SET LOCAL statement_timeout = {int(ms)}; {sql}; "
+                                   "COMMIT", params)
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        raw.rollback()  # the failed read left its transaction open
+                    raise
+                inner.nextset()  # past BEGIN and SET to the read's rows
+                inner.nextset()
+                return inner.fetchall()
+    with statement_timeout(using), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()

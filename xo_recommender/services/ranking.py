@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -9,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import connections, router
 from django.utils import translation
 
@@ -27,7 +29,7 @@ from xo_recommender.exceptions import (
 )
 from xo_recommender.models import Interaction, RecBusiness, RecUser
 from xo_recommender.services import newcomers
-from xo_recommender.services._common import _pk, bounded, statement_timeout
+from xo_recommender.services._common import _pk, bounded, bounded_fetch, statement_timeout
 
 
 @dataclass(frozen=True)
@@ -85,28 +87,37 @@ def user_history(user_id: Any) -> Events:
     return snapshot.load_interactions(tuple(rec_settings.INTERACTION_WEIGHTS), user_id=user_id)
 
 
-def _rec_user(user: Any) -> RecUser:
+def _user_snapshot(user: Any) -> snapshot.UserSnapshot:
+    """The user's view row and live history: one query, under the statement timeout."""
     pk = _pk(user)
     try:
-        rec_user = RecUser.objects.filter(pk=pk).first()
-    except (TypeError, ValueError):
-        rec_user = None
-    if rec_user is None:
+        sql, params, read = snapshot.user_with_history_query(
+            pk, tuple(rec_settings.INTERACTION_WEIGHTS))
+    except (TypeError, ValueError, ValidationError):
+        found = None
+    else:
+        found = read(bounded_fetch(sql, params, router.db_for_read(RecUser)))
+    if found is None:
         raise UnknownUser(f"No user with id {pk!r}.")
-    if not rec_user.is_active:
+    if not found.user.is_active:
         raise InactiveUser(f"User {pk!r} is not active.")
-    return rec_user
+    return found
 
 
 def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
-          radius_km: Any, exclude: Iterable[Any], diversify: bool | None):
-    """Validate, then ask the active model for one page (plus slack); no host rows yet."""
+          radius_km: Any, exclude: Iterable[Any], diversify: bool | None,
+          version: int | None = None):
+    """Validate, then ask the active model for one page (plus slack); no host rows yet.
+
+    ``version``: the active version as the caller knows it (the cache's), so that a
+    loaded model serves without asking the database again."""
     limit, offset = _validated_page(limit, offset)
     point = _validated_point(near)
     radius = _validated_radius(radius_km)
     if category is not None and not isinstance(category, str):
         raise InvalidArgument("category", "category must be a string")
-    rec_user = _rec_user(user)
+    found = _user_snapshot(user)
+    rec_user = found.user
     home = None
     if rec_user.latitude is not None and rec_user.longitude is not None:
         try:
@@ -116,9 +127,11 @@ def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
     if radius is not None and point is None and home is None:
         raise InvalidArgument("radius_km",
                               "radius_km needs near=(lat, lng) for a user without a location")
-    version_id, model = artifacts.active_model()
+    in_memory = version is not None and artifacts.loaded_version() == version
+    with contextlib.nullcontext() if in_memory else statement_timeout():
+        version_id, model = artifacts.active_model(version)  # the artifact may be big
     query = Query(
-        history=user_history(rec_user.pk),
+        history=found.history,
         interests=[str(t) for t in rec_user.interests or []],
         location=home, near=point, radius_km=radius, category=category,
         exclude_ids=[int(_pk(b)) for b in exclude],
@@ -190,16 +203,14 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
               "radius_km": radius_km, "exclude": excluded, "diversify": diversify}
 
     def compute(expected_version: Any) -> dict[str, Any]:
-        with statement_timeout():  # the queries that can grow with the data
-            return _compute()
-
-    def _compute() -> dict[str, Any]:
+        # The history read is bounded by the statement timeout; the page's rows are a
+        # primary-key lookup of at most limit + slack businesses.
         rec_user, version, results, _ = _rank(user, limit, offset, category, near, radius_km,
-                                               excluded, diversify)
-        rows = RecBusiness.objects.in_bulk([r.item_id for r in results])
+                                               excluded, diversify, expected_version)
+        rows = snapshot.page_rows([r.item_id for r in results])
         ranked = [[r.item_id, r.score, reason_text.render_all(r.reasons), r.distance_km,
-                   row.name, list(row.categories or [])]
-                  for r in results if (row := rows.get(r.item_id)) is not None and row.is_active]
+                   row[0], list(row[1] or [])]
+                  for r in results if (row := rows.get(r.item_id)) is not None and row[2]]
         return {"user_id": rec_user.pk, "model_version": version, "ranked": ranked}
 
     return cache.cached_answer("rank", _pk(user), {**params, **_ranking_settings()}, compute,

@@ -1,0 +1,75 @@
+"""The served pages of a fixed seeded site, pinned: a change made for speed in the
+serving path (features, ranking, reasons, diversity) must not change what users get.
+
+The expected pages were produced by the serving code before the request-time work was
+cut down (commit f5619dd); every feature of that time is weighted, so every such
+feature's code runs (features added since have tests of their own).
+"""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from tests.engine.synthetic import CATEGORIES, site
+from xo_recommender.engine.features import FEATURES
+
+#: The features at the reference commit, in their order then (the pin's weights).
+PINNED = tuple(f for f in FEATURES if f not in {"unstated_taste", "usual_nearness"})
+from xo_recommender.engine.model import EngineParams, Query, Recommender
+
+TAGS = ("vegan", "late", "family", "wifi", "outdoor", "cash")
+
+
+def served_model() -> tuple[Recommender, dict]:
+    catalogue, events, users = site("interest", n_users=120, n_items=90, seed=11)
+    rng = np.random.default_rng(5)
+    n = len(catalogue)
+    categories = [[c[0], CATEGORIES[int(j)]] if rng.random() < 0.5 else list(c)
+                  for c, j in zip(catalogue.categories, rng.integers(0, 8, n), strict=True)]
+    tags = [list(rng.choice(TAGS, int(rng.integers(0, 3)), replace=False)) for _ in range(n)]
+    ratings = np.where(rng.random(n) < 0.8, rng.uniform(1, 5, n), np.nan)
+    catalogue = replace(catalogue, categories=categories, tags=tags, ratings=ratings,
+                        popularity=rng.integers(0, 100, n).astype(float))
+    types = ("view", "like", "save")
+    events = replace(events, types=types,
+                     type_codes=rng.integers(0, 3, len(events)).astype(np.int64))
+    weights = {f: round(float(w), 3) for f, w in
+               zip(PINNED, rng.uniform(0.05, 1.0, len(PINNED)), strict=True)}
+    weights["seen"] = -0.8
+    params = EngineParams(type_weights={"view": 1.0, "like": 3.0, "save": 4.0},
+                          ranking={"history": weights, "cold": weights})
+    model = Recommender.fit(catalogue, events, params)
+    return model, {"events": events, "users": users}
+
+
+def pages() -> dict[str, list]:
+    model, data = served_model()
+    events, users = data["events"], data["users"]
+    out = {}
+    for u in (1, 7, 23, 40, 88):
+        history = events.select(np.flatnonzero(events.user_ids == u))
+        i = u - 1
+        home = (float(users.latitudes[i]), float(users.longitudes[i]))
+        base = Query(history=history, interests=users.interests[i] + ["wifi"], location=home,
+                     limit=8, now=float(events.last_seen.max()))
+        for name, query in (("plain", base), ("offset", replace(base, offset=5)),
+                            ("diverse", replace(base, diversify=True)),
+                            ("no home", replace(base, location=None)),
+                            ("cold", replace(base, history=None)),
+                            ("radius", replace(base, radius_km=8.0, category="books"))):
+            out[f"{u} {name}"] = [(r.item_id, round(r.score, 4), [str(t) for t in r.reasons])
+                                  for r in model.recommend(query)]
+    return out
+
+
+#: ``{case: [[business id, score to 4 places, reasons], ...]}`` from the reference run.
+EXPECTED = json.loads((Path(__file__).parent / "serving_pages.json").read_text())
+
+
+def test_pages_of_the_seeded_site_are_unchanged():
+    got = {case: [[i, s, r] for i, s, r in page] for case, page in pages().items()}
+    assert {case: [row[0] for row in page] for case, page in got.items()} == \
+        {case: [row[0] for row in page] for case, page in EXPECTED.items()}
+    assert got == EXPECTED
