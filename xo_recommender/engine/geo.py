@@ -126,5 +126,5 @@ def within_radius(distances_km: np.ndarray, radius_km: float) -> np.ndarray:
     if not radius_km >= 0:
         raise ValueError(f"radius_km must be non-negative, got {radius_km}")
     d = np.asarray(distances_km)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # a huge radius: everything
         return d <= float(radius_km)
