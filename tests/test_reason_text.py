@@ -34,3 +34,20 @@ def test_a_reason_is_its_english_text_and_survives_the_cache():
     again = pickle.loads(pickle.dumps(reason))
     assert again == reason and again.code == "distance" and again.params == {"km": "2.1"}
     assert render("plain text") == "plain text"
+
+
+def test_a_page_renders_each_template_once_and_the_same_text(monkeypatch):
+    from xo_recommender import reason_text
+
+    calls = []
+    monkeypatch.setattr(reason_text, "gettext", lambda m: calls.append(m) or f"«{m}»")
+    monkeypatch.setattr(reason_text, "pgettext", lambda ctx, m: calls.append(m) or m)
+    page = [[Reason("because", verb="saved", name=f"Shop {i}"), Reason("distance", km="1.2"),
+             Reason("popular", site="x"), "plain text"] for i in range(10)]
+    one_by_one = [reason_text.render_all(reasons) for reasons in page]
+    calls.clear()
+    render = reason_text.renderer()
+    assert [render(reasons) for reasons in page] == one_by_one
+    assert one_by_one[3][0] == "«Because you saved Shop 3»"
+    # "because", "distance", "popular", the verb, and the site's fallback name: once each
+    assert sorted(calls) == sorted(set(calls)) and len(calls) <= 5

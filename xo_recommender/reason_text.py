@@ -35,18 +35,32 @@ def site_name() -> str:
     return rec_settings.SITE_NAME or gettext("this site")
 
 
-def render(reason: str) -> str:
-    """One reason as text for the current language (plain strings pass through)."""
+def render(reason: str, _translated: dict | None = None) -> str:
+    """One reason as text for the current language (plain strings pass through).
+
+    ``_translated`` memoises the translated templates and verbs of one request (same
+    language throughout): a page has a few dozen reasons but a handful of codes.
+    """
     code = getattr(reason, "code", None)
     if code not in MESSAGES:
         return str(reason)
+    memo = {} if _translated is None else _translated
     params = dict(getattr(reason, "params", {}))
     if "site" in params:
-        params["site"] = site_name()
-    if params.get("verb") in VERBS:
-        params["verb"] = pgettext("reason verb", params["verb"])
-    return gettext(MESSAGES[code]).format(**params)
+        params["site"] = memo.get("\x00site") or memo.setdefault("\x00site", site_name())
+    verb = params.get("verb")
+    if verb in VERBS:
+        key = "\x00verb " + verb
+        params["verb"] = memo.get(key) or memo.setdefault(key, pgettext("reason verb", verb))
+    template = memo.get(code) or memo.setdefault(code, gettext(MESSAGES[code]))
+    return template.format(**params)
 
 
-def render_all(reasons) -> list[str]:
-    return [render(r) for r in reasons]
+def render_all(reasons, _translated: dict | None = None) -> list[str]:
+    return [render(r, _translated) for r in reasons]
+
+
+def renderer():
+    """``render_all`` for one request: each template and verb translated once."""
+    memo: dict = {}
+    return lambda reasons: render_all(reasons, memo)

@@ -208,7 +208,8 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
         rec_user, version, results, _ = _rank(user, limit, offset, category, near, radius_km,
                                                excluded, diversify, expected_version)
         rows = snapshot.page_rows([r.item_id for r in results])
-        ranked = [[r.item_id, r.score, reason_text.render_all(r.reasons), r.distance_km,
+        render = reason_text.renderer()
+        ranked = [[r.item_id, r.score, render(r.reasons), r.distance_km,
                    row[0], list(row[1] or [])]
                   for r in results if (row := rows.get(r.item_id)) is not None and row[2]]
         return {"user_id": rec_user.pk, "model_version": version, "ranked": ranked}
