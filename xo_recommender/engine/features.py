@@ -187,36 +187,46 @@ def category_count(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray:
     return (per_item_max(categories, per_category) >= 2).astype(np.float32)
 
 
-def usual_reach(distances: np.ndarray, row: sp.csr_matrix) -> np.ndarray:
+def usual_distance(history_distances: np.ndarray) -> float | None:
+    """The median distance of the places a user went to (at least 0.25 km; None: none
+    known): the unit ``usual_reach`` and ``usual_nearness`` measure distance in."""
+    d = history_distances[np.isfinite(history_distances)]
+    return max(float(np.median(d)), 0.25) if d.size else None
+
+
+def usual_reach(distances: np.ndarray, row: sp.csr_matrix, *,
+                history_distances: np.ndarray | None = None) -> np.ndarray:
     """Distance measured in this user's own usual distance: ``exp(-d / median)``.
 
     Some people cross town for a place, others stay on their block; the median distance
     of the places they went to says which, and scales the decay to them.
+    ``history_distances``: those places' distances when ``distances`` is over other
+    businesses (the ones a model does not know yet).
     """
-    d_hist = distances[row.indices]
-    d_hist = d_hist[np.isfinite(d_hist)]
-    if not d_hist.size:
+    usual = usual_distance(distances[row.indices] if history_distances is None
+                           else history_distances)
+    if usual is None:
         return np.zeros(distances.shape[0], np.float32)
-    scale = np.float32(max(float(np.median(d_hist)), 0.25))
-    return np.exp(-distances / scale).astype(np.float32)
+    return np.exp(-distances / np.float32(usual)).astype(np.float32)
 
 
 #: ``usual_nearness`` reaches zero at this many times the user's median distance.
 USUAL_SPAN = 10.0
 
 
-def usual_nearness(distances: np.ndarray, row: sp.csr_matrix) -> np.ndarray:
+def usual_nearness(distances: np.ndarray, row: sp.csr_matrix, *,
+                   history_distances: np.ndarray | None = None) -> np.ndarray:
     """Closeness on a straight line in this user's own unit of distance.
 
     ``usual_reach`` decays; this one falls linearly, ``1 - d / (USUAL_SPAN × median)``,
     so a weight on it is a per-user "cost per km" (people who go far pay less for each
     km): with the decays, the ranking can learn the shape of the response to distance.
     """
-    d_hist = distances[row.indices]
-    d_hist = d_hist[np.isfinite(d_hist)]
-    if not d_hist.size:
+    usual = usual_distance(distances[row.indices] if history_distances is None
+                           else history_distances)
+    if usual is None:
         return np.zeros(distances.shape[0], np.float32)
-    span = np.float32(USUAL_SPAN * max(float(np.median(d_hist)), 0.25))
+    span = np.float32(USUAL_SPAN * usual)
     return np.maximum(np.float32(1.0) - distances / span, np.float32(0.0))
 
 
@@ -387,16 +397,7 @@ def compute(
             out["usual_reach"] = usual_reach(distances, row)
         if has_history and "usual_nearness" in want:
             out["usual_nearness"] = usual_nearness(distances, row)
-        if want & {"nearness", "log_nearness"}:
-            close = np.minimum(distances, np.float32(FAR_KM))
-            if "nearness" in want:
-                out["nearness"] = np.float32(1.0) - close / np.float32(FAR_KM)
-            if "log_nearness" in want:
-                out["log_nearness"] = (np.float32(1.0)
-                                       - np.log1p(close) / np.float32(np.log1p(FAR_KM)))
-        for name, scale in DISTANCE_SCALES.items():
-            if name in want:
-                out[name] = np.exp(-distances / np.float32(scale))
+        out.update(distance_features(distances, want))
         if "popular_nearby" in want:
             near = out.get("near_3km")
             if near is None:
@@ -406,6 +407,47 @@ def compute(
         if name in want:
             out[name] = model.signals[name]
     return {name: v for name, v in out.items() if name in want}
+
+
+def distance_features(distances: np.ndarray, want: Iterable[str]) -> dict[str, np.ndarray]:
+    """Linear and log nearness up to ``FAR_KM`` and the decays of ``DISTANCE_SCALES``
+    (those in ``want``), from distances in km (``inf`` where unknown)."""
+    want = set(want)
+    out: dict[str, np.ndarray] = {}
+    if want & {"nearness", "log_nearness"}:
+        close = np.minimum(distances, np.float32(FAR_KM))
+        if "nearness" in want:
+            out["nearness"] = np.float32(1.0) - close / np.float32(FAR_KM)
+        if "log_nearness" in want:
+            out["log_nearness"] = (np.float32(1.0)
+                                   - np.log1p(close) / np.float32(np.log1p(FAR_KM)))
+    for name, scale in DISTANCE_SCALES.items():
+        if name in want:
+            out[name] = np.exp(-distances / np.float32(scale))
+    return out
+
+
+def contributions(values: Mapping[str, np.ndarray], weights: Mapping[str, float],
+                  rows: np.ndarray | None = None) -> tuple[tuple[str, ...], np.ndarray]:
+    """Each result's score split by reason group (``REASON_GROUP``): the groups, in the
+    weights' order, and a results × groups array of ``weight × feature`` sums
+    (``rows``: the results' indices into ``values``; None: every row)."""
+    groups: list[str] = []
+    for name in weights:
+        group = REASON_GROUP.get(name)
+        if group is not None and name in values and group not in groups:
+            groups.append(group)
+    if rows is not None:
+        n = rows.shape[0]
+    else:
+        n = next(iter(values.values())).shape[0] if values else 0
+    out = np.zeros((n, len(groups)), np.float32)
+    for name, w in weights.items():
+        group = REASON_GROUP.get(name)
+        if group is not None and name in values:
+            v = values[name] if rows is None else values[name][rows]
+            out[:, groups.index(group)] += np.float32(w) * v
+    return tuple(groups), out
 
 
 def _term_postings(model) -> sp.csr_matrix:

@@ -276,17 +276,8 @@ class Recommender:
         if mask is not None:
             total = np.where(mask, total, np.float32(-np.inf))
         idx = blend.top_k(total, k, offset)
-        groups: list[str] = []
-        for name in weights:
-            group = features.REASON_GROUP.get(name)
-            if group is not None and name in values and group not in groups:
-                groups.append(group)
-        contributions = np.zeros((idx.shape[0], len(groups)), np.float32)
-        for name, w in weights.items():
-            group = features.REASON_GROUP.get(name)
-            if group is not None and name in values:
-                contributions[:, groups.index(group)] += np.float32(w) * values[name][idx]
-        return blend.Ranking(idx, total[idx], contributions, tuple(groups))
+        groups, contributions = features.contributions(values, weights, idx)
+        return blend.Ranking(idx, total[idx], contributions, groups)
 
     def _components(self, query: Query, row: sp.csr_matrix) -> dict[str, np.ndarray]:
         components: dict[str, np.ndarray] = {}

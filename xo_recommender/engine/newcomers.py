@@ -68,25 +68,21 @@ def _newcomer_features(model, items: Catalogue, row: sp.csr_matrix,
                                 np.asarray(items.longitudes, np.float64)
                                 ).distances_km(*point).astype(np.float32)
         distances = np.where(np.isfinite(raw), raw, np.float32(np.inf))
-        close = np.minimum(distances, np.float32(features.FAR_KM))
-        out["nearness"] = np.float32(1.0) - close / np.float32(features.FAR_KM)
-        out["log_nearness"] = (np.float32(1.0) - np.log1p(close)
-                               / np.float32(np.log1p(features.FAR_KM)))
-        for name, scale in features.DISTANCE_SCALES.items():
-            out[name] = np.exp(-distances / np.float32(scale))
+        out.update(features.distance_features(distances, wanted))
     if row.nnz:
         affinity = features.category_shares(model.categories, row)
         if affinity is not None:
             share = np.minimum(features.per_item_sum(cats, affinity), np.float32(1.0))
             out["category"] = np.sqrt(share)
             out["category_match"] = (share > 0).astype(np.float32)
-        counts = np.asarray(model.categories[row.indices].sum(axis=0), np.float32).ravel()
+        counts = features.visited_categories(model.categories, row.indices)[0]
         out["category_count"] = (features.per_item_max(cats, counts) >= 2).astype(np.float32)
+        home = None  # the model's businesses from the user's point, computed once
+        if point is not None and wanted & {"category_lift", "unstated_lift", "unstated_taste",
+                                           "usual_reach", "usual_nearness"}:
+            home = np.where(np.isfinite(d := model.locations.distances_km(*point)), d,
+                            np.inf).astype(np.float32)
         if wanted & {"category_lift", "unstated_lift", "unstated_taste"}:
-            home = None
-            if point is not None:
-                home = np.where(np.isfinite(d := model.locations.distances_km(*point)), d,
-                                np.inf).astype(np.float32)
             reach = None if home is None else np.exp(-home / np.float32(3.0))
             base = features.category_base(model.categories, model.active, reach)
             stated = features._stated_columns(model, interests)
@@ -97,15 +93,12 @@ def _newcomer_features(model, items: Catalogue, row: sp.csr_matrix,
                     model.categories, row, base, stated=stated if stated.size else None))
             out["unstated_taste"] = features.per_item_max(
                 cats, features.unstated_taste_by_category(model.categories, row, base, stated))
-        if distances is not None and (wanted & {"usual_reach", "usual_nearness"}):
-            d_hist = model.locations.distances_km(*point)[row.indices]
-            d_hist = d_hist[np.isfinite(d_hist)]
-            if d_hist.size:
-                median = max(float(np.median(d_hist)), 0.25)
-                out["usual_reach"] = np.exp(-distances / np.float32(median))
-                span = np.float32(features.USUAL_SPAN * median)
-                out["usual_nearness"] = np.maximum(np.float32(1.0) - distances / span,
-                                                   np.float32(0.0))
+        if home is not None and distances is not None and (
+                wanted & {"usual_reach", "usual_nearness"}):
+            d_hist = home[row.indices]
+            out["usual_reach"] = features.usual_reach(distances, row, history_distances=d_hist)
+            out["usual_nearness"] = features.usual_nearness(distances, row,
+                                                            history_distances=d_hist)
     known = np.asarray(model.ratings, np.float64)
     known = known[np.isfinite(known)]
     prior_mean = float(known.mean()) if known.size else None
@@ -163,16 +156,7 @@ def rank_newcomers(model, items: Catalogue, row: sp.csr_matrix, *,
     values = _newcomer_features(model, items, row, interests, point, set(weights))
     total = features.score(values, weights, len(items))
     total = np.where(np.isfinite(total), total, np.float32(0.0))
-    groups: list[str] = []
-    for name in weights:
-        group = features.REASON_GROUP.get(name)
-        if group is not None and name in values and group not in groups:
-            groups.append(group)
-    contributions = np.zeros((len(items), len(groups)), np.float32)
-    for name, w in weights.items():
-        group = features.REASON_GROUP.get(name)
-        if group is not None and name in values:
-            contributions[:, groups.index(group)] += np.float32(w) * values[name]
+    groups, contributions = features.contributions(values, weights)
     distances = None
     if point is not None:
         distances = geo.ItemLocations(np.asarray(items.latitudes, np.float64),
@@ -181,7 +165,7 @@ def rank_newcomers(model, items: Catalogue, row: sp.csr_matrix, *,
     keys = {normalise_term(t): t for t in interests or ()}
     terms = [[keys[k] for k in dict.fromkeys(normalise_term(t) for t in [*c, *g]) if k in keys]
              for c, g in zip(items.categories, items.tags or [[]] * len(items), strict=True)]
-    texts = reasons_for(contributions, tuple(groups), item_names=list(items.names),
+    texts = reasons_for(contributions, groups, item_names=list(items.names),
                         matching_terms=terms, distances_km=distances,
                         ratings=items.ratings, near_km=near_km)
     out = []
