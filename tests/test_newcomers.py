@@ -5,6 +5,7 @@ import pytest
 from tests.factories import BusinessFactory, CategoryFactory, UserFactory
 from xo_recommender import artifacts, recommend_for, record_interaction
 from xo_recommender.services import newcomers, rebuild
+from xo_recommender.services.ranking import popular_businesses, similar_businesses
 
 ATL = (33.749, -84.388)
 NYC = (40.713, -74.006)
@@ -28,7 +29,7 @@ def site():
             record_interaction(user, business, "like")
     rebuild()
     newcomers.forget()
-    return {"coffee": coffee, "books": books}
+    return {"coffee": coffee, "books": books, "cafes": cafes, "shops": shops}
 
 
 def ids(results):
@@ -67,3 +68,45 @@ def test_the_next_rebuild_knows_them(site):
     version_id, model = artifacts.active_model()
     assert fresh.pk in model.items.ids
     assert len(newcomers.newcomers(version_id, model)) == 0
+
+
+def listed(answer):
+    return [item["business_id"] for item in answer["results"]]
+
+
+def test_a_newcomer_has_a_more_like_this_list_at_once(site):
+    fresh = BusinessFactory(name="Fresh Cafe", categories=[site["coffee"]],
+                            latitude=ATL[0], longitude=ATL[1])
+    twin = BusinessFactory(name="Twin Cafe", categories=[site["coffee"]],
+                           latitude=ATL[0] + 0.001, longitude=ATL[1])
+    answer = similar_businesses(fresh.pk, limit=4)
+    assert listed(answer) and fresh.pk not in listed(answer)
+    # the same kind of place, the nearest first: the other newcomer, then the known cafés
+    assert listed(answer) == [twin.pk, *(b.pk for b in site["cafes"][:3])]
+    assert not set(listed(answer)) & {b.pk for b in site["shops"]}
+    # what they share, the rarer term first (every business here is family-owned)
+    assert all(item["reasons"] == ["Also Coffee, family-owned"]
+               for item in answer["results"])
+
+
+def test_newcomers_follow_a_known_business_s_own_neighbours(site):
+    fresh = BusinessFactory(name="Fresh Cafe", categories=[site["coffee"]],
+                            latitude=ATL[0], longitude=ATL[1])
+    BusinessFactory(name="Closed Cafe", categories=[site["coffee"]], latitude=ATL[0],
+                    longitude=ATL[1], is_active=False)
+    known = similar_businesses(site["cafes"][0].pk, limit=20)
+    ids_ = listed(known)
+    assert fresh.pk in ids_
+    model_neighbours = [i for i in ids_ if i != fresh.pk]
+    assert model_neighbours and ids_.index(fresh.pk) == len(model_neighbours)  # last
+    assert len(ids_) == len(set(ids_))
+
+
+def test_a_newcomer_joins_the_popular_list(site):
+    fresh = BusinessFactory(name="Fresh Cafe", categories=[site["coffee"]],
+                            latitude=ATL[0], longitude=ATL[1], rating=4.9)
+    closed = BusinessFactory(name="Closed Cafe", categories=[site["coffee"]],
+                             latitude=ATL[0], longitude=ATL[1], is_active=False)
+    everything = listed(popular_businesses(limit=20, near=ATL))
+    assert fresh.pk in everything and closed.pk not in everything
+    assert fresh.pk not in listed(popular_businesses(limit=20, near=ATL, category="books"))

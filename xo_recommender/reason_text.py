@@ -24,6 +24,7 @@ MESSAGES: dict[str, str] = {
     "popular": gettext_noop("Popular on {site}"),
     "rated": gettext_noop("Highly rated"),
     "distance": gettext_noop("{km} km away"),
+    "shares": gettext_noop("Also {terms}"),
     "fallback": gettext_noop("Recommended for you"),
 }
 

@@ -26,14 +26,17 @@ def _float(values: list) -> np.ndarray:
 
 
 def load_catalogue(*, after_id: int | None = None, limit: int | None = None,
-                   active_only: bool = False) -> Catalogue:
-    """The business view as engine arrays (ordered by id): all of it for a rebuild, or
-    the ``limit`` newest active ones above ``after_id`` (businesses a model never saw)."""
+                   active_only: bool = False, only_id: int | None = None) -> Catalogue:
+    """The business view as engine arrays (ordered by id): all of it for a rebuild, the
+    ``limit`` newest active ones above ``after_id`` (businesses a model never saw), or
+    the one business ``only_id`` (empty when there is none)."""
     fields = ("id", "name", "categories", "tags", "latitude", "longitude", "popularity",
               "rating", "is_active")
     qs = RecBusiness.objects.all()
     if after_id is not None:
         qs = qs.filter(pk__gt=after_id)
+    if only_id is not None:
+        qs = qs.filter(pk=only_id)
     if active_only:
         qs = qs.filter(is_active=True)
     if limit is None:

@@ -20,12 +20,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from xo_recommender.engine import features, geo, priors
-from xo_recommender.engine.content import normalise_term
+from xo_recommender.engine.content import _l2_normalise_rows, normalise_term
 from xo_recommender.engine.data import Catalogue
 from xo_recommender.engine.model import Recommendation
-from xo_recommender.engine.reasons import reasons_for
+from xo_recommender.engine.reasons import Reason, reasons_for
 
-__all__ = ["merge", "rank_newcomers", "select"]
+__all__ = ["like_newcomer", "merge", "newcomers_like", "rank_newcomers", "select"]
+
+#: Shared terms a "more like this" reason names (the rarest first: the most telling).
+SHARED_TERMS_SHOWN = 2
 
 
 def _category_matrix(model, categories: Sequence[Sequence[str]]) -> sp.csr_matrix:
@@ -187,3 +190,109 @@ def merge(ranked: Sequence[Recommendation], newcomers: Sequence[Recommendation],
                   key=lambda t: t[:3])
     return [r for *_, r in both[:limit]]
 
+
+
+# ------------------------------------------------------------------ more like this
+
+
+def _term_rows(model, items: Catalogue) -> sp.csr_matrix:
+    """Businesses × the model's vocabulary: their categories and tags weighted by the
+    model's IDF and L2-normalised like the model's own rows (terms it never saw dropped)."""
+    vocab, idf = model.content.vocabulary, model.content.idf
+    tags = items.tags or [[] for _ in range(len(items))]
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, (cats, more) in enumerate(zip(items.categories, tags, strict=True)):
+        found = {vocab[k] for t in [*(cats or ()), *(more or ())]
+                 if (k := normalise_term(t)) in vocab}
+        rows.extend([i] * len(found))
+        cols.extend(sorted(found))
+    cols_a = np.asarray(cols, np.int64)
+    weighted = sp.csr_matrix((idf[cols_a].astype(np.float32), (rows, cols_a)),
+                             shape=(len(items), len(vocab)), dtype=np.float32)
+    return _l2_normalise_rows(weighted)
+
+
+def _shared_reason(model, query_terms: np.ndarray, terms: np.ndarray) -> list[str]:
+    shared = np.intersect1d(query_terms, terms)
+    if not shared.size:
+        return []
+    rarest = shared[np.argsort(-model.content.idf[shared], kind="stable")]
+    labels = [str(model.content.labels[j]) for j in rarest[:SHARED_TERMS_SHOWN]]
+    return [Reason("shares", terms=", ".join(labels))]
+
+
+def _more_like(model, query: sp.csr_matrix, point: tuple[float, float] | None,
+               newcomers: Catalogue, n: int, *, known: bool,
+               exclude_ids: Sequence[int]) -> list[Recommendation]:
+    """The businesses whose term vectors are closest to ``query`` (a 1 × vocabulary row):
+    among the newcomers, and the model's active businesses too when ``known``. Many share
+    the very same terms, so among equals the nearest to ``point`` comes first."""
+    q = np.asarray(query.toarray(), np.float32).ravel()
+    if not q.any() or n <= 0:
+        return []
+    q_terms = query.indices
+    new_rows = _term_rows(model, newcomers)
+    ids = [np.asarray(newcomers.ids, np.int64)]
+    cos = [np.asarray(new_rows @ q, np.float32).ravel()]
+    where = [(np.asarray(newcomers.latitudes, np.float64),
+              np.asarray(newcomers.longitudes, np.float64))]
+    if known:
+        ids.append(np.asarray(model.items.ids, np.int64))
+        cos.append(np.where(model.active, np.asarray(model.content.item_terms @ q,
+                                                      np.float32).ravel(), np.float32(0)))
+        where.append((np.asarray(model.latitudes, np.float64),
+                      np.asarray(model.longitudes, np.float64)))
+    all_ids, all_cos = np.concatenate(ids), np.concatenate(cos)
+    distance = np.full(len(all_ids), np.inf)
+    if point is not None:
+        lat = np.concatenate([w[0] for w in where])
+        lng = np.concatenate([w[1] for w in where])
+        d = geo.ItemLocations(lat, lng).distances_km(*point)
+        distance = np.where(np.isfinite(d), d, np.inf)
+    keep = (all_cos > 1e-6) & ~np.isin(all_ids, np.asarray(list(exclude_ids), np.int64))
+    picked = np.flatnonzero(keep)
+    order = np.lexsort((all_ids[picked], distance[picked],
+                        -np.round(all_cos[picked], 6)))[:n]
+    n_new = len(newcomers)
+    out = []
+    for j in picked[order]:
+        terms = (new_rows[j].indices if j < n_new
+                 else model.content.item_terms[j - n_new].indices)
+        out.append(Recommendation(int(all_ids[j]), float(all_cos[j]),
+                                  _shared_reason(model, q_terms, terms), None))
+    return out
+
+
+def like_newcomer(model, business: Catalogue, newcomers: Catalogue, n: int = 10
+                  ) -> list[Recommendation]:
+    """"More like this" for a business the model has no column for (created since it was
+    trained): the active businesses, known or new, that share its categories and tags,
+    closest term vectors first. With no history there is nothing "chosen together" yet,
+    but what it *is* is known from the day it opens."""
+    if not len(business):
+        return []
+    point = _point(business)
+    return _more_like(model, _term_rows(model, business), point, newcomers, n, known=True,
+                      exclude_ids=[int(business.ids[0])])
+
+
+def newcomers_like(model, item_id: int, newcomers: Catalogue, n: int,
+                   exclude_ids: Sequence[int] = ()) -> list[Recommendation]:
+    """The newcomers that share a known business's categories and tags (closest first):
+    they follow the model's own neighbours in its "more like this" list, having none of
+    the evidence those have."""
+    idx = int(model.items.to_index([item_id])[0])
+    if idx < 0 or not len(newcomers):
+        return []
+    lat, lng = float(model.latitudes[idx]), float(model.longitudes[idx])
+    point = (lat, lng) if math.isfinite(lat) and math.isfinite(lng) else None
+    return _more_like(model, model.content.item_terms[idx], point, newcomers, n, known=False,
+                      exclude_ids=[item_id, *exclude_ids])
+
+
+def _point(one: Catalogue) -> tuple[float, float] | None:
+    if one.latitudes is None or one.longitudes is None:
+        return None
+    lat, lng = float(one.latitudes[0]), float(one.longitudes[0])
+    return (lat, lng) if math.isfinite(lat) and math.isfinite(lng) else None

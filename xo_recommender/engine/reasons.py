@@ -46,6 +46,7 @@ TEMPLATES: dict[str, str] = {
     "popular": "Popular on {site}",
     "rated": "Highly rated",
     "distance": "{km} km away",
+    "shares": "Also {terms}",
     "fallback": "Recommended for you",
 }
 

@@ -491,17 +491,30 @@ def _business_dicts(results: list, limit: int | None = None) -> list[dict]:
 
 @bounded
 def similar_businesses(business_id: Any, limit: int = 10) -> dict[str, Any]:
-    """Businesses like this one (the non-personalised "more like this" list)."""
+    """Businesses like this one (the non-personalised "more like this" list).
+
+    The model's neighbours (chosen together, else sharing its terms) come first; the
+    businesses created since it was trained follow when they share this one's terms. A
+    business the model does not know yet gets the known and new ones sharing its terms.
+    """
     limit, _ = _validated_page(limit, 0)
-    if not RecBusiness.objects.filter(pk=_pk(business_id)).exists():
+    pk = _pk(business_id)
+    business = snapshot.load_catalogue(only_id=pk)
+    if not len(business):
         raise UnknownBusiness(f"No business with id {business_id!r}.")
     version_id, model = artifacts.active_model()
+    want = limit + _SLACK
+    fresh = newcomers.newcomers(version_id, model)
     try:
-        neighbours = model.similar(int(_pk(business_id)), limit + _SLACK)
-    except KeyError:
-        neighbours = []  # added after the last rebuild: no neighbours known yet
-    results = [Ranked(i, s, ["Often chosen together"], None) for i, s in neighbours]
-    return {"business_id": int(_pk(business_id)), "model_version": version_id,
+        neighbours = model.similar(int(pk), want)
+    except KeyError:  # added after the last rebuild: only what it is, is known
+        results = new_businesses.like_newcomer(model, business, fresh, want)
+    else:
+        results = [Ranked(i, s, ["Often chosen together"], None) for i, s in neighbours]
+        if len(results) < want and len(fresh):
+            results += [replace(r, score=r.score * 1e-3) for r in new_businesses.newcomers_like(
+                model, int(pk), fresh, want - len(results), [r.item_id for r in results])]
+    return {"business_id": int(pk), "model_version": version_id,
             "results": _business_dicts(results, limit)}
 
 
@@ -515,6 +528,6 @@ def popular_businesses(limit: int = 10, *, category: str | None = None, near: An
     if radius is not None and point is None:
         raise InvalidArgument("radius_km", "radius_km needs near=(lat, lng)")
     version_id, model = artifacts.active_model()
-    results = model.recommend(Query(near=point, radius_km=radius, category=category,
-                                    limit=limit + _SLACK))
+    results = _with_newcomers(version_id, model, Query(
+        near=point, radius_km=radius, category=category, limit=limit + _SLACK))
     return {"model_version": version_id, "results": _business_dicts(results, limit)}
