@@ -354,6 +354,7 @@ def test_a_batch_is_recorded_at_once_and_bounded(world, staff):
     unknown_last = [*batch[:3], {**batch[3], "business_id": 10**9}]
     response = post(client_for(staff), f"{API}interaction/", unknown_last)
     assert response.status_code == 404 and "business_id" in response.json()
+    assert response.json()["code"] == "unknown_business"
     assert stored() == before  # nothing of a rejected batch was written
 
 
@@ -400,6 +401,7 @@ def test_unknown_user_interaction_is_404_for_a_service(world, staff):
     body = {"user_id": 10**9, "business_id": world["shops"][0].pk, "interaction_type": "view"}
     response = post(client_for(staff), f"{API}interaction/", body)
     assert response.status_code == 404 and "user_id" in response.json()
+    assert response.json()["code"] == "unknown_user"
 
 
 @pytest.mark.django_db

@@ -85,7 +85,8 @@ def service_errors(**aliases: str) -> Iterator[None]:
         errors = (exc.message_dict if hasattr(exc, "error_dict")
                   else {api_settings.NON_FIELD_ERRORS_KEY: exc.messages})
         if {"user_id", "business_id"} & set(errors):  # ids the body named do not exist
-            raise NotFound(errors) from exc
+            code = "unknown_user" if "user_id" in errors else "unknown_business"
+            raise NotFound({**errors, "code": code}) from exc
         raise ValidationError(errors) from exc
     except InvalidArgument as exc:
         field = _ARGUMENT_FIELDS.get(exc.field, exc.field)
