@@ -27,7 +27,7 @@ def redis_buffer():
         pytest.skip("needs the Redis cache (make test)")
     redis, key = ingestion._redis()
     yield redis, key
-    redis.delete(key, f"{key}:scheduled")
+    redis.delete(key, f"{key}:scheduled", f"{key}:claims", *redis.keys(f"{key}:claim:*"))
 
 
 @pytest.fixture
@@ -171,3 +171,44 @@ def test_many_users_are_invalidated_in_one_go_with_the_counters_semantics(redis_
         assert {"c", "d"} <= cache._breaker.users
     finally:
         cache.reset_breaker()
+
+
+def _claim_batch(redis, key, token="a" * 32):
+    """What a flusher does before its write: the batch moves under its claim."""
+    return redis.eval(ingestion._CLAIM, 3, key, f"{key}:claims", f"{key}:claim:{token}",
+                      ingestion.FLUSH_BATCH, token, 60_000)
+
+
+def _lease_runs_out(redis, key, token="a" * 32):
+    redis.hset(f"{key}:claims", token, 0)
+
+
+@pytest.mark.django_db
+def test_a_batch_left_claimed_by_a_flusher_that_died_is_written_by_the_next(
+        redis_buffer, broker, user, business):
+    redis, key = redis_buffer
+    for t in ("view", "like", "save"):
+        ingestion.defer_interaction(user, business, t)
+    assert len(_claim_batch(redis, key)) == 3 and redis.llen(key) == 0  # then it died
+    assert ingestion.flush_deferred() == 0 and stored() == 0  # its lease still runs
+    _lease_runs_out(redis, key)
+    assert ingestion.flush_deferred() == 3 and stored() == 3
+    assert not redis.exists(f"{key}:claims") and not redis.keys(f"{key}:claim:*")
+
+
+@pytest.mark.django_db
+def test_a_batch_whose_flusher_died_after_writing_it_is_not_counted_twice(
+        redis_buffer, broker, user, business):
+    redis, key = redis_buffer
+    for t in ("view", "like", "save"):
+        ingestion.defer_interaction(user, business, t)
+    token = "b" * 32
+    raw = _claim_batch(redis, key, token)
+    assert ingestion._write_once(token, raw) == 3  # committed, then died before releasing
+    assert stored() == 3
+    _lease_runs_out(redis, key, token)
+    assert ingestion.flush_deferred() == 0
+    assert stored() == 3  # once
+    assert not redis.exists(f"{key}:claims") and not redis.keys(f"{key}:claim:*")
+    ingestion.defer_interaction(user, business, "view")
+    assert ingestion.flush_deferred() == 1 and stored() == 4

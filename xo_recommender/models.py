@@ -192,3 +192,22 @@ class ModelArtifactChunk(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.version_id} chunk {self.index}"
+
+
+class IngestedBatch(models.Model):
+    """A batch of deferred interactions that was written, by the token of its claim.
+
+    The flusher writes this row in the same transaction as the batch's upsert, so a
+    batch whose writer died before it could say so in Redis is adopted by the next
+    flusher and found here instead of being counted twice (``services.ingestion``).
+    Rows older than ``ingestion.KEEP_TOKENS_SECONDS`` are pruned by the flusher.
+    """
+
+    token = models.CharField(max_length=32, primary_key=True)
+    written_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("ingested batch")
+
+    def __str__(self) -> str:
+        return self.token

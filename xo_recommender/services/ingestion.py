@@ -7,12 +7,18 @@ Celery worker then drains the list in batches through the same validated upsert 
 were deferred, not the time they are written.
 
 Without a broker, or without a Redis cache to buffer in, or when Redis fails, the
-events are written inline as ``record_interactions`` would: deferring never drops an
-event. Scheduling is race-free: a flusher clears its "scheduled" mark before its last
-look at the list, and a producer pushes before it tries to set the mark, so every
-event is seen by a running flusher or schedules a new one. A batch whose write fails
-goes back to the head of the list and the task retries; a worker killed between taking
-a batch and writing it loses that batch (at most ``FLUSH_BATCH`` events).
+events are written inline as ``record_interactions`` would. Scheduling is race-free: a
+flusher clears its "scheduled" mark before its last look at the list, and a producer
+pushes before it tries to set the mark, so every event is seen by a running flusher or
+schedules a new one.
+
+Each batch is written exactly once. A flusher *claims* it: one script moves it from the
+list into a list of its own under a random token, with a lease. The batch's upsert and a
+row with that token (``IngestedBatch``) commit in one transaction; then the claim is
+dropped. A write that fails puts the batch back at the head of the list. A flusher that
+dies holding a claim leaves it to the next flusher once the lease has run out: that one
+adopts the batch under the same token, so if the dead one had committed, the token's
+row is there and nothing is counted twice; if not, the batch is written now.
 """
 
 from __future__ import annotations
@@ -20,17 +26,20 @@ from __future__ import annotations
 import json
 import logging
 import math
+import secrets
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import caches
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from xo_recommender.broker import broker_configured
 from xo_recommender.conf import settings as rec_settings
+from xo_recommender.models import IngestedBatch
 from xo_recommender.services._common import _pk
 from xo_recommender.services.interactions import (
     InteractionEvent,
@@ -47,6 +56,36 @@ FLUSH_BATCH = 4000
 #: Seconds a "flush scheduled" mark lives without a flusher renewing it: after a worker
 #: died mid-flush, the next deferred event schedules a new flush.
 SCHEDULED_TTL = 60
+#: How long a claimed batch stays its flusher's before another may adopt it: far longer
+#: than writing one batch takes (about a second), so a live flusher is never overtaken.
+CLAIM_LEASE_SECONDS = 300
+#: How long the tokens of written batches are kept: past every lease, so an adopted
+#: batch is always recognised as written.
+KEEP_TOKENS_SECONDS = 86_400
+
+#: Move up to ARGV[1] events from the head of the list into the claim list, and record
+#: the claim's lease (ms, Redis's clock). KEYS: list, claims hash, claim list.
+_CLAIM = """
+local batch = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #batch == 0 then return batch end
+redis.call('LTRIM', KEYS[1], #batch, -1)
+for i = 1, #batch, 1000 do
+  redis.call('RPUSH', KEYS[3], unpack(batch, i, math.min(i + 999, #batch)))
+end
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[2], ARGV[2], t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[3]))
+return batch
+"""
+#: Take over claim ARGV[1] if its lease has run out (1), else leave it (0).
+_ADOPT = """
+local lease = redis.call('HGET', KEYS[1], ARGV[1])
+if not lease then return 0 end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+if tonumber(lease) > now then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[2]))
+return 1
+"""
 
 
 def _redis() -> tuple[Any, str] | None:
@@ -138,30 +177,82 @@ def queue_key() -> str | None:
 
 
 def flush_deferred(key: str | None = None) -> int:
-    """Write every buffered event, ``FLUSH_BATCH`` at a time; returns how many."""
+    """Write every buffered event, ``FLUSH_BATCH`` at a time, and every batch a dead
+    flusher left claimed; returns how many events were written."""
     target = _redis()
     if target is None:
         return 0
     redis, own_key = target
     key = key or own_key
     mark = f"{key}:scheduled"
-    written = 0
+    written = _adopt_orphans(redis, key)
+    lease_ms = int(CLAIM_LEASE_SECONDS * 1000)
     while True:
-        with redis.pipeline() as pipe:  # MULTI: take a batch atomically
-            pipe.lrange(key, 0, FLUSH_BATCH - 1)
-            pipe.ltrim(key, FLUSH_BATCH, -1)
-            raw, _ = pipe.execute()
+        token = secrets.token_hex(16)
+        raw = redis.eval(_CLAIM, 3, key, f"{key}:claims", _claim_key(key, token),
+                         FLUSH_BATCH, token, lease_ms)
         if not raw:
             redis.delete(mark)
             if redis.llen(key) and redis.set(mark, 1, nx=True, ex=SCHEDULED_TTL):
                 continue  # pushed after our last look, before the mark went: ours
+            _prune_tokens()
             return written
         redis.expire(mark, SCHEDULED_TTL)
         try:
-            written += _write([_decode(r) for r in raw])
+            written += _write_once(token, raw)
         except Exception:
-            redis.lpush(key, *reversed(raw))  # back at the head, in order, for the retry
+            with redis.pipeline() as pipe:  # back at the head, in order, for the retry
+                pipe.lpush(key, *reversed(raw))
+                pipe.delete(_claim_key(key, token))
+                pipe.hdel(f"{key}:claims", token)
+                pipe.execute()
             raise
+        _release(redis, key, token)
+
+
+def _claim_key(key: str, token: str) -> str:
+    return f"{key}:claim:{token}"
+
+
+def _release(redis, key: str, token: str) -> None:
+    with redis.pipeline() as pipe:
+        pipe.delete(_claim_key(key, token))
+        pipe.hdel(f"{key}:claims", token)
+        pipe.execute()
+
+
+def _adopt_orphans(redis, key: str) -> int:
+    """Write the batches whose flusher's lease ran out (it died holding them), once."""
+    written = 0
+    lease_ms = int(CLAIM_LEASE_SECONDS * 1000)
+    for raw_token in redis.hkeys(f"{key}:claims"):
+        token = raw_token.decode() if isinstance(raw_token, bytes) else str(raw_token)
+        if not redis.eval(_ADOPT, 1, f"{key}:claims", token, lease_ms):
+            continue  # its flusher is still at work
+        raw = redis.lrange(_claim_key(key, token), 0, -1)
+        if raw:
+            logger.warning("Adopting a batch of %d deferred interactions left claimed by a "
+                           "flusher that stopped", len(raw))
+            written += _write_once(token, raw)
+        _release(redis, key, token)
+    return written
+
+
+def _write_once(token: str, raw: list[bytes]) -> int:
+    """Write a claimed batch and its token in one transaction (0 if it already was)."""
+    using = router.db_for_write(IngestedBatch)
+    with transaction.atomic(using=using):
+        try:
+            with transaction.atomic(using=using):
+                IngestedBatch.objects.using(using).create(token=token)
+        except IntegrityError:
+            return 0  # its first flusher committed it before it stopped
+        return _write([_decode(r) for r in raw])
+
+
+def _prune_tokens() -> None:
+    cutoff = timezone.now() - timedelta(seconds=KEEP_TOKENS_SECONDS)
+    IngestedBatch.objects.filter(written_at__lt=cutoff).delete()
 
 
 def _decode(raw: bytes) -> InteractionEvent:
