@@ -125,3 +125,56 @@ def test_a_real_worker_retries_the_rebuild_after_the_database_was_unreachable(da
     finally:
         proxy.close()
     assert ModelVersion.objects.get(is_active=True).status == "ready"
+
+
+def test_the_task_retries_after_2_4_and_8_seconds_then_gives_up(data, monkeypatch):
+    from xo_recommender.exceptions import RebuildFailed
+    rebuild_module = importlib.import_module("xo_recommender.services.rebuild")
+    from xo_recommender.tasks import rebuild_recommendations
+
+    def down(*args, **kwargs):
+        raise OperationalError("the database is restarting (injected)")
+
+    slept = []
+    monkeypatch.setattr(rebuild_module, "_train", down)
+    monkeypatch.setattr("xo_recommender.tasks.time.sleep", slept.append)
+    with pytest.raises(RebuildFailed):
+        rebuild_recommendations.apply(throw=True)
+    assert slept == [2, 4, 8]  # three retries, doubling, then the failure is final
+    assert not ModelVersion.objects.filter(status="building").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rebuilds_run_one_at_a_time_on_postgresql(data):
+    """Another session holding the rebuild lock (a rebuild running elsewhere) makes this
+    one wait for it, instead of training beside it."""
+    import threading
+
+    from django.db import connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the lock is PostgreSQL's advisory lock")
+    rebuild_module = importlib.import_module("xo_recommender.services.rebuild")
+    other = connections.create_connection("default")
+    finished = []
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [rebuild_module.REBUILD_LOCK_KEY])
+
+        def run():
+            try:
+                finished.append(rebuild().pk)
+            finally:
+                connections.close_all()
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join(timeout=3)
+        assert worker.is_alive() and not finished  # waiting for the lock
+        assert not ModelVersion.objects.filter(status="building").exists()
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [rebuild_module.REBUILD_LOCK_KEY])
+        worker.join(timeout=120)
+        assert finished and ModelVersion.objects.get(pk=finished[0]).is_active
+    finally:
+        other.close()

@@ -11,7 +11,13 @@ from django.test import override_settings
 
 from tests.factories import BusinessFactory, CategoryFactory, UserFactory
 from xo_recommender import artifacts, recommend_for, record_interaction
-from xo_recommender.exceptions import InactiveUser, ModelNotReady, RebuildFailed, UnknownUser
+from xo_recommender.exceptions import (
+    InactiveUser,
+    InvalidArgument,
+    ModelNotReady,
+    RebuildFailed,
+    UnknownUser,
+)
 from xo_recommender.models import ModelVersion
 from xo_recommender.services import rebuild
 
@@ -157,15 +163,34 @@ def test_diversify_mixes_categories(world):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("kwargs", [
-    {"limit": 0}, {"limit": -1}, {"limit": 101}, {"limit": "10"}, {"offset": -1},
-    {"near": (91, 0)}, {"near": (0, 181)}, {"near": "here"}, {"near": (float("nan"), 0)},
-    {"near": ATL, "radius_km": -1}, {"near": ATL, "radius_km": float("inf")},
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"limit": 0}, "limit"), ({"limit": -1}, "limit"), ({"limit": 101}, "limit"),
+    ({"limit": "10"}, "limit"), ({"offset": -1}, "offset"), ({"near": (91, 0)}, "near"),
+    ({"near": (0, 181)}, "near"), ({"near": "here"}, "near"),
+    ({"near": (float("nan"), 0)}, "near"), ({"near": ATL, "radius_km": -1}, "radius_km"),
+    ({"near": ATL, "radius_km": float("inf")}, "radius_km"),
 ])
-def test_bad_arguments_are_value_errors(world, kwargs):
+def test_bad_arguments_are_value_errors_naming_the_argument(world, kwargs, field):
     rebuild()
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArgument) as err:
         recommend_for(world["coffee_people"][0], **kwargs)
+    assert isinstance(err.value, ValueError) and err.value.field == field
+
+
+@pytest.mark.django_db
+def test_fixed_blend_weights_set_after_a_learned_rebuild_rank_at_once(world):
+    """BLEND_WEIGHTS is read per request: set after the rebuild, it replaces the learned
+    ranking without another rebuild. A user in New York: the ranking as rebuilt puts the
+    one café there first; fixed weights of popularity alone rank it behind every place
+    people engaged with."""
+    rebuild()
+    user = UserFactory(interests=[], home_latitude=NYC[0], home_longitude=NYC[1])
+    far = world["far_cafe"].pk
+    assert ids(recommend_for(user, 9, diversify=False))[0] == far
+    with override_settings(XO_RECOMMENDER={**_configured(), "BLEND_WEIGHTS": {"prior": 1.0}}):
+        fixed = ids(recommend_for(user, 9, diversify=False))
+    engaged = {b.pk for b in world["cafes"][:3] + world["shops"][:3]}
+    assert set(fixed[:6]) == engaged and far in fixed[6:]  # behind everything people chose
 
 
 @pytest.mark.django_db
