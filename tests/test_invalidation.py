@@ -172,3 +172,27 @@ def test_stampede_guard_computes_once_per_key(db):
     assert calls == [7]
     assert sorted(cached for _, cached in results) == [False] + [True] * 5
     assert all(value == {"value": 42} for value, _ in results)
+
+
+def test_refresh_user_warms_the_users_default_page(world, django_capture_on_commit_callbacks):
+    """The ``refresh_user`` task (e.g. after a bulk import that bypassed the signals)
+    drops the user's answers and computes their default page again, so the next request
+    is a hit with what the database holds now."""
+    from django.utils import timezone
+
+    from xo_recommender.models import Interaction
+    from xo_recommender.tasks import refresh_user
+
+    alice = world["people"][0]
+    before = recommendation_payload(alice.pk)
+    assert world["cafes"][3].pk in [r["business_id"] for r in before["recommendations"]]
+    now = timezone.now()
+    Interaction.objects.bulk_create([Interaction(  # a bulk import: no signal, no retiring
+        user=alice, business=world["cafes"][3], interaction_type="like", first_seen=now,
+        last_seen=now)])
+    assert recommendation_payload(alice.pk)["cached"] is True  # still the old answer
+    refresh_user(alice.pk)
+    warm = recommendation_payload(alice.pk)
+    assert warm["cached"] is True
+    assert world["cafes"][3].pk not in [r["business_id"] for r in warm["recommendations"]]
+    refresh_user(10**9)  # an unknown user: nothing to warm, no error
