@@ -18,23 +18,26 @@ def business(db):
 
 @pytest.fixture(autouse=True)
 def _fresh_recommender_state():
-    """Each test starts from the configured settings, with no model and no active
-    flags in memory.
+    """Each test starts from the configured settings, with no model, no active flags and
+    no list of newcomers in memory.
 
     The in-process model is keyed by version id, and the flags by business id, which a
     rolled-back test database hands out again.
     """
     from xo_recommender import artifacts
     from xo_recommender.conf import settings
+    from xo_recommender.services import newcomers
     from xo_recommender.services.ranking import forget_active_flags
 
     settings.reload()
     artifacts.forget_loaded()
     forget_active_flags()
+    newcomers.forget()
     yield
     settings.reload()
     artifacts.forget_loaded()
     forget_active_flags()
+    newcomers.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -28,8 +28,9 @@ _cached: dict[object, tuple[float, Catalogue]] = {}
 def newcomers(version_id: object, model) -> Catalogue:
     """The active businesses the model ``version_id`` does not know (newest first)."""
     now = time.monotonic()
+    key = (version_id, float(model.trained_at))  # an id a test database may hand out again
     with _lock:
-        hit = _cached.get(version_id)
+        hit = _cached.get(key)
         if hit is not None and now - hit[0] < REFRESH_SECONDS:
             return hit[1]
     known = model.items.ids
@@ -37,7 +38,7 @@ def newcomers(version_id: object, model) -> Catalogue:
     items = snapshot.load_catalogue(after_id=after, limit=MAX_NEWCOMERS, active_only=True)
     with _lock:
         _cached.clear()  # one version is active at a time
-        _cached[version_id] = (now, items)
+        _cached[key] = (now, items)
     return items
 
 
