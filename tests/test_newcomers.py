@@ -110,3 +110,37 @@ def test_a_newcomer_joins_the_popular_list(site):
     everything = listed(popular_businesses(limit=20, near=ATL))
     assert fresh.pk in everything and closed.pk not in everything
     assert fresh.pk not in listed(popular_businesses(limit=20, near=ATL, category="books"))
+
+
+def test_each_process_reads_the_newcomers_again_after_the_refresh_interval(site, monkeypatch):
+    user = UserFactory(interests=["coffee"])
+    recommend_for(user, limit=20)  # this process now holds the (empty) list
+    fresh = BusinessFactory(name="Fresh Cafe", categories=[site["coffee"]],
+                            latitude=ATL[0], longitude=ATL[1])  # by another process
+    assert fresh.pk not in ids(recommend_for(user, limit=19))  # (other pages: no cache hit)
+    monkeypatch.setattr(newcomers, "REFRESH_SECONDS", 0.0)  # the interval has passed
+    assert fresh.pk in ids(recommend_for(user, limit=18))
+
+
+def test_only_the_newest_newcomers_take_part(site, monkeypatch):
+    older = BusinessFactory(name="Older Cafe", categories=[site["coffee"]])
+    newer = BusinessFactory(name="Newer Cafe", categories=[site["coffee"]])
+    monkeypatch.setattr(newcomers, "MAX_NEWCOMERS", 1)
+    version_id, model = artifacts.active_model()
+    listed_ids = list(newcomers.newcomers(version_id, model).ids)
+    assert listed_ids == [newer.pk] and older.pk not in listed_ids
+
+
+def test_a_business_reactivated_since_the_rebuild_waits_for_the_next(
+        site, django_capture_on_commit_callbacks):
+    from example_project.xo_black.models import Business
+
+    closed = BusinessFactory(name="Closed Cafe", categories=[site["coffee"]],
+                             latitude=ATL[0], longitude=ATL[1], is_active=False)
+    rebuild()  # knows it, as inactive
+    Business.objects.filter(pk=closed.pk).update(is_active=True)
+    user = UserFactory(interests=["coffee"])
+    assert closed.pk not in ids(recommend_for(user, limit=20))
+    with django_capture_on_commit_callbacks(execute=True):  # the new version is published
+        rebuild()
+    assert closed.pk in ids(recommend_for(user, limit=20))
