@@ -14,9 +14,15 @@ process:
   (``--http-workers``), loaded by ``--http-clients`` keep-alive client processes for
   ``--http-seconds``, median of ``--runs``: events/s beside single-event POSTs and
   beside ``record_interactions`` called in-process on the same batches (the ceiling);
-  the stored counts must equal the events the server acknowledged (201).
+  the stored counts must equal the events the server acknowledged (201);
+* a crash: while a stream runs, the worker is killed with SIGKILL (at random, maybe in
+  the middle of a batch) ``--kills`` times and a new one started each time; once the
+  stream has stopped, the claims the dead workers left are taken as expired (their
+  5-minute lease and the 60-s "scheduled" mark are ended by hand instead of waited
+  for), and the stored counts must equal the events sent: none lost, none twice.
 
-    python benchmarks/ingestion.py                 # 2,000/s for 60 s, then HTTP
+    python benchmarks/ingestion.py                 # 2,000/s for 60 s, crash, then HTTP
+    python benchmarks/ingestion.py --part crash    # the crash scenario only
     python benchmarks/ingestion.py --part http     # the HTTP batch endpoint only
     python benchmarks/ingestion.py --smoke         # a few seconds, for CI
 """
@@ -55,7 +61,9 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=2,
                         help="processes sending events (the host's web workers)")
     parser.add_argument("--calls", type=int, default=2000, help="latency calls per round")
-    parser.add_argument("--part", choices=("all", "buffered", "http"), default="all")
+    parser.add_argument("--part", choices=("all", "buffered", "crash", "http"),
+                        default="all")
+    parser.add_argument("--kills", type=int, default=3, help="workers killed (crash part)")
     parser.add_argument("--batch", type=int, default=100, help="events per HTTP request")
     parser.add_argument("--http-seconds", type=float, default=20.0)
     parser.add_argument("--http-clients", type=int, default=4)
@@ -64,7 +72,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a few seconds (CI)")
     args = parser.parse_args()
     if args.smoke:
-        args.seconds, args.calls, args.rate = 3.0, 200, 500
+        args.seconds, args.calls, args.rate, args.kills = 3.0, 200, 500, 1
         args.http_seconds, args.runs = 2.0, 1
 
     import scale_recommend as sr
@@ -83,18 +91,27 @@ def main() -> None:
         http_batches(args, env)
         return
     queue = f"xo-ingest-{os.getpid()}"
-    worker = subprocess.Popen(
+    workers = [start_worker(queue, env)]
+    try:
+        if args.part in ("all", "buffered"):
+            run(args, queue)
+        if args.part in ("all", "crash"):
+            crash(args, queue, env, workers)
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=30)
+    if args.part == "all":
+        http_batches(args, env)
+
+
+def start_worker(queue: str, env: dict) -> subprocess.Popen:
+    """A Celery worker (solo pool) of this run's own queue."""
+    return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "example_project", "worker", "--pool", "solo",
          "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
          "-l", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
-    try:
-        run(args, queue)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-    if args.part == "all":
-        http_batches(args, env)
 
 
 def produce(rate: float, seconds: float, start_at: float, users: list, places: list,
@@ -197,6 +214,69 @@ def run(args, queue: str) -> None:
           f"lost {sent - total:,}; written {total / (send_s + wait):,.0f}/s overall")
     if total != sent:
         sys.exit("events were lost")
+
+
+def crash(args, queue: str, env: dict, workers: list) -> None:
+    """Kill workers mid-stream; every event must be stored exactly once."""
+    import multiprocessing as mp
+    import random
+    import signal
+
+    import django
+
+    django.setup()
+    from celery import current_app
+    from django.db import connections
+    from django.db.models import Sum
+
+    from xo_recommender.models import Interaction, RecBusiness, RecUser
+    from xo_recommender.services.ingestion import _redis, defer_interaction
+
+    current_app.conf.task_default_queue = queue
+    redis, key = _redis()
+    users = list(RecUser.objects.values_list("pk", flat=True)[:2000])
+    places = list(RecBusiness.objects.values_list("pk", flat=True)[:500])
+
+    def stored() -> int:
+        return Interaction.objects.aggregate(n=Sum("count"))["n"] or 0
+
+    while redis.llen(key) or redis.hlen(f"{key}:claims"):  # earlier parts drain first
+        time.sleep(0.1)
+    base = stored()
+    connections.close_all()
+    ctx = mp.get_context("fork")
+    results = ctx.Queue()
+    start_at = time.time() + 0.5
+    producer = ctx.Process(target=produce, args=(args.rate, args.seconds, start_at, users,
+                                                 places, 99, results))
+    producer.start()
+    rng = random.Random(7)
+    killed_at = sorted(rng.uniform(0.1, 0.9) * args.seconds for _ in range(args.kills))
+    for at in killed_at:
+        time.sleep(max(0.0, start_at + at - time.time()))
+        workers[-1].send_signal(signal.SIGKILL)
+        workers[-1].wait(timeout=30)
+        workers.append(start_worker(queue, env))
+    sent = results.get()
+    producer.join()
+    time.sleep(1.0)
+    claims = redis.hkeys(f"{key}:claims")  # left by the dead (or held by the live one)
+    for token in claims:
+        redis.hset(f"{key}:claims", token, 0)  # the lease has run out
+    redis.delete(f"{key}:scheduled")  # so has the dead worker's "flush scheduled" mark
+    defer_interaction(users[0], places[0], "view")  # the next event schedules a flush
+    sent += 1
+    t0 = time.perf_counter()
+    while (stored() - base < sent or redis.llen(key) or redis.hlen(f"{key}:claims")) \
+            and time.perf_counter() - t0 < 120:
+        time.sleep(0.1)
+    total = stored() - base
+    print(f"\ncrash: {args.kills} worker(s) killed (SIGKILL) at "
+          f"{', '.join(f'{t:.1f}' for t in killed_at)} s of a {args.seconds:.0f}-s stream; "
+          f"{len(claims)} claim(s) found afterwards; sent {sent:,}; stored {total:,}; "
+          f"lost {max(sent - total, 0):,}; counted twice {max(total - sent, 0):,}")
+    if total != sent:
+        sys.exit("events were lost or counted twice")
 
 
 def post_batches(port: int, token: str, bodies: list[bytes], seconds: float,
