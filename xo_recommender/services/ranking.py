@@ -6,7 +6,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -186,16 +186,35 @@ class RecommendationPage:
     model_version: int | None
     items: list[PageItem]
     cached: bool
+    #: The page as the caller's :class:`PageRendering` made it when the ranking was
+    #: computed, on a hit that lists exactly those businesses (else None): sendable as is.
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class PageRendering:
+    """How a caller (the API) renders a page, so that a cache hit can send the bytes made
+    when its ranking was computed instead of rendering the same page again.
+
+    ``render(page)`` gets the page a hit would serve when none of its businesses went
+    inactive (``cached`` True); ``tag`` names the format: a body stored under another
+    tag (another renderer, other settings) is not served.
+    """
+
+    tag: Any
+    render: Callable[[RecommendationPage], bytes]
 
 
 def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius_km: Any,
-            exclude: Iterable[Any], diversify: Any) -> tuple[dict[str, Any], bool]:
+            exclude: Iterable[Any], diversify: Any,
+            rendering: PageRendering | None = None) -> tuple[dict[str, Any], bool]:
     """The model's ranking for one query (plus slack), from the cache when unchanged.
 
     Each ranked row carries the business's name and categories as the view showed them
     when it was computed (an edit retires the entry through ``business_changed``) and its
     reasons as text (the language is part of the key); whether the business is still
-    active is never cached: :func:`_live` checks it on every hit.
+    active is never cached: :func:`_live` checks it on every hit. With ``rendering``, the
+    entry also keeps the page that ranking makes, rendered (``body``: tag and bytes).
     """
     excluded = sorted({int(_pk(b)) for b in exclude})
     params = {"limit": limit, "offset": offset, "category": category,
@@ -212,7 +231,12 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
         ranked = [[r.item_id, r.score, render(r.reasons), r.distance_km,
                    row[0], list(row[1] or [])]
                   for r in results if (row := rows.get(r.item_id)) is not None and row[2]]
-        return {"user_id": rec_user.pk, "model_version": version, "ranked": ranked}
+        body = None
+        if rendering is not None:
+            page = RecommendationPage(rec_user.pk, version, _page_items(ranked, limit), True)
+            body = [rendering.tag, rendering.render(page)]
+        return {"user_id": rec_user.pk, "model_version": version, "ranked": ranked,
+                "body": body}
 
     return cache.cached_answer("rank", _pk(user), {**params, **_ranking_settings()}, compute,
                                artifacts.active_version_id,
@@ -346,8 +370,9 @@ def _listable(ids: list[int]) -> set[int]:
     return _active_flags.listable(ids, interval)
 
 
-def _live(ranked: list, limit: int, *, check: bool = True) -> list[PageItem]:
-    """The first ``limit`` ranked businesses that are listable.
+def _live(ranked: list, limit: int, *, check: bool = True) -> tuple[list[PageItem], bool]:
+    """The first ``limit`` ranked businesses that are listable, and whether that is the
+    page unfiltered (none of the first ``limit`` left out).
 
     Checked on every cache hit: a business deactivated or deleted by any means (the
     ORM, ``queryset.update``, raw SQL in the host) is left out, without relying on
@@ -356,22 +381,20 @@ def _live(ranked: list, limit: int, *, check: bool = True) -> list[PageItem]:
     the model was built. ``LIVE_ACTIVE_CHECK = False`` skips the check and relies on the
     save/delete signals alone.
     """
-    if check and rec_settings.LIVE_ACTIVE_CHECK:
-        # the shown businesses; the slack's only when some of those went inactive
-        active = _listable([row[0] for row in ranked[:limit]])
-        if len(active) < min(limit, len(ranked)):
-            active |= _listable([row[0] for row in ranked[limit:]])
-    else:
-        active = {row[0] for row in ranked}
-    page = []
-    for item_id, score, reasons, distance_km, name, categories in ranked:
-        if item_id not in active:
-            continue
-        page.append(PageItem(item_id, name, round(score, 6), reasons, categories,
-                             distance_km))
-        if len(page) == limit:
-            break
-    return page
+    if not (check and rec_settings.LIVE_ACTIVE_CHECK):
+        return _page_items(ranked, limit), True
+    # the shown businesses; the slack's only when some of those went inactive
+    active = _listable([row[0] for row in ranked[:limit]])
+    if len(active) == min(limit, len(ranked)):
+        return _page_items(ranked, limit), True
+    active |= _listable([row[0] for row in ranked[limit:]])
+    return _page_items([row for row in ranked if row[0] in active], limit), False
+
+
+def _page_items(ranked: list, limit: int) -> list[PageItem]:
+    """The first ``limit`` ranked rows as page items."""
+    return [PageItem(item_id, name, round(score, 6), reasons, categories, distance_km)
+            for item_id, score, reasons, distance_km, name, categories in ranked[:limit]]
 
 
 def recommendation_page(
@@ -384,6 +407,7 @@ def recommendation_page(
     radius_km: float | None = None,
     exclude: Iterable[Any] = (),
     diversify: bool | None = None,
+    rendering: PageRendering | None = None,
 ) -> RecommendationPage:
     """One page of personalised businesses for ``user`` (an instance or its primary key).
 
@@ -391,15 +415,19 @@ def recommendation_page(
     cache. Arguments and errors as ``recommend_for``. A miss runs under the statement
     timeout; a hit asks the database nothing when this process read the page's active
     flags within ``ACTIVE_CHECK_INTERVAL_MS`` (a ranking it computed counts as read).
+    With ``rendering``, a hit listing every business its ranking did when computed
+    carries that page's rendered ``body``.
     """
     since = time.monotonic()
     answer, cached = _ranked(user, limit, offset, category, near, radius_km, exclude,
-                             diversify)
+                             diversify, rendering)
     if not cached and rec_settings.LIVE_ACTIVE_CHECK and rec_settings.ACTIVE_CHECK_INTERVAL_MS:
         _active_flags.learn([row[0] for row in answer["ranked"]], since)  # read just now
     # a ranking computed just now was filtered by the view already: check hits only
-    return RecommendationPage(answer["user_id"], answer["model_version"],
-                              _live(answer["ranked"], limit, check=cached), cached)
+    items, unfiltered = _live(answer["ranked"], limit, check=cached)
+    body = answer.get("body") if cached and unfiltered and rendering is not None else None
+    return RecommendationPage(answer["user_id"], answer["model_version"], items, cached,
+                              body[1] if body and body[0] == rendering.tag else None)
 
 
 def recommend_for(
