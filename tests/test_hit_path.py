@@ -177,15 +177,15 @@ def test_remembered_queries_still_answer_bad_input_and_follow_max_results(built,
 def test_reads_are_spread_over_requests_a_slice_at_a_time(monkeypatch):
     from types import SimpleNamespace
 
-    from xo_recommender.services import ranking
+    from xo_recommender.services import active_flags as ranking
 
     reads, inactive = [], {5}
-    monkeypatch.setattr(ranking._ActiveFlags, "_read",
+    monkeypatch.setattr(ranking.ActiveFlags, "_read",
                         staticmethod(lambda ids, using: reads.append(set(ids))
                                      or set(ids) - inactive))
     clock = [100.0]
     monkeypatch.setattr(ranking, "time", SimpleNamespace(monotonic=lambda: clock[0]))
-    flags = ranking._ActiveFlags()
+    flags = ranking.ActiveFlags()
     ids = list(range(1, 81))  # ten in each of the eight slices
     assert flags.listable(ids, 1.0) == set(ids) - {5} and len(reads) == 1
     clock[0] += 0.5
