@@ -97,6 +97,7 @@ class ActiveFlags:
         self.lock = threading.Lock()
         self.memory: dict[str, tuple[list[float], list[dict[int, bool]]]] = {}
         self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()
         self.used_at = -math.inf
 
     def listable(self, ids: list[int], interval: float, background: bool = False) -> set[int]:
@@ -152,6 +153,15 @@ class ActiveFlags:
         with self.lock:
             self.memory.clear()
 
+    def stop(self) -> None:
+        """End the refresher, if any, and wait for it (tests: its connection closes)."""
+        with self.lock:
+            thread = self.thread
+        if thread is not None:
+            self.stopping.set()
+            thread.join(timeout=30)
+            self.stopping.clear()
+
     # ---------------------------------------------------------------- the refresher
 
     def _refresher_running(self) -> bool:
@@ -183,11 +193,12 @@ class ActiveFlags:
             while True:
                 interval = float(rec_settings.ACTIVE_CHECK_INTERVAL_MS or 0) / 1000
                 if (interval <= 0 or not rec_settings.ACTIVE_CHECK_BACKGROUND
-                        or time.monotonic() - self.used_at > self.IDLE_SECONDS):
+                        or time.monotonic() - self.used_at > self.IDLE_SECONDS
+                        or self.stopping.is_set()):
                     return
                 when, due = self._next(interval)
                 if due is None:
-                    time.sleep(min(when, interval / self.SLICES))
+                    self.stopping.wait(min(when, interval / self.SLICES))
                     continue
                 started = when
                 using, k, ids = due
@@ -196,7 +207,7 @@ class ActiveFlags:
                 except Exception as exc:  # the hits read themselves meanwhile
                     logger.warning("Active flags not refreshed (hits read them): %s", exc)
                     connections[using].close()
-                    time.sleep(interval)
+                    self.stopping.wait(interval)
                     continue
                 with self.lock:
                     read_at, flags = self.memory.get(using) or self._empty(using)
@@ -217,6 +228,7 @@ active_flags = ActiveFlags()
 def _after_fork() -> None:
     """A forked child (a preloading server's worker) has no refresher and a fresh lock."""
     active_flags.lock = threading.Lock()
+    active_flags.stopping = threading.Event()
     active_flags.thread = None
 
 
@@ -225,8 +237,9 @@ if hasattr(os, "register_at_fork"):
 
 
 def forget_active_flags() -> None:
-    """Drop this process's memory of active flags (tests: a rolled-back database
-    hands the same ids out again)."""
+    """Drop this process's memory of active flags and end its refresher (tests: a
+    rolled-back database hands the same ids out again)."""
+    active_flags.stop()
     active_flags.forget()
 
 
