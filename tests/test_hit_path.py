@@ -298,3 +298,16 @@ def test_a_page_missing_a_business_is_rendered_afresh(built, settings):
     assert hit.json()["cached"] is True and hasattr(hit, "data")  # rendered by DRF
     assert [r["business_id"] for r in hit.json()["recommendations"]][:len(shown) - 2] \
         == shown[2:]
+
+
+@pytest.mark.django_db
+def test_remembered_cache_keys_keep_types_and_settings_apart(built, settings):
+    from xo_recommender.exceptions import InvalidArgument
+
+    owner = built["owner"]
+    assert not recommendation_page(owner.pk, 1).cached
+    assert recommendation_page(owner.pk, 1).cached
+    with pytest.raises(InvalidArgument):  # True == 1, yet not the same query
+        recommendation_page(owner.pk, True)
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "SITE_NAME": "Elsewhere"}
+    assert not recommendation_page(owner.pk, 1).cached  # the site's name is in the key

@@ -78,9 +78,9 @@ class ActiveFlags:
     time its flags were read; an id not seen before is read at once. A slice older than
     the interval is read again before a hit trusts it.
 
-    The refresher thread reads a slice again once it is ``REFRESH_AT`` of the interval
-    old, one query a slice, outside the lock (hits go on meanwhile, on the flags read
-    before, still young enough). Without it, a hit also reads the oldest slice once it
+    The refresher thread reads every slice again once the oldest is ``REFRESH_AT`` of
+    the interval old, in one query, outside the lock (hits go on meanwhile, on the flags
+    read before, still young enough). Without it, a hit also reads the oldest slice once it
     is older than ``(SLICES - 1) / SLICES`` of the interval, so that the reads are spread
     over requests rather than one read of everything stalling one request and those
     queued behind it. A thread with no hit for ``IDLE_SECONDS`` ends; the next hit starts
@@ -109,6 +109,17 @@ class ActiveFlags:
             self.used_at = now
             refreshed = background and self._refresher_running()
             read_at, flags = self.memory.get(using) or self._empty(using)
+            if refreshed:  # the usual hit: every flag known and young enough
+                young, found = now - interval, set()
+                for i in ids:
+                    k = i % slices
+                    flag = flags[k].get(i) if read_at[k] >= young else None
+                    if flag is None:
+                        break
+                    if flag:
+                        found.add(i)
+                else:
+                    return found
             if sum(map(len, flags)) > self.MAX_IDS:
                 read_at, flags = self._empty(using)
             due = {i % slices for i in ids if now - read_at[i % slices] > interval}
@@ -172,20 +183,24 @@ class ActiveFlags:
             self.thread.start()
         return True
 
-    def _next(self, interval: float) -> tuple[float, tuple[str, int, list[int]] | None]:
-        """``(now, (database, slice, its ids))`` for the slice due for a read, else
-        ``(seconds to wait, None)``."""
+    def _next(self, interval: float) -> tuple[float, tuple[str, list[int], list[int]] | None]:
+        """``(now, (database, its slices, their ids))`` once the oldest slice is due for
+        a read, else ``(seconds to wait, None)``. Every slice of that database is read
+        with it, in one query: after one round, the thread reads each database once
+        per ``REFRESH_AT`` of the interval."""
         with self.lock:
             now = time.monotonic()
-            due = [(read_at[k], using, k) for using, (read_at, flags) in self.memory.items()
+            due = [(read_at[k], using) for using, (read_at, flags) in self.memory.items()
                    for k in range(self.SLICES) if flags[k]]
             if not due:
                 return interval * self.REFRESH_AT, None
-            read, using, k = min(due)
+            read, using = min(due)
             wait = read + interval * self.REFRESH_AT - now
             if wait > 0:
                 return wait, None
-            return now, (using, k, list(self.memory[using][1][k]))
+            flags = self.memory[using][1]
+            slices = [k for k in range(self.SLICES) if flags[k]]
+            return now, (using, slices, [i for k in slices for i in flags[k]])
 
     def _refresh(self) -> None:
         """The thread: keep every slice younger than the interval while hits come."""
@@ -200,8 +215,7 @@ class ActiveFlags:
                 if due is None:
                     self.stopping.wait(min(when, interval / self.SLICES))
                     continue
-                started = when
-                using, k, ids = due
+                started, (using, slices, ids) = when, due
                 try:
                     active = self._read(ids, using)
                 except Exception as exc:  # the hits read themselves meanwhile
@@ -211,9 +225,12 @@ class ActiveFlags:
                     continue
                 with self.lock:
                     read_at, flags = self.memory.get(using) or self._empty(using)
-                    if read_at[k] < started:  # no fresher read of it meanwhile
-                        # ids first seen meanwhile are dropped: read when next asked for
-                        flags[k] = {i: i in active for i in ids}
+                    fresh = {k: {} for k in slices if read_at[k] < started}
+                    for i in ids:  # ids first seen meanwhile: read when next asked for
+                        if i % self.SLICES in fresh:
+                            fresh[i % self.SLICES][i] = i in active
+                    for k, slice_flags in fresh.items():  # unless read again meanwhile
+                        flags[k] = slice_flags
                         read_at[k] = started
         finally:
             with self.lock:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.signals import setting_changed
 from django.db import router
 from django.utils import translation
 
@@ -237,9 +238,36 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
         return {"user_id": rec_user.pk, "model_version": version, "ranked": ranked,
                 "body": body}
 
-    return cache.cached_answer("rank", _pk(user), {**params, **_ranking_settings()}, compute,
-                               artifacts.active_version_id,
-                               items=lambda answer: [row[0] for row in answer["ranked"]])
+    return cache.cached_answer("rank", _pk(user), params, compute, artifacts.active_version_id,
+                               items=lambda answer: [row[0] for row in answer["ranked"]],
+                               digest=_digest(params))
+
+
+#: Cache-key digests by the ``repr`` of a query's parameters and language, so that a hit
+#: does not serialise and hash them again; forgotten when the recommender's settings
+#: change (they are part of the key).
+_DIGESTS: dict[str, str] = {}
+_MAX_DIGESTS = 4096
+
+
+def _digest(params: dict[str, Any]) -> str:
+    """``cache.params_digest`` of the query's parameters and the ranking settings."""
+    remembered = repr((params, translation.get_language()))
+    found = _DIGESTS.get(remembered)
+    if found is None:
+        found = cache.params_digest({**params, **_ranking_settings()})
+        if len(_DIGESTS) >= _MAX_DIGESTS:
+            _DIGESTS.clear()
+        _DIGESTS[remembered] = found
+    return found
+
+
+def _forget_digests(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("XO_RECOMMENDER") or setting in ("LANGUAGE_CODE", "LANGUAGES"):
+        _DIGESTS.clear()
+
+
+setting_changed.connect(_forget_digests, dispatch_uid="xo_recommender.ranking.digests")
 
 
 def _live(ranked: list, limit: int, *, check: bool = True) -> tuple[list[PageItem], bool]:
