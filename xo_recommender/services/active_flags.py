@@ -217,6 +217,7 @@ class ActiveFlags:
                     continue
                 started, (using, slices, ids) = when, due
                 try:
+                    connections[using].close_if_unusable_or_obsolete()  # as a request
                     active = self._read(ids, using)
                 except Exception as exc:  # the hits read themselves meanwhile
                     logger.warning("Active flags not refreshed (hits read them): %s", exc)
