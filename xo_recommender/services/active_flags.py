@@ -44,7 +44,8 @@ def active_ids(ids: Iterable[int], using: str | None = None) -> set[int]:
     Primary-key lookups on the host table in plain SQL (no view aggregate, no model
     instances), read past any filtering default manager. A NULL flag counts as active, as
     in the view. Identifiers go through ``quote_name``; on PostgreSQL the ids travel as
-    one array parameter, elsewhere in chunks of placeholders.
+    one array literal (a text parameter: the refresher sends thousands), elsewhere in
+    chunks of placeholders.
     """
     ids = [int(i) for i in ids]
     if not ids:
@@ -56,8 +57,9 @@ def active_ids(ids: Iterable[int], using: str | None = None) -> set[int]:
     field = rec_settings.BUSINESS_FIELDS.get("is_active")
     columns = q(meta.pk.column) + (f", {q(meta.get_field(field).column)}" if field else "")
     select = f"SELECT {columns} FROM {q(meta.db_table)} WHERE {q(meta.pk.column)}"
-    if connection.vendor == "postgresql":
-        batches = [(f"{select} = ANY(%s)", [ids])]
+    if connection.vendor == "postgresql":  # one array literal: the driver dumps a list
+        batches = [(f"{select} = ANY(CAST(%s AS bigint[]))",  # of ints one by one
+                    ["{" + ",".join(map(str, ids)) + "}"])]
     else:
         batches = [(f"{select} IN ({', '.join(['%s'] * len(chunk))})", chunk)
                    for chunk in (ids[i:i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK))]
