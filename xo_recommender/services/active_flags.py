@@ -132,6 +132,8 @@ class ActiveFlags:
             wanted = {i for k in due for i in flags[k]}
             wanted.update(i for i in ids if i % slices in due or i not in flags[i % slices])
             if wanted:
+                if refreshed:
+                    logger.debug("Active flags read by a hit: %s ids", len(wanted))
                 active = self._read(wanted, using)  # one query at most
                 for k in due:
                     flags[k] = {}
