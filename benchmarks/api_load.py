@@ -212,7 +212,7 @@ def main() -> None:
         for _ in range(args.workers * 4):
             get(port, "/bench/floor/", pairs[0][1])
         # and, unmeasured, hits until every worker has read the active flags of the pages
-        # it serves (a process reads a page's flags once, then per ACTIVE_CHECK_INTERVAL_MS)
+        # it serves (a process reads a page's flags once; its thread keeps them young)
         wrk(binary, port, api + "{id}/", pairs, max(2, args.seconds // 3), args.connections)
         # floor and hit alternate, run by run, so that a change in the machine's load
         # falls on both alike

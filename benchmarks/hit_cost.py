@@ -6,12 +6,15 @@ read throttle on:
 
 * **floor** — ``/bench/floor/``: a DRF view returning a fixed list from the cache;
 * **hit** — ``GET api/recommend/{user_id}/`` answered from the cache, as shipped: active
-  flags remembered for ``ACTIVE_CHECK_INTERVAL_MS``, the throttle counted in the answer's
-  round trip, the JSON built directly, the query's validation remembered;
+  flags remembered for ``ACTIVE_CHECK_INTERVAL_MS`` and read again by a thread, the
+  throttle counted in the answer's round trip, the JSON sent as stored when the ranking
+  was computed, the query's validation remembered;
 * one variant per design choice, each undoing only that choice:
-  **interval 0** (a primary-key query on the host table on every hit), **no active
-  check** (``LIVE_ACTIVE_CHECK = False``: signals only), **throttle apart** (its own
-  round trip), **DRF serializer** (the response through
+  **interval 0** (a primary-key query on the host table on every hit), **flags read by
+  hits** (``ACTIVE_CHECK_BACKGROUND = False``: no thread, the hits read them a slice at
+  a time), **no active check** (``LIVE_ACTIVE_CHECK = False``: signals only),
+  **throttle apart** (its own round trip), **rendered per hit** (no stored JSON: the
+  page built and rendered by DRF on every hit), **DRF serializer** (that, through
   ``RecommendationsResponseSerializer``), **query serializer** (the query validated by
   its serializer on every request).
 
@@ -97,10 +100,12 @@ def main() -> None:
         "floor": [],
         "hit": [],
         "hit, interval 0": [lambda: recommender(ACTIVE_CHECK_INTERVAL_MS=0)],
+        "hit, flags read by hits": [lambda: recommender(ACTIVE_CHECK_BACKGROUND=False)],
         "hit, no active check": [lambda: recommender(LIVE_ACTIVE_CHECK=False)],
         "hit, throttle apart": [
             lambda: patched(views.RecommendationViewSet, "throttle_with_answer", False)],
-        "hit, DRF serializer": [lambda: patched(
+        "hit, rendered per hit": [lambda: patched(s, "JSON_RENDERING", None)],
+        "hit, DRF serializer": [lambda: patched(s, "JSON_RENDERING", None), lambda: patched(
             s, "recommendations_data",
             lambda page: s.RecommendationsResponseSerializer(page).data)],
         "hit, query serializer": [lambda: patched(views, "recommend_query", unremembered)],

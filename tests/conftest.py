@@ -27,7 +27,7 @@ def _fresh_recommender_state():
     from xo_recommender import artifacts
     from xo_recommender.conf import settings
     from xo_recommender.services import newcomers
-    from xo_recommender.services.ranking import forget_active_flags
+    from xo_recommender.services.active_flags import forget_active_flags
 
     settings.reload()
     artifacts.forget_loaded()

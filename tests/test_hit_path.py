@@ -177,15 +177,15 @@ def test_remembered_queries_still_answer_bad_input_and_follow_max_results(built,
 def test_reads_are_spread_over_requests_a_slice_at_a_time(monkeypatch):
     from types import SimpleNamespace
 
-    from xo_recommender.services import ranking
+    from xo_recommender.services import active_flags as ranking
 
     reads, inactive = [], {5}
-    monkeypatch.setattr(ranking._ActiveFlags, "_read",
+    monkeypatch.setattr(ranking.ActiveFlags, "_read",
                         staticmethod(lambda ids, using: reads.append(set(ids))
                                      or set(ids) - inactive))
     clock = [100.0]
     monkeypatch.setattr(ranking, "time", SimpleNamespace(monotonic=lambda: clock[0]))
-    flags = ranking._ActiveFlags()
+    flags = ranking.ActiveFlags()
     ids = list(range(1, 81))  # ten in each of the eight slices
     assert flags.listable(ids, 1.0) == set(ids) - {5} and len(reads) == 1
     clock[0] += 0.5
@@ -199,3 +199,115 @@ def test_reads_are_spread_over_requests_a_slice_at_a_time(monkeypatch):
     clock[0] += 0.2  # past the interval: a page in stale slices reads them (and the
     assert flags.listable([5, 6, 7], 1.0) == {7}  # oldest slice) in one query
     assert len(reads) == 4 and reads[-1] == {i for i in ids if i % 8 in (2, 5, 6, 7)}
+
+
+def business_reads(captured):
+    """The queries that read the host's business table."""
+    table = Interaction.business.field.related_model._meta.db_table
+    return [q["sql"] for q in captured.captured_queries if table in q["sql"]]
+
+
+def refreshed_since(moment, deadline=30.0):
+    """Wait until the refresher has read every slice again after ``moment``."""
+    from xo_recommender.services.active_flags import active_flags
+
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        with active_flags.lock:
+            reads = [at for read_at, flags in active_flags.memory.values()
+                     for at, slice_ in zip(read_at, flags, strict=True) if slice_]
+        if reads and min(reads) > moment:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the refresher read nothing")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_refresher_hits_read_no_flags_and_a_change_behind_signals_still_leaves(
+        built, settings, django_assert_max_num_queries):
+    from xo_recommender.services.active_flags import forget_active_flags
+
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "ACTIVE_CHECK_INTERVAL_MS": 2000,
+                               "ACTIVE_CHECK_BACKGROUND": True}
+    client = client_for(built["owner"])
+    try:
+        listed(client)
+        cached, shown = listed(client)  # the thread starts with this hit's flags
+        assert cached and len(shown) >= 2
+        refreshed_since(time.monotonic())
+        with django_assert_max_num_queries(1) as captured:  # at most the active version
+            assert listed(client) == (True, shown)
+        assert business_reads(captured) == []  # the thread read the flags, not the hit
+
+        deactivate_and_delete_in_sql(shown[0], shown[1])  # committed: no signal
+        refreshed_since(time.monotonic())
+        with django_assert_max_num_queries(1) as captured:
+            cached, now = listed(client)
+        assert business_reads(captured) == []
+        assert cached and shown[0] not in now and shown[1] not in now
+        assert now == [b for b in shown if b not in shown[:2]][:len(now)]
+    finally:
+        forget_active_flags()  # ends the thread and closes its connection
+
+
+def test_a_hit_reads_flags_the_refresher_left_stale(monkeypatch):
+    """Whatever the thread does, a hit never trusts a flag older than the interval."""
+    from types import SimpleNamespace
+
+    from xo_recommender.services import active_flags as module
+
+    reads = []
+    monkeypatch.setattr(module.ActiveFlags, "_read",
+                        staticmethod(lambda ids, using: reads.append(set(ids)) or set(ids)))
+    monkeypatch.setattr(module.ActiveFlags, "_refresher_running", lambda self: True)
+    clock = [100.0]
+    monkeypatch.setattr(module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    flags = module.ActiveFlags()
+    ids = list(range(1, 17))
+    assert flags.listable(ids, 1.0, background=True) == set(ids) and len(reads) == 1
+    clock[0] += 0.9  # young enough: trusted, and the oldest slice is the thread's to read
+    assert flags.listable(ids, 1.0, background=True) == set(ids) and len(reads) == 1
+    clock[0] += 0.2  # the thread did not read them in time: the hit does
+    assert flags.listable([3], 1.0, background=True) == {3}
+    assert len(reads) == 2 and reads[-1] == {3, 11}
+
+
+@pytest.mark.django_db
+def test_a_hit_sends_what_the_renderer_would(built):
+    client = client_for(built["owner"])
+    miss = client.get(f"{API}me/", {"limit": 4})
+    hit = client.get(f"{API}me/", {"limit": 4})
+    assert hit.json()["cached"] is True and not hasattr(hit, "data")  # the stored bytes
+    for header in ("Content-Type", "Vary", "Allow"):
+        assert hit[header] == miss[header]
+    assert hit.content == JSONRenderer().render({**miss.json(), "cached": True})
+    pretty = client.get(f"{API}me/", {"limit": 4}, HTTP_ACCEPT="application/json; indent=2")
+    assert pretty.json() == hit.json() and pretty.content.startswith(b'{\n  "user_id"')
+    browsable = client.get(f"{API}me/", {"limit": 4, "format": "api"})
+    assert browsable.status_code == 200 and browsable["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_a_page_missing_a_business_is_rendered_afresh(built, settings):
+    client = client_for(built["owner"])
+    interval(settings, 0)
+    listed(client)
+    cached, shown = listed(client)
+    deactivate_and_delete_in_sql(shown[0], shown[1])
+    hit = client.get(f"{API}me/")
+    assert hit.json()["cached"] is True and hasattr(hit, "data")  # rendered by DRF
+    assert [r["business_id"] for r in hit.json()["recommendations"]][:len(shown) - 2] \
+        == shown[2:]
+
+
+@pytest.mark.django_db
+def test_remembered_cache_keys_keep_types_and_settings_apart(built, settings):
+    from xo_recommender.exceptions import InvalidArgument
+
+    owner = built["owner"]
+    assert not recommendation_page(owner.pk, 1).cached
+    assert recommendation_page(owner.pk, 1).cached
+    with pytest.raises(InvalidArgument):  # True == 1, yet not the same query
+        recommendation_page(owner.pk, True)
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "SITE_NAME": "Elsewhere"}
+    assert not recommendation_page(owner.pk, 1).cached  # the site's name is in the key

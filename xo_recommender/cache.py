@@ -396,6 +396,11 @@ def publish_model_version(version_id: int) -> None:
     write(MODEL_VERSION, version_id, MODEL_VERSION_SECONDS)
 
 
+def params_digest(params: dict[str, Any]) -> str:
+    """What names an answer's parameters in its key (``digest`` of :func:`cached_answer`)."""
+    return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def cached_answer(
     kind: str,
     user_id: Any,
@@ -403,18 +408,20 @@ def cached_answer(
     compute: Callable[[Any], Any],
     active_version: Callable[[], Any],
     items: Callable[[Any], list[int]] | None = None,
+    *,
+    digest: str | None = None,
 ) -> tuple[Any, bool]:
     """``(answer, was_cached)``; ``compute(model_version)`` runs on a miss.
 
     ``active_version()`` is asked only when the cache does not know the active model
     version; ``items(answer)`` lists the business ids an answer shows, so that a change
-    to another business leaves it cached (without it, any business change retires it).
+    to another business leaves it cached (without it, any business change retires it);
+    ``digest``: ``params_digest(params)``, when the caller remembers it.
     One computation per entry at a time across processes: a miss takes a short lock
     (``cache.add``); others wait up to ``WAIT_SECONDS`` for the answer, then compute
     themselves rather than fail.
     """
-    digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
-    key = f"{PREFIX}:{kind}:u{user_id}:{digest[:20]}"
+    key = f"{PREFIX}:{kind}:u{user_id}:{(digest or params_digest(params))[:20]}"
     user_gen = user_generation_key(user_id)
     cache = _cache()
     found = _read_stamped(cache, [key, MODEL_VERSION, CATALOGUE_GENERATION, user_gen])

@@ -115,6 +115,11 @@ DEFAULTS: dict[str, Any] = {
     # deactivated or deleted without a signal may still be listed this long after its
     # commit (through the ORM: not at all). 0: one primary-key query on every hit.
     "ACTIVE_CHECK_INTERVAL_MS": 1000,
+    # Whether a thread of each process reads those flags again before they reach that
+    # age, so that a cache hit asks the database nothing (it still reads a business the
+    # process has not shown yet, or flags the thread failed to keep young). False: the
+    # hits read them, a slice at a time.
+    "ACTIVE_CHECK_BACKGROUND": True,
     # Which entry of ``CACHES`` holds recommendation results.
     "CACHE_ALIAS": "default",
     # Seconds a cached result lives; the versioned keys make it safe to be generous.

@@ -13,9 +13,10 @@ from typing import Any
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 
 from xo_recommender.conf import settings as rec_settings
-from xo_recommender.services import InteractionEvent
+from xo_recommender.services import InteractionEvent, PageRendering
 
 #: Largest id a bigint primary key can hold; larger ids cannot exist.
 MAX_ID = 2**63 - 1
@@ -272,6 +273,22 @@ def recommendations_data(page: Any) -> dict[str, Any]:
     return {"user_id": _maybe(int, page.user_id), "recommendations": items,
             "model_version": _maybe(int, page.model_version),
             "cached": _maybe(bool, page.cached)}
+
+
+def recommendations_json(page: Any) -> bytes:
+    """The page as DRF's ``JSONRenderer`` sends ``recommendations_data(page)``."""
+    return JSONRenderer().render(recommendations_data(page))
+
+
+#: The API's rendering of a page: a cache hit sends the bytes made when its ranking was
+#: computed. The tag holds what shapes the bytes (``JSONRenderer``'s settings, frozen at
+#: import like DRF's own, and this format's version), so a change to either is not
+#: answered with bytes of the old kind.
+JSON_RENDERING = PageRendering(
+    ("recommendations", 1, JSONRenderer.compact, JSONRenderer.ensure_ascii,
+     JSONRenderer.strict, f"{JSONRenderer.encoder_class.__module__}."
+     f"{JSONRenderer.encoder_class.__qualname__}"),
+    recommendations_json)
 
 
 def _maybe(convert: Any, value: Any) -> Any:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpResponse
 from django.urls import include, path
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
@@ -28,6 +29,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -134,6 +136,13 @@ def recommend_query(params: Any) -> dict[str, Any]:
     return dict(found)
 
 
+def _plain_json(request: Request) -> bool:
+    """Whether DRF would answer with ``JSONRenderer`` as is (no ``indent``, no subclass):
+    then a page rendered that way before is the same bytes."""
+    return (type(request.accepted_renderer) is JSONRenderer
+            and request.accepted_media_type == JSONRenderer.media_type)
+
+
 def require_act_for(request: Request, user_id: int) -> None:
     """403 unless the caller is that user or a service account."""
     if not may_act_for(request.user, user_id):
@@ -197,7 +206,10 @@ class RecommendationViewSet(RecommenderViewSet):
             query = recommend_query(request.query_params)
             alias = "max_results" if "max_results" in request.query_params else "limit"
             with service_errors(limit=alias):
-                page = services.recommendation_page(user_id, **query)
+                page = services.recommendation_page(user_id, **query,
+                                                    rendering=s.JSON_RENDERING)
+        if page.body is not None and _plain_json(request):
+            return HttpResponse(page.body, content_type=JSONRenderer.media_type)
         return Response(s.recommendations_data(page))
 
     @extend_schema(

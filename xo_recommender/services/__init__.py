@@ -14,6 +14,7 @@ from xo_recommender.services.interactions import (
 )
 from xo_recommender.services.ranking import (
     PageItem,
+    PageRendering,
     Recommendation,
     RecommendationPage,
     popular_businesses,
@@ -30,6 +31,7 @@ __all__ = [
     "InteractionEvent",
     "PageItem",
     "Recommendation",
+    "PageRendering",
     "RecommendationPage",
     "clear_user_cache",
     "health",

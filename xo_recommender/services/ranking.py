@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connections, router
+from django.core.signals import setting_changed
+from django.db import router
 from django.utils import translation
 
 from xo_recommender import artifacts, cache, reason_text, snapshot
@@ -28,7 +28,7 @@ from xo_recommender.exceptions import (
     UnknownUser,
 )
 from xo_recommender.models import Interaction, RecBusiness, RecUser
-from xo_recommender.services import newcomers
+from xo_recommender.services import active_flags, newcomers
 from xo_recommender.services._common import _pk, bounded, bounded_fetch, statement_timeout
 
 
@@ -186,16 +186,35 @@ class RecommendationPage:
     model_version: int | None
     items: list[PageItem]
     cached: bool
+    #: The page as the caller's :class:`PageRendering` made it when the ranking was
+    #: computed, on a hit that lists exactly those businesses (else None): sendable as is.
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class PageRendering:
+    """How a caller (the API) renders a page, so that a cache hit can send the bytes made
+    when its ranking was computed instead of rendering the same page again.
+
+    ``render(page)`` gets the page a hit would serve when none of its businesses went
+    inactive (``cached`` True); ``tag`` names the format: a body stored under another
+    tag (another renderer, other settings) is not served.
+    """
+
+    tag: Any
+    render: Callable[[RecommendationPage], bytes]
 
 
 def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius_km: Any,
-            exclude: Iterable[Any], diversify: Any) -> tuple[dict[str, Any], bool]:
+            exclude: Iterable[Any], diversify: Any,
+            rendering: PageRendering | None = None) -> tuple[dict[str, Any], bool]:
     """The model's ranking for one query (plus slack), from the cache when unchanged.
 
     Each ranked row carries the business's name and categories as the view showed them
     when it was computed (an edit retires the entry through ``business_changed``) and its
     reasons as text (the language is part of the key); whether the business is still
-    active is never cached: :func:`_live` checks it on every hit.
+    active is never cached: :func:`_live` checks it on every hit. With ``rendering``, the
+    entry also keeps the page that ranking makes, rendered (``body``: tag and bytes).
     """
     excluded = sorted({int(_pk(b)) for b in exclude})
     params = {"limit": limit, "offset": offset, "category": category,
@@ -212,166 +231,70 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
         ranked = [[r.item_id, r.score, render(r.reasons), r.distance_km,
                    row[0], list(row[1] or [])]
                   for r in results if (row := rows.get(r.item_id)) is not None and row[2]]
-        return {"user_id": rec_user.pk, "model_version": version, "ranked": ranked}
+        body = None
+        if rendering is not None:
+            page = RecommendationPage(rec_user.pk, version, _page_items(ranked, limit), True)
+            body = [rendering.tag, rendering.render(page)]
+        return {"user_id": rec_user.pk, "model_version": version, "ranked": ranked,
+                "body": body}
 
-    return cache.cached_answer("rank", _pk(user), {**params, **_ranking_settings()}, compute,
-                               artifacts.active_version_id,
-                               items=lambda answer: [row[0] for row in answer["ranked"]])
-
-
-def _active_ids(ids: Iterable[int], using: str | None = None) -> set[int]:
-    """Which of ``ids`` are active in the host's business table right now.
-
-    Primary-key lookups on the host table in plain SQL (no view aggregate, no model
-    instances), read past any filtering default manager. A NULL flag counts as active, as
-    in the view. Identifiers go through ``quote_name``; on PostgreSQL the ids travel as
-    one array parameter, elsewhere in chunks of placeholders.
-    """
-    ids = [int(i) for i in ids]
-    if not ids:
-        return set()
-    business_model = Interaction.business.field.related_model
-    meta = business_model._meta
-    connection = connections[using or router.db_for_read(business_model)]
-    q = connection.ops.quote_name
-    field = rec_settings.BUSINESS_FIELDS.get("is_active")
-    columns = q(meta.pk.column) + (f", {q(meta.get_field(field).column)}" if field else "")
-    select = f"SELECT {columns} FROM {q(meta.db_table)} WHERE {q(meta.pk.column)}"
-    if connection.vendor == "postgresql":
-        batches = [(f"{select} = ANY(%s)", [ids])]
-    else:
-        batches = [(f"{select} IN ({', '.join(['%s'] * len(chunk))})", chunk)
-                   for chunk in (ids[i:i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK))]
-    rows = []
-    with connection.cursor() as cursor:
-        for sql, params in batches:
-            cursor.execute(sql, params)
-            rows += cursor.fetchall()
-    if not field:
-        return {row[0] for row in rows}
-    return {pk for pk, flag in rows if flag is None or bool(flag)}
+    return cache.cached_answer("rank", _pk(user), params, compute, artifacts.active_version_id,
+                               items=lambda answer: [row[0] for row in answer["ranked"]],
+                               digest=_digest(params))
 
 
-#: Placeholders per ``IN`` list where ids cannot travel as one array (SQLite's limit).
-_IN_CHUNK = 5000
+#: Cache-key digests by the ``repr`` of a query's parameters and language, so that a hit
+#: does not serialise and hash them again; forgotten when the recommender's settings
+#: change (they are part of the key).
+_DIGESTS: dict[str, str] = {}
+_MAX_DIGESTS = 4096
 
 
-class _ActiveFlags:
-    """This process's memory of which businesses were listable when last read.
-
-    A cache hit asks it instead of the database. The ids the process has shown are kept
-    in ``SLICES`` slices (by id); a slice is read again, in one query, once it is older
-    than ``ACTIVE_CHECK_INTERVAL_MS``, and an id not seen before is read at once. So a
-    hit trusts a flag read at most that long ago (a read's clock starts before its
-    query): a business deactivated or deleted without a Django signal
-    (``queryset.update``, raw SQL) leaves every page within the interval; through the
-    ORM, the signals retire its lists at once. A request also reads the oldest slice once
-    it is older than ``(SLICES - 1) / SLICES`` of the interval, so the reads are spread
-    over requests (each a slice's worth) rather than one read of everything stalling one
-    request and those queued behind it.
-    """
-
-    SLICES = 8
-    #: Ids remembered at most; beyond, the memory starts again from the page asked.
-    MAX_IDS = 100_000
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.memory: dict[str, tuple[list[float], list[dict[int, bool]]]] = {}
-
-    def listable(self, ids: list[int], interval: float) -> set[int]:
-        business_model = Interaction.business.field.related_model
-        using = router.db_for_read(business_model)
-        slices = self.SLICES
-        with self.lock:  # one reader at a time: the others then find the flags fresh
-            read_at, flags = self.memory.get(using) or self._empty(using)
-            if sum(map(len, flags)) > self.MAX_IDS:
-                read_at, flags = self._empty(using)
-            now = time.monotonic()
-            oldest = min(range(slices), key=read_at.__getitem__)
-            due = {oldest} if now - read_at[oldest] > interval * (slices - 1) / slices else set()
-            due |= {i % slices for i in ids if now - read_at[i % slices] > interval}
-            wanted = {i for k in due for i in flags[k]}
-            wanted.update(i for i in ids if i % slices in due or i not in flags[i % slices])
-            active = self._read(wanted, using) if wanted else set()  # one query at most
-            for k in due:
-                flags[k] = {}
-                read_at[k] = now
-            for i in wanted:
-                flags[i % slices][i] = i in active
-            return {i for i in ids if flags[i % slices][i]}
-
-    def learn(self, ids: Iterable[int], since: float) -> None:
-        """``ids`` were read active from the view after ``since`` (a computed ranking):
-        remembered as listable where that is no older than their slice's own read."""
-        using = router.db_for_read(Interaction.business.field.related_model)
-        with self.lock:
-            read_at, flags = self.memory.get(using) or self._empty(using)
-            for i in ids:
-                k = i % self.SLICES
-                if not flags[k] and since > read_at[k]:  # nothing read there yet
-                    read_at[k] = since
-                if since >= read_at[k]:
-                    flags[k][i] = True
-
-    def _empty(self, using: str) -> tuple[list[float], list[dict[int, bool]]]:
-        self.memory[using] = ([-math.inf] * self.SLICES, [{} for _ in range(self.SLICES)])
-        return self.memory[using]
-
-    @staticmethod
-    def _read(ids: Iterable[int], using: str) -> set[int]:
-        with statement_timeout(using):  # a locked host table answers 503, never hangs
-            return _active_ids(ids, using)
-
-    def forget(self) -> None:
-        with self.lock:
-            self.memory.clear()
+def _digest(params: dict[str, Any]) -> str:
+    """``cache.params_digest`` of the query's parameters and the ranking settings."""
+    remembered = repr((params, translation.get_language()))
+    found = _DIGESTS.get(remembered)
+    if found is None:
+        found = cache.params_digest({**params, **_ranking_settings()})
+        if len(_DIGESTS) >= _MAX_DIGESTS:
+            _DIGESTS.clear()
+        _DIGESTS[remembered] = found
+    return found
 
 
-_active_flags = _ActiveFlags()
+def _forget_digests(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("XO_RECOMMENDER") or setting in ("LANGUAGE_CODE", "LANGUAGES"):
+        _DIGESTS.clear()
 
 
-def forget_active_flags() -> None:
-    """Drop this process's memory of active flags (tests: a rolled-back database
-    hands the same ids out again)."""
-    _active_flags.forget()
+setting_changed.connect(_forget_digests, dispatch_uid="xo_recommender.ranking.digests")
 
 
-def _listable(ids: list[int]) -> set[int]:
-    """Which of ``ids`` a cache hit may list: active now (``ACTIVE_CHECK_INTERVAL_MS``
-    0), or when this process last read them, at most that many milliseconds ago."""
-    interval = float(rec_settings.ACTIVE_CHECK_INTERVAL_MS or 0) / 1000
-    if interval <= 0:
-        return _active_ids(ids)
-    return _active_flags.listable(ids, interval)
-
-
-def _live(ranked: list, limit: int, *, check: bool = True) -> list[PageItem]:
-    """The first ``limit`` ranked businesses that are listable.
+def _live(ranked: list, limit: int, *, check: bool = True) -> tuple[list[PageItem], bool]:
+    """The first ``limit`` ranked businesses that are listable, and whether that is the
+    page unfiltered (none of the first ``limit`` left out).
 
     Checked on every cache hit: a business deactivated or deleted by any means (the
     ORM, ``queryset.update``, raw SQL in the host) is left out, without relying on
-    signals, at once or within ``ACTIVE_CHECK_INTERVAL_MS`` (see :class:`_ActiveFlags`).
+    signals, at once or within ``ACTIVE_CHECK_INTERVAL_MS`` (see ``services/active_flags.py``).
     The page comes up short only when more than ``_SLACK`` of it went inactive since
     the model was built. ``LIVE_ACTIVE_CHECK = False`` skips the check and relies on the
     save/delete signals alone.
     """
-    if check and rec_settings.LIVE_ACTIVE_CHECK:
-        # the shown businesses; the slack's only when some of those went inactive
-        active = _listable([row[0] for row in ranked[:limit]])
-        if len(active) < min(limit, len(ranked)):
-            active |= _listable([row[0] for row in ranked[limit:]])
-    else:
-        active = {row[0] for row in ranked}
-    page = []
-    for item_id, score, reasons, distance_km, name, categories in ranked:
-        if item_id not in active:
-            continue
-        page.append(PageItem(item_id, name, round(score, 6), reasons, categories,
-                             distance_km))
-        if len(page) == limit:
-            break
-    return page
+    if not (check and rec_settings.LIVE_ACTIVE_CHECK):
+        return _page_items(ranked, limit), True
+    # the shown businesses; the slack's only when some of those went inactive
+    active = active_flags.listable([row[0] for row in ranked[:limit]])
+    if len(active) == min(limit, len(ranked)):
+        return _page_items(ranked, limit), True
+    active |= active_flags.listable([row[0] for row in ranked[limit:]])
+    return _page_items([row for row in ranked if row[0] in active], limit), False
+
+
+def _page_items(ranked: list, limit: int) -> list[PageItem]:
+    """The first ``limit`` ranked rows as page items."""
+    return [PageItem(item_id, name, round(score, 6), reasons, categories, distance_km)
+            for item_id, score, reasons, distance_km, name, categories in ranked[:limit]]
 
 
 def recommendation_page(
@@ -384,6 +307,7 @@ def recommendation_page(
     radius_km: float | None = None,
     exclude: Iterable[Any] = (),
     diversify: bool | None = None,
+    rendering: PageRendering | None = None,
 ) -> RecommendationPage:
     """One page of personalised businesses for ``user`` (an instance or its primary key).
 
@@ -391,15 +315,19 @@ def recommendation_page(
     cache. Arguments and errors as ``recommend_for``. A miss runs under the statement
     timeout; a hit asks the database nothing when this process read the page's active
     flags within ``ACTIVE_CHECK_INTERVAL_MS`` (a ranking it computed counts as read).
+    With ``rendering``, a hit listing every business its ranking did when computed
+    carries that page's rendered ``body``.
     """
     since = time.monotonic()
     answer, cached = _ranked(user, limit, offset, category, near, radius_km, exclude,
-                             diversify)
+                             diversify, rendering)
     if not cached and rec_settings.LIVE_ACTIVE_CHECK and rec_settings.ACTIVE_CHECK_INTERVAL_MS:
-        _active_flags.learn([row[0] for row in answer["ranked"]], since)  # read just now
+        active_flags.learn([row[0] for row in answer["ranked"]], since)  # read just now
     # a ranking computed just now was filtered by the view already: check hits only
-    return RecommendationPage(answer["user_id"], answer["model_version"],
-                              _live(answer["ranked"], limit, check=cached), cached)
+    items, unfiltered = _live(answer["ranked"], limit, check=cached)
+    body = answer.get("body") if cached and unfiltered and rendering is not None else None
+    return RecommendationPage(answer["user_id"], answer["model_version"], items, cached,
+                              body[1] if body and body[0] == rendering.tag else None)
 
 
 def recommend_for(
