@@ -73,7 +73,12 @@ REASON_GROUP: dict[str, str | None] = {
 def _max_normalised(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     s = np.fmax(np.asarray(scores, dtype=np.float32).ravel(), np.float32(0.0))
     np.minimum(s, np.finfo(np.float32).max, out=s)
-    top = float(s[mask].max()) if mask is not None and mask.any() else float(s.max(initial=0))
+    if mask is None:
+        top = float(s.max(initial=0))
+    else:  # the largest candidate (s >= 0, so the initial 0 changes nothing); none: all
+        top = float(np.max(s, where=mask, initial=0))
+        if top <= 0 and not mask.any():
+            top = float(s.max(initial=0))
     if top <= 0:
         return np.zeros_like(s)
     return np.minimum(s / np.float32(top), np.float32(1.0))
@@ -137,8 +142,8 @@ def category_sets(categories: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     if sets is None:
         slots = category_slots(categories)
         unique, inverse = np.unique(slots, axis=1, return_inverse=True)
-        small = np.int16 if unique.shape[1] <= np.iinfo(np.int16).max else np.int32
-        sets = (np.ascontiguousarray(unique), inverse.ravel().astype(small))  # less to read
+        # the index native: a gather with a smaller one converts it on every request
+        sets = (np.ascontiguousarray(unique), inverse.ravel().astype(np.intp))
         categories._xo_sets = sets
     return sets
 
@@ -172,7 +177,9 @@ def visited_categories(categories: sp.csr_matrix, items: np.ndarray,
     """
     cols = category_slots(categories)[:, np.asarray(items, np.intp)]
     if skip is not None and skip.size:
-        cols = cols[:, ~np.isin(cols, skip).any(axis=0)]
+        skipped = np.zeros(categories.shape[1] + 1, dtype=bool)  # the last: the -1 pads
+        skipped[np.asarray(skip, np.intp)] = True
+        cols = cols[:, ~skipped[cols].any(axis=0)]
     n = int(cols.shape[1])
     cols = cols[cols >= 0]
     return np.bincount(cols, minlength=categories.shape[1]).astype(np.float64), n
@@ -245,12 +252,15 @@ def category_base(categories: sp.csr_matrix, active: np.ndarray,
         return None
     # categories.T @ w, accumulated in float32 in the same (business) order, without
     # building the transpose on every request
-    rows = getattr(categories, "_xo_rows", None)
-    if rows is None:
+    cached = getattr(categories, "_xo_rows", None)
+    if cached is None:
         rows = np.repeat(np.arange(categories.shape[0]), np.diff(categories.indptr))
-        categories._xo_rows = rows
+        binary = bool((categories.data == 1).all())  # x * 1 is x: the product is skipped
+        cached = (rows, categories.indices.astype(np.intp), binary)
+        categories._xo_rows = cached
+    rows, columns, binary = cached
     per_category = np.zeros(categories.shape[1], np.float32)
-    np.add.at(per_category, categories.indices, categories.data * w[rows])
+    np.add.at(per_category, columns, w[rows] if binary else categories.data * w[rows])
     return per_category.astype(np.float64) / total
 
 
