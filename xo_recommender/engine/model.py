@@ -270,7 +270,7 @@ class Recommender:
         weights = self.segment_weights(row)
         point = query.near or query.location
         values = features.compute(self, row, interests=query.interests, point=point,
-                                  mask=mask, needed=weights)
+                                  mask=mask, needed=weights, compact=True)
         total = features.score(values, weights, self.n_items)
         total = np.where(np.isfinite(total), total, np.float32(0.0))
         if mask is not None:
