@@ -439,8 +439,9 @@ def compute(
     has_history = row.nnz > 0
     distances = None  # from home, computed at most once per request
     if point is not None and want & _USE_DISTANCE:
-        raw = model.locations.distances_km(*point).astype(np.float32)
-        distances = np.where(np.isfinite(raw), raw, np.float32(np.inf))
+        raw = model.locations.distances_km(*point).astype(np.float32, copy=False)
+        located = model.locations.has_location.all()  # else unknown ones are NaN: inf
+        distances = raw if located else np.where(np.isfinite(raw), raw, np.float32(np.inf))
     if has_history:
         if "collaborative" in want:
             out["collaborative"] = _max_normalised(model.collaborative.score(row), mask)
