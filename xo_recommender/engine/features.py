@@ -81,7 +81,8 @@ def _max_normalised(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
             top = float(s.max(initial=0))
     if top <= 0:
         return np.zeros_like(s)
-    return np.minimum(s / np.float32(top), np.float32(1.0))
+    np.divide(s, np.float32(top), out=s)
+    return np.minimum(s, np.float32(1.0), out=s)
 
 
 class PerSet:
@@ -462,7 +463,7 @@ def compute(
     if interests and want & {"interest_category", "interest_tag"}:
         out.update(_interest_matches(model, interests, compact=True))
     if has_history and want & {"category_lift", "unstated_lift", "unstated_taste"}:
-        reach = None if distances is None else np.exp(-distances / np.float32(3.0))
+        reach = None if distances is None else _decay(distances, 3.0)
         base = category_base(model.categories, model.active, reach)
         if "category_lift" in want:
             out["category_lift"] = per_set_max(
@@ -505,8 +506,14 @@ def distance_features(distances: np.ndarray, want: Iterable[str]) -> dict[str, n
                                    - np.log1p(close) / np.float32(np.log1p(FAR_KM)))
     for name, scale in DISTANCE_SCALES.items():
         if name in want:
-            out[name] = np.exp(-distances / np.float32(scale))
+            out[name] = _decay(distances, scale)
     return out
+
+
+def _decay(distances: np.ndarray, scale: float) -> np.ndarray:
+    """``exp(-d / scale)`` in float32, in one buffer (``-d / s`` is ``d / -s`` exactly)."""
+    out = np.divide(distances, np.float32(-scale))
+    return np.exp(out, out=out)
 
 
 def contributions(values: Mapping[str, np.ndarray], weights: Mapping[str, float],
