@@ -61,9 +61,9 @@ def test_user_row_drops_unknown_items():
     assert row.toarray().tolist() == [[0, 2, 0, 0]]
 
 
-@pytest.mark.parametrize("repeats", [1, 2, 3])
+@pytest.mark.parametrize("repeats", [1, 2, 3, 5])
 def test_user_row_equals_the_general_construction(repeats):
-    """The one-row fast path gives the general (COO) construction's row bit for bit,
+    """The one-row path gives the general (COO) construction's row bit for bit,
     an item's repeated entries (several types of interaction) summed alike."""
     rng = np.random.default_rng(repeats)
     items = np.repeat(rng.choice(500, 40, replace=False), repeats)

@@ -137,43 +137,14 @@ def user_row(
     def pick(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.asarray(a)[keep]
 
-    fast = _one_row(i[keep], n_items, pick(weight), pick(count), pick(last_seen),
-                    now=now, half_life=half_life)
-    if fast is not None:
-        return fast
-    return build_matrix(
-        np.zeros(int(keep.sum()), dtype=np.int64),
-        i[keep],
-        pick(weight),
-        pick(count),
-        pick(last_seen),
-        shape=(1, n_items),
-        now=now,
-        half_life=half_life,
-    )
-
-
-def _one_row(i: np.ndarray, n_items: int, weight, count, last_seen, *, now, half_life
-             ) -> sp.csr_matrix | None:
-    """``build_matrix`` for one row without its general (COO) construction: the same
-    float32 weights, an item's entries summed in their order (None, for the general
-    path, when an item has more than two: only a sum of two is order-free)."""
-    w = interaction_weights(weight, count, last_seen, now=now, half_life=half_life,
-                            n=len(i)).astype(np.float32)
-    order = np.argsort(i, kind="stable")
-    i, w = i[order], w[order]
-    if i.size > 1:
-        new = np.empty(i.size, dtype=bool)
-        new[0] = True
-        np.not_equal(i[1:], i[:-1], out=new[1:])
-        if not new.all():
-            starts = np.flatnonzero(new)
-            if int(np.diff(np.append(starts, i.size)).max()) > 2:
-                return None
-            w, i = np.add.reduceat(w, starts), i[starts]
-    nonzero = w != 0
-    if not nonzero.all():
-        i, w = i[nonzero], w[nonzero]
-    index = np.int32 if n_items <= np.iinfo(np.int32).max else np.int64
-    return sp.csr_matrix((w, i.astype(index), np.array([0, i.size], dtype=index)),
-                         shape=(1, n_items))
+    i = i[keep]
+    w = interaction_weights(pick(weight), pick(count), pick(last_seen), now=now,
+                            half_life=half_life, n=len(i)).astype(np.float32)
+    # build_matrix's row without its COO stage: one row's entries in their order, then
+    # the same sort and sum of duplicates (so the same float32 sums) and zeros dropped
+    index = np.int32 if max(i.size, n_items) <= np.iinfo(np.int32).max else np.int64
+    row = sp.csr_matrix((w, i.astype(index), np.array([0, i.size], dtype=index)),
+                        shape=(1, n_items))
+    row.sum_duplicates()
+    row.eliminate_zeros()
+    return row
