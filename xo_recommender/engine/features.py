@@ -265,7 +265,19 @@ def usual_distance(history_distances: np.ndarray) -> float | None:
     """The median distance of the places a user went to (at least 0.25 km; None: none
     known): the unit ``usual_reach`` and ``usual_nearness`` measure distance in."""
     d = history_distances[np.isfinite(history_distances)]
-    return max(float(np.median(d)), 0.25) if d.size else None
+    return max(float(_median(d)), 0.25) if d.size else None
+
+
+def _median(values: np.ndarray):
+    """``np.median`` of a few finite floats without its general machinery: the middle
+    value, or the mean of the middle two (their sum halved in the array's precision)."""
+    if values.dtype not in (np.float32, np.float64):
+        return np.median(values)
+    ordered = np.sort(values)
+    k = ordered.size // 2
+    if ordered.size % 2:
+        return ordered[k]
+    return (ordered[k - 1] + ordered[k]) / values.dtype.type(2)
 
 
 def usual_reach(distances: np.ndarray, row: sp.csr_matrix, *,
@@ -573,7 +585,8 @@ def _interest_matches(model, interests: Sequence[str], *, compact: bool = False)
         postings = _term_postings(model)
         hits = np.concatenate([postings.indices[postings.indptr[t]:postings.indptr[t + 1]]
                                for t in term_cols])
-    tagged, named = np.unique(hits, return_counts=True)  # named terms per business
+    tagged, named = (np.unique(hits, return_counts=True) if hits.size  # terms named
+                     else (hits, hits))  # per business
     out = {"interest_category": PerSet((cats.values > 0).astype(np.float32), cats.of_item),
            "interest_tag": Sparse(n, tagged,
                                   np.minimum(named.astype(np.float32), 2.0) / np.float32(2.0))}
