@@ -47,6 +47,20 @@ def test_top_k_handles_a_sea_of_equal_scores():
     assert top_k(s, 2, offset=2).tolist() == [0, 1]
 
 
+def test_top_k_of_a_large_catalogue_is_the_full_sort_whatever_the_scores():
+    """Where a sample of the scores sets the threshold (many scores, a short page), the
+    page is still exactly the full order: ties, -inf and NaN included."""
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n = int(rng.choice([8_000, 20_000]))
+        s = (rng.integers(0, 4, n) if trial % 3 == 0 else rng.random(n)).astype(np.float32)
+        s[rng.random(n) < [0.0, 0.5, 0.995][trial % 3]] = -np.inf
+        s[rng.random(n) < 0.01] = np.nan
+        k, offset = int(rng.integers(1, 16)), int(rng.choice([0, 3, 10]))
+        expected = sorted(np.flatnonzero(s > -np.inf).tolist(), key=lambda i: (-s[i], i))
+        assert top_k(s, k, offset).tolist() == expected[offset:offset + k]
+
+
 def test_top_k_edge_cases():
     assert top_k(np.array([1.0, 2.0]), 0).size == 0
     assert top_k(np.array([1.0, 2.0]), 3, offset=2).size == 0

@@ -59,3 +59,17 @@ def test_usual_nearness_is_measured_in_the_users_own_distance():
     assert np.all(np.diff(homebody) <= 0) and np.all(np.diff(traveller) <= 0)
     assert homebody[4] == 0.0 and traveller[4] > 0.8  # 10 km: far for one, usual for other
     assert not features.usual_nearness(distances, _history([], 7)).any()
+
+
+def test_the_usual_distance_median_is_numpys():
+    """``usual_distance`` takes the median without ``np.median``: the same value and
+    type for odd and even counts, float32 and float64."""
+    rng = np.random.default_rng(4)
+    for trial in range(400):
+        dtype = np.float32 if trial % 2 else np.float64
+        d = (rng.random(int(rng.integers(1, 30))) * 40).astype(dtype)
+        if trial % 5 == 0:
+            d = np.round(d)  # ties
+        expected, got = np.median(d), features._median(d)
+        assert got == expected and type(got) is type(expected)
+        assert features.usual_distance(d) == max(float(expected), 0.25)

@@ -59,3 +59,25 @@ def test_user_row_drops_unknown_items():
     row = user_row(np.array([1, -1, 7]), 4, weight=np.array([2.0, 5.0, 5.0]))
     assert row.shape == (1, 4)
     assert row.toarray().tolist() == [[0, 2, 0, 0]]
+
+
+@pytest.mark.parametrize("repeats", [1, 2, 3, 5])
+def test_user_row_equals_the_general_construction(repeats):
+    """The one-row path gives the general (COO) construction's row bit for bit,
+    an item's repeated entries (several types of interaction) summed alike."""
+    rng = np.random.default_rng(repeats)
+    items = np.repeat(rng.choice(500, 40, replace=False), repeats)
+    rng.shuffle(items)
+    items[:3] = -1  # unknown businesses are left out
+    weight = rng.uniform(0.1, 5.0, items.size)
+    weight[5] = 0.0
+    count = rng.integers(1, 4, items.size).astype(float)
+    seen = 1e9 + rng.uniform(0, 200 * DAY, items.size)
+    kw = {"now": 1e9 + 200 * DAY, "half_life": 30 * DAY}
+    row = user_row(items, 500, weight, count, seen, **kw)
+    keep = items >= 0
+    general = build_matrix(np.zeros(int(keep.sum()), np.int64), items[keep], weight[keep],
+                           count[keep], seen[keep], shape=(1, 500), **kw)
+    assert row.indices.tolist() == general.indices.tolist()
+    assert row.data.tobytes() == general.data.tobytes()
+    assert row.indptr.tolist() == general.indptr.tolist()

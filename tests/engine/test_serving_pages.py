@@ -73,3 +73,30 @@ def test_pages_of_the_seeded_site_are_unchanged():
     assert {case: [row[0] for row in page] for case, page in got.items()} == \
         {case: [row[0] for row in page] for case, page in EXPECTED.items()}
     assert got == EXPECTED
+
+
+def test_compact_features_score_and_explain_as_the_arrays_do():
+    """The serving form of the features (per category set, sparse) gives every business
+    the score the full arrays give, bit for bit, and the same contributions."""
+    from xo_recommender.engine import features
+
+    model, data = served_model()
+    events, users = data["events"], data["users"]
+    every = model.segment_weights(model.history_row(events))  # every feature weighted
+    leading = {f: w for f, w in every.items() if f not in ("collaborative", "profile")}
+    rows = np.arange(model.n_items)
+    for u, weights in ((1, every), (7, leading), (23, every), (40, leading), (88, every)):
+        history = events.select(np.flatnonzero(events.user_ids == u))
+        row = model.history_row(history, float(events.last_seen.max()))
+        home = (float(users.latitudes[u - 1]), float(users.longitudes[u - 1]))
+        for point, interests in ((home, users.interests[u - 1] + ["wifi"]), (None, [])):
+            kw = {"interests": interests, "point": point, "needed": weights}
+            full = features.compute(model, row, **kw)
+            compact = features.compute(model, row, compact=True, **kw)
+            assert any(isinstance(v, features.PerSet | features.Sparse)
+                       for v in compact.values())
+            n = model.n_items
+            assert features.score(full, weights, n).tobytes() == \
+                features.score(compact, weights, n).tobytes()
+            got, expected = (features.contributions(v, weights, rows) for v in (compact, full))
+            assert got[0] == expected[0] and got[1].tobytes() == expected[1].tobytes()

@@ -185,19 +185,29 @@ class ContentModel:
     def matching_terms_for(
         self, item_indices: Sequence[int] | np.ndarray, user_terms: Iterable[str], n: int = 1
     ) -> list[list[str]]:
-        """``matching_terms`` for a page of results (one query vector for all of them)."""
+        """``matching_terms`` for a page of results (one query vector, one pass over the
+        page's terms: per result, its shared terms by descending contribution, ties to
+        the lower term)."""
         q = self.interest_vector(user_terms)
-        out: list[list[str]] = []
-        m = self.item_terms
-        for item_idx in np.asarray(item_indices, dtype=np.int64).tolist():
+        items = np.asarray(item_indices, dtype=np.int64).ravel()
+        for item_idx in items.tolist():
             self._check_item(item_idx)
-            lo, hi = m.indptr[item_idx], m.indptr[item_idx + 1]
-            cols = m.indices[lo:hi]
-            contrib = m.data[lo:hi] * q[cols]
-            hit = contrib > 0
-            cols, contrib = cols[hit], contrib[hit]
-            order = np.lexsort((cols, -contrib))[:n]
-            out.append(self.labels[cols[order]].tolist())
+        m = self.item_terms
+        starts, ends = m.indptr[items], m.indptr[items + 1]
+        lengths = (ends - starts).astype(np.int64)
+        pos = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
+            int(lengths.sum()))
+        owner = np.repeat(np.arange(items.size), lengths)
+        cols = m.indices[pos]
+        contrib = m.data[pos] * q[cols]
+        hit = contrib > 0
+        owner, cols, contrib = owner[hit], cols[hit], contrib[hit]
+        order = np.lexsort((cols, -contrib, owner))
+        out: list[list[str]] = [[] for _ in range(items.size)]
+        for r, label in zip(owner[order].tolist(), self.labels[cols[order]].tolist(),
+                            strict=True):
+            if len(out[r]) < n:
+                out[r].append(label)
         return out
 
     def profile_sources(

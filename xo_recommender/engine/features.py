@@ -73,10 +73,62 @@ REASON_GROUP: dict[str, str | None] = {
 def _max_normalised(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     s = np.fmax(np.asarray(scores, dtype=np.float32).ravel(), np.float32(0.0))
     np.minimum(s, np.finfo(np.float32).max, out=s)
-    top = float(s[mask].max()) if mask is not None and mask.any() else float(s.max(initial=0))
+    if mask is None:
+        top = float(s.max(initial=0))
+    else:  # the largest candidate (s >= 0, so the initial 0 changes nothing); none: all
+        top = float(np.max(s, where=mask, initial=0))
+        if top <= 0 and not mask.any():
+            top = float(s.max(initial=0))
     if top <= 0:
         return np.zeros_like(s)
-    return np.minimum(s / np.float32(top), np.float32(1.0))
+    np.divide(s, np.float32(top), out=s)
+    return np.minimum(s, np.float32(1.0), out=s)
+
+
+class PerSet:
+    """A feature that depends on a business's category set only: one value per distinct
+    set (``category_sets``), read through each business's set where it is needed. The
+    score adds it without a pass per feature over every business (``score``)."""
+
+    __slots__ = ("of_item", "values")
+
+    def __init__(self, values: np.ndarray, of_item: np.ndarray) -> None:
+        self.values = np.asarray(values, np.float32)
+        self.of_item = of_item
+
+    def dense(self) -> np.ndarray:
+        return self.values[self.of_item]
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        return self.values[self.of_item[rows]]
+
+
+class Sparse:
+    """A feature that is zero but at a few businesses (``index``: sorted, distinct)."""
+
+    __slots__ = ("index", "n", "values")
+
+    def __init__(self, n: int, index: np.ndarray, values: np.ndarray) -> None:
+        self.n = n
+        self.index = np.asarray(index, np.intp)
+        self.values = np.asarray(values, np.float32)
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros(self.n, np.float32)
+        out[self.index] = self.values
+        return out
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.intp)
+        pos = np.minimum(np.searchsorted(self.index, rows), max(self.index.size - 1, 0))
+        hit = self.index[pos] == rows if self.index.size else np.zeros(rows.shape, bool)
+        return np.where(hit, self.values[pos] if self.index.size else np.float32(0.0),
+                        np.float32(0.0)).astype(np.float32)
+
+
+def dense(value) -> np.ndarray:
+    """A feature's values for every business, whatever its form."""
+    return value.dense() if isinstance(value, PerSet | Sparse) else value
 
 
 def history_category_weights(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray:
@@ -100,10 +152,16 @@ def category_shares(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray
 
 def category_affinity(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray:
     """Share of the user's (weighted) history in each business's categories, in [0, 1]."""
+    return category_affinity_by_set(categories, row).dense()
+
+
+def category_affinity_by_set(categories: sp.csr_matrix, row: sp.csr_matrix) -> PerSet:
+    """``category_affinity`` per category set."""
     share = category_shares(categories, row)
+    of_item = category_sets(categories)[1]
     if share is None:
-        return np.zeros(categories.shape[0], np.float32)
-    return np.minimum(per_item_sum(categories, share), np.float32(1.0))
+        return PerSet(np.zeros(category_sets(categories)[0].shape[1], np.float32), of_item)
+    return PerSet(np.minimum(_per_set(categories, share, np.add), np.float32(1.0)), of_item)
 
 
 def category_slots(categories: sp.csr_matrix) -> np.ndarray:
@@ -137,24 +195,34 @@ def category_sets(categories: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     if sets is None:
         slots = category_slots(categories)
         unique, inverse = np.unique(slots, axis=1, return_inverse=True)
-        small = np.int16 if unique.shape[1] <= np.iinfo(np.int16).max else np.int32
-        sets = (np.ascontiguousarray(unique), inverse.ravel().astype(small))  # less to read
+        # the index native: a gather with a smaller one converts it on every request
+        sets = (np.ascontiguousarray(unique), inverse.ravel().astype(np.intp))
         categories._xo_sets = sets
     return sets
 
 
-def _per_item(categories: sp.csr_matrix, per_category: np.ndarray, combine) -> np.ndarray:
+def _per_set(categories: sp.csr_matrix, per_category: np.ndarray, combine) -> np.ndarray:
     extended = np.append(np.asarray(per_category, np.float32), np.float32(0.0))
-    slots, of_item = category_sets(categories)
+    slots = category_sets(categories)[0]
     out = extended[slots[0]]
     for slot in slots[1:]:  # a handful of gathers over the distinct sets
         combine(out, extended[slot], out=out)
-    return out[of_item]
+    return out
+
+
+def _per_item(categories: sp.csr_matrix, per_category: np.ndarray, combine) -> np.ndarray:
+    return _per_set(categories, per_category, combine)[category_sets(categories)[1]]
+
+
+def per_set_max(categories: sp.csr_matrix, per_category: np.ndarray) -> PerSet:
+    """``per_item_max`` per category set."""
+    return PerSet(np.maximum(_per_set(categories, per_category, np.maximum), np.float32(0.0)),
+                  category_sets(categories)[1])
 
 
 def per_item_max(categories: sp.csr_matrix, per_category: np.ndarray) -> np.ndarray:
     """For each business, the largest of ``per_category`` (>= 0) over its categories."""
-    return np.maximum(_per_item(categories, per_category, np.maximum), np.float32(0.0))
+    return per_set_max(categories, per_category).dense()
 
 
 def per_item_sum(categories: sp.csr_matrix, per_category: np.ndarray) -> np.ndarray:
@@ -172,7 +240,9 @@ def visited_categories(categories: sp.csr_matrix, items: np.ndarray,
     """
     cols = category_slots(categories)[:, np.asarray(items, np.intp)]
     if skip is not None and skip.size:
-        cols = cols[:, ~np.isin(cols, skip).any(axis=0)]
+        skipped = np.zeros(categories.shape[1] + 1, dtype=bool)  # the last: the -1 pads
+        skipped[np.asarray(skip, np.intp)] = True
+        cols = cols[:, ~skipped[cols].any(axis=0)]
     n = int(cols.shape[1])
     cols = cols[cols >= 0]
     return np.bincount(cols, minlength=categories.shape[1]).astype(np.float64), n
@@ -181,17 +251,33 @@ def visited_categories(categories: sp.csr_matrix, items: np.ndarray,
 def category_count(categories: sp.csr_matrix, row: sp.csr_matrix) -> np.ndarray:
     """1 where the user went to two or more businesses of one of this business's
     categories."""
+    return category_count_by_set(categories, row).dense()
+
+
+def category_count_by_set(categories: sp.csr_matrix, row: sp.csr_matrix) -> PerSet:
+    """``category_count`` per category set."""
     per_category = visited_categories(categories, row.indices)[0].astype(np.float32)
-    if not per_category.any():
-        return np.zeros(categories.shape[0], np.float32)
-    return (per_item_max(categories, per_category) >= 2).astype(np.float32)
+    by_set = per_set_max(categories, per_category)
+    return PerSet((by_set.values >= 2).astype(np.float32), by_set.of_item)
 
 
 def usual_distance(history_distances: np.ndarray) -> float | None:
     """The median distance of the places a user went to (at least 0.25 km; None: none
     known): the unit ``usual_reach`` and ``usual_nearness`` measure distance in."""
     d = history_distances[np.isfinite(history_distances)]
-    return max(float(np.median(d)), 0.25) if d.size else None
+    return max(float(_median(d)), 0.25) if d.size else None
+
+
+def _median(values: np.ndarray):
+    """``np.median`` of a few finite floats without its general machinery: the middle
+    value, or the mean of the middle two (their sum halved in the array's precision)."""
+    if values.dtype not in (np.float32, np.float64):
+        return np.median(values)
+    ordered = np.sort(values)
+    k = ordered.size // 2
+    if ordered.size % 2:
+        return ordered[k]
+    return (ordered[k - 1] + ordered[k]) / values.dtype.type(2)
 
 
 def usual_reach(distances: np.ndarray, row: sp.csr_matrix, *,
@@ -245,12 +331,15 @@ def category_base(categories: sp.csr_matrix, active: np.ndarray,
         return None
     # categories.T @ w, accumulated in float32 in the same (business) order, without
     # building the transpose on every request
-    rows = getattr(categories, "_xo_rows", None)
-    if rows is None:
+    cached = getattr(categories, "_xo_rows", None)
+    if cached is None:
         rows = np.repeat(np.arange(categories.shape[0]), np.diff(categories.indptr))
-        categories._xo_rows = rows
+        binary = bool((categories.data == 1).all())  # x * 1 is x: the product is skipped
+        cached = (rows, categories.indices.astype(np.intp), binary)
+        categories._xo_rows = cached
+    rows, columns, binary = cached
     per_category = np.zeros(categories.shape[1], np.float32)
-    np.add.at(per_category, categories.indices, categories.data * w[rows])
+    np.add.at(per_category, columns, w[rows] if binary else categories.data * w[rows])
     return per_category.astype(np.float64) / total
 
 
@@ -346,12 +435,16 @@ def compute(
     point: tuple[float, float] | None = None,
     mask: np.ndarray | None = None,
     needed: Iterable[str] | None = None,
+    compact: bool = False,
 ) -> dict[str, np.ndarray]:
     """The features of every business for one user (only ``needed`` ones, if given).
 
     ``model`` is a fitted ``Recommender`` (its collaborative and content parts, category
     matrix, locations and item signals); ``row`` the user's weighted history row;
-    ``mask`` the candidates, over which relative scores are normalised.
+    ``mask`` the candidates, over which relative scores are normalised. ``compact``:
+    the features of a category set as ``PerSet`` and the few-business ones as
+    ``Sparse`` (what ``score`` and ``contributions`` read; the same values), else
+    every feature as an array over all businesses.
     """
     want = set(FEATURES if needed is None else needed)
     n = model.n_items
@@ -359,39 +452,41 @@ def compute(
     has_history = row.nnz > 0
     distances = None  # from home, computed at most once per request
     if point is not None and want & _USE_DISTANCE:
-        raw = model.locations.distances_km(*point).astype(np.float32)
-        distances = np.where(np.isfinite(raw), raw, np.float32(np.inf))
+        raw = model.locations.distances_km(*point).astype(np.float32, copy=False)
+        located = model.locations.has_location.all()  # else unknown ones are NaN: inf
+        distances = raw if located else np.where(np.isfinite(raw), raw, np.float32(np.inf))
     if has_history:
         if "collaborative" in want:
             out["collaborative"] = _max_normalised(model.collaborative.score(row), mask)
         if "profile" in want:
             out["profile"] = _max_normalised(model.content.profile_scores(row), mask)
         if want & {"category", "category_match"}:
-            affinity = category_affinity(model.categories, row)
-            out["category"] = np.sqrt(affinity)
-            out["category_match"] = (affinity > 0).astype(np.float32)
+            affinity = category_affinity_by_set(model.categories, row)
+            out["category"] = PerSet(np.sqrt(affinity.values), affinity.of_item)
+            out["category_match"] = PerSet((affinity.values > 0).astype(np.float32),
+                                           affinity.of_item)
         if "category_count" in want:
-            out["category_count"] = category_count(model.categories, row)
+            out["category_count"] = category_count_by_set(model.categories, row)
         if "seen" in want:
-            seen = np.zeros(n, np.float32)
-            seen[row.indices] = 1.0
-            out["seen"] = seen
+            seen = np.unique(row.indices)
+            out["seen"] = Sparse(n, seen, np.ones(seen.size, np.float32))
     if interests and "interest" in want:
         out["interest"] = _max_normalised(model.content.interest_scores(interests), mask)
     if interests and want & {"interest_category", "interest_tag"}:
-        out.update(_interest_matches(model, interests))
+        out.update(_interest_matches(model, interests, compact=True))
     if has_history and want & {"category_lift", "unstated_lift", "unstated_taste"}:
-        reach = None if distances is None else np.exp(-distances / np.float32(3.0))
+        reach = None if distances is None else _decay(distances, 3.0)
         base = category_base(model.categories, model.active, reach)
         if "category_lift" in want:
-            out["category_lift"] = category_lift(model.categories, row, base)
+            out["category_lift"] = per_set_max(
+                model.categories, category_lift_by_category(model.categories, row, base))
         if "unstated_lift" in want:
             stated = _stated_columns(model, interests)
-            out["unstated_lift"] = category_lift(model.categories, row, base,
-                                                 stated=stated if stated.size else None)
+            out["unstated_lift"] = per_set_max(model.categories, category_lift_by_category(
+                model.categories, row, base, stated=stated if stated.size else None))
         if "unstated_taste" in want:
-            out["unstated_taste"] = unstated_taste(model.categories, row, base,
-                                                   _stated_columns(model, interests))
+            out["unstated_taste"] = per_set_max(model.categories, unstated_taste_by_category(
+                model.categories, row, base, _stated_columns(model, interests)))
     if distances is not None:
         if has_history and "usual_reach" in want:
             out["usual_reach"] = usual_reach(distances, row)
@@ -406,7 +501,7 @@ def compute(
     for name in ("popularity", "trend", "hosted", "rating", "prior"):
         if name in want:
             out[name] = model.signals[name]
-    return {name: v for name, v in out.items() if name in want}
+    return {name: v if compact else dense(v) for name, v in out.items() if name in want}
 
 
 def distance_features(distances: np.ndarray, want: Iterable[str]) -> dict[str, np.ndarray]:
@@ -423,8 +518,14 @@ def distance_features(distances: np.ndarray, want: Iterable[str]) -> dict[str, n
                                    - np.log1p(close) / np.float32(np.log1p(FAR_KM)))
     for name, scale in DISTANCE_SCALES.items():
         if name in want:
-            out[name] = np.exp(-distances / np.float32(scale))
+            out[name] = _decay(distances, scale)
     return out
+
+
+def _decay(distances: np.ndarray, scale: float) -> np.ndarray:
+    """``exp(-d / scale)`` in float32, in one buffer (``-d / s`` is ``d / -s`` exactly)."""
+    out = np.divide(distances, np.float32(-scale))
+    return np.exp(out, out=out)
 
 
 def contributions(values: Mapping[str, np.ndarray], weights: Mapping[str, float],
@@ -445,7 +546,11 @@ def contributions(values: Mapping[str, np.ndarray], weights: Mapping[str, float]
     for name, w in weights.items():
         group = REASON_GROUP.get(name)
         if group is not None and name in values:
-            v = values[name] if rows is None else values[name][rows]
+            v = values[name]
+            if rows is None:
+                v = dense(v)
+            else:
+                v = v.at(rows) if isinstance(v, PerSet | Sparse) else v[rows]
             out[:, groups.index(group)] += np.float32(w) * v
     return tuple(groups), out
 
@@ -464,38 +569,61 @@ def _term_postings(model) -> sp.csr_matrix:
     return cached
 
 
-def _interest_matches(model, interests: Sequence[str]) -> dict[str, np.ndarray]:
-    """How many of a business's categories, and of its other terms, the user named."""
+def _interest_matches(model, interests: Sequence[str], *, compact: bool = False) -> dict:
+    """How many of a business's categories, and of its other terms, the user named
+    (``compact``: as ``PerSet`` and ``Sparse``, see ``compute``)."""
     keys = {normalise_term(t) for t in interests} - {""}
     cat_cols = _stated_columns(model, interests)
     n = model.n_items
-    cats = np.zeros(n, np.float32)
-    if cat_cols.size:
-        mark = np.zeros(model.categories.shape[1], np.float32)
-        mark[cat_cols] = 1.0
-        cats = per_item_sum(model.categories, mark)
+    mark = np.zeros(model.categories.shape[1], np.float32)
+    mark[cat_cols] = 1.0
+    cats = PerSet(_per_set(model.categories, mark, np.add), category_sets(model.categories)[1])
     term_cols = [model.content.vocabulary[k] for k in keys
                  if k in model.content.vocabulary and k not in model._category_column]
-    tags = np.zeros(n, np.float32)
+    hits = np.zeros(0, np.intp)
     if term_cols:
         postings = _term_postings(model)
         hits = np.concatenate([postings.indices[postings.indptr[t]:postings.indptr[t + 1]]
                                for t in term_cols])
-        tags = np.bincount(hits, minlength=n).astype(np.float32)  # named terms per business
-    return {"interest_category": (cats > 0).astype(np.float32),
-            "interest_tag": np.minimum(tags, 2.0) / np.float32(2.0)}
+    tagged, named = (np.unique(hits, return_counts=True) if hits.size  # terms named
+                     else (hits, hits))  # per business
+    out = {"interest_category": PerSet((cats.values > 0).astype(np.float32), cats.of_item),
+           "interest_tag": Sparse(n, tagged,
+                                  np.minimum(named.astype(np.float32), 2.0) / np.float32(2.0))}
+    return out if compact else {name: v.dense() for name, v in out.items()}
 
 
 def score(features: Mapping[str, np.ndarray], weights: Mapping[str, float],
           n_items: int) -> np.ndarray:
-    """``Σ weight × feature`` (float32); a feature that is absent counts as zero."""
-    total = np.zeros(n_items, np.float32)
-    term = np.empty(n_items, np.float32)
+    """``Σ weight × feature`` (float32); a feature that is absent counts as zero.
+
+    Summed in the weights' order, each business's sum the same sequence of float32
+    additions whatever form its features take (``compute``'s ``compact``): the leading
+    category-set features are summed per set and read once per business (the same
+    additions, a few thousand of them); a ``Sparse`` one is added where it is not zero
+    only (adding ``w × 0`` leaves a sum started at +0 unchanged)."""
+    total = None  # while None, every business's sum is still a function of its set
+    by_set, of_item = None, None
     for name, w in weights.items():
         v = features.get(name)
-        if v is not None and w and v.dtype == np.float32:
-            np.multiply(v, np.float32(w), out=term)  # the same float32 product, in place
-            total += term
-        elif v is not None and w:
+        if v is None or not w:
+            continue
+        if isinstance(v, PerSet) and total is None and (of_item is None
+                                                        or v.of_item is of_item):
+            term = v.values * np.float32(w)
+            by_set = np.float32(0.0) + term if by_set is None else by_set + term
+            of_item = v.of_item
+            continue
+        if total is None:
+            total = np.zeros(n_items, np.float32) if by_set is None else by_set[of_item]
+        if isinstance(v, PerSet):
+            total += (v.values * np.float32(w))[v.of_item]
+        elif isinstance(v, Sparse):
+            total[v.index] += v.values * np.float32(w)
+        elif v.dtype == np.float32:
+            total += v * np.float32(w)  # the same float32 product
+        else:
             total += np.float32(w) * v
+    if total is None:
+        return np.zeros(n_items, np.float32) if by_set is None else by_set[of_item]
     return total

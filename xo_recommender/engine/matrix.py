@@ -137,13 +137,14 @@ def user_row(
     def pick(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.asarray(a)[keep]
 
-    return build_matrix(
-        np.zeros(int(keep.sum()), dtype=np.int64),
-        i[keep],
-        pick(weight),
-        pick(count),
-        pick(last_seen),
-        shape=(1, n_items),
-        now=now,
-        half_life=half_life,
-    )
+    i = i[keep]
+    w = interaction_weights(pick(weight), pick(count), pick(last_seen), now=now,
+                            half_life=half_life, n=len(i)).astype(np.float32)
+    # build_matrix's row without its COO stage: one row's entries in their order, then
+    # the same sort and sum of duplicates (so the same float32 sums) and zeros dropped
+    index = np.int32 if max(i.size, n_items) <= np.iinfo(np.int32).max else np.int64
+    row = sp.csr_matrix((w, i.astype(index), np.array([0, i.size], dtype=index)),
+                        shape=(1, n_items))
+    row.sum_duplicates()
+    row.eliminate_zeros()
+    return row

@@ -270,9 +270,10 @@ class Recommender:
         weights = self.segment_weights(row)
         point = query.near or query.location
         values = features.compute(self, row, interests=query.interests, point=point,
-                                  mask=mask, needed=weights)
+                                  mask=mask, needed=weights, compact=True)
         total = features.score(values, weights, self.n_items)
-        total = np.where(np.isfinite(total), total, np.float32(0.0))
+        if not np.isfinite(total.sum(dtype=np.float64)):  # a sum is finite: every score is
+            total = np.where(np.isfinite(total), total, np.float32(0.0))
         if mask is not None:
             total = np.where(mask, total, np.float32(-np.inf))
         idx = blend.top_k(total, k, offset)
@@ -306,11 +307,16 @@ class Recommender:
         seen = hidden = None
         if history is not None and len(history):
             idx = self.items.to_index(history.item_ids)
-            types = np.asarray(history.types, dtype=object)[np.asarray(history.type_codes)]
+            codes = np.asarray(history.type_codes, dtype=np.intp)
             ok = idx >= 0
-            seen = blend.interacted_to_exclude(idx[ok], types[ok], self.params.exclude_types)
+            idx, codes = idx[ok], codes[ok]
+            # by type code (a handful of types), as blend.interacted_to_exclude by name
+            excluded = set(self.params.exclude_types)
             negative = {t for t, w in self.params.type_weights.items() if w < 0}
-            hidden = blend.interacted_to_exclude(idx[ok], types[ok], negative)
+            seen = np.unique(idx[np.array([t in excluded for t in history.types] or [False],
+                                          dtype=bool)[codes]])
+            hidden = np.unique(idx[np.array([t in negative for t in history.types] or [False],
+                                            dtype=bool)[codes]])
         exclude = self.items.to_index(np.asarray(query.exclude_ids, dtype=np.int64))
         allowed = None
         if query.category is not None:

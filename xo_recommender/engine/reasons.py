@@ -150,8 +150,10 @@ def reasons_for(
             return None
         return str(item_names[int(src[r])])
 
+    known = None if dist is None else [_distance(dist, r) for r in range(n)]
+
     def phrase(component: str, r: int) -> str | None:
-        d = _distance(dist, r)
+        d = None if known is None else known[r]
         if component == COLLABORATIVE:
             name = name_of(collab_src, r)
             kind = collaborative_types[r] if collaborative_types is not None else None
@@ -187,22 +189,28 @@ def reasons_for(
         return None
 
     out: list[list[str]] = []
+    orders = np.lexsort((np.broadcast_to(np.arange(contrib.shape[1]), contrib.shape),
+                         -contrib), axis=-1).tolist()  # each row's, ties to the first
+    values = contrib.tolist()
     for r in range(n):
         row = contrib[r]
         total = float(row[row > 0].sum())
-        order = np.lexsort((np.arange(row.shape[0]), -row))
+        share = min_share * total
         strong: list[str] = []
         weak: list[str] = []
-        for c in order.tolist():
-            if row[c] <= 0:
-                break
+        for c in orders[r]:
+            value = values[r][c]
+            if value <= 0 or len(strong) == max_reasons:
+                break  # the rest could only follow the reasons kept
+            if value < share and strong:
+                break  # weaker from here on, and a weak reason only stands in for none
             text = phrase(components[c], r)
             if text is None or text in strong or text in weak:
                 continue
-            (strong if row[c] >= min_share * total else weak).append(text)
+            (strong if value >= share else weak).append(text)
         reasons = (strong or weak[:1])[:max_reasons]
         if not reasons:
-            d = _distance(dist, r)
+            d = None if known is None else known[r]
             reasons = [Reason("distance", km=f"{d:.1f}") if d is not None else
                        (fallback if fallback is not None else Reason("fallback"))]
         out.append(reasons)
