@@ -78,3 +78,29 @@ def test_exit_status_through_manage_py(tmp_path):
          "--test", str(missing)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert str(missing) in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.django_db
+def test_the_file_mode_learns_the_ranking_unless_blend_weights_are_set(split, monkeypatch,
+                                                                       settings):
+    """As a rebuild would: the ranking is learned on the train file's own temporal
+    holdout, except when fixed ``BLEND_WEIGHTS`` are configured."""
+    from xo_recommender.conf import settings as rec_settings
+    from xo_recommender.engine import selfeval
+
+    learned = []
+    real = selfeval.learn_ranking
+
+    def counting(*args, **kwargs):  # the real learning, counted
+        learned.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selfeval, "learn_ranking", counting)
+    train, test = split
+    call_command("evaluate_recommender", train=train, test=test, format="json")
+    assert learned == [1]
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER,
+                               "BLEND_WEIGHTS": {"collaborative": 1.0}}
+    rec_settings.reload()
+    call_command("evaluate_recommender", train=train, test=test, format="json")
+    assert learned == [1]  # fixed weights: nothing learned

@@ -156,3 +156,13 @@ def test_create_before_migrate_fails_with_one_line_naming_the_missing_column():
             editor.add_field(user_model, field)
         call_command("recommender_views", "create", verbosity=0)
     assert view_names() == {sources.USER_VIEW, sources.BUSINESS_VIEW}
+
+
+@pytest.mark.django_db
+def test_drop_command_removes_both_views_and_create_brings_them_back():
+    call_command("recommender_views", "drop", verbosity=0)
+    assert view_names() == set()
+    with pytest.raises(CommandError):
+        call_command("recommender_views", "status", verbosity=0)
+    call_command("recommender_views", "create", verbosity=0)
+    assert view_names() == {sources.USER_VIEW, sources.BUSINESS_VIEW}
