@@ -154,5 +154,8 @@ def test_demo_accounts_prints_sign_ins_that_work(client, town):
     client.logout()
     answer = client.get("/api/recommend/me/", HTTP_AUTHORIZATION=f"Token {key}")
     assert answer.status_code == 200 and answer.json()["user_id"] == town["demo"].pk
+    town["demo"].set_password("changed")
+    town["demo"].save()
     call_command("demo_accounts", stdout=io.StringIO())  # idempotent: same token
     assert Token.objects.get(user=town["demo"]).key == key
+    assert client.login(username="demo_user_000000", password="demo")  # reset to the above
