@@ -8,11 +8,14 @@ loaded first; ``--runs`` probes, medians shown, with the targets beside them). T
 floor is a single-row primary-key query timed in the same process: the ratio shows how
 many plain round trips one recommendation costs; "engine" is the median time inside
 ``Recommender.recommend`` (the rest: queries, cache, Django). ``--profile`` prints a
-pyinstrument profile of the same calls instead.
+pyinstrument profile of the same calls instead. ``--fixed-blend`` times the same calls
+with ``BLEND_WEIGHTS`` set to the old hand-set weights (the fixed blend's path, which a
+setting switches to without a rebuild) instead of the learned ranking.
 
     python benchmarks/scale_recommend.py                       # 0.5M, 1M, 2M, 5M
     python benchmarks/scale_recommend.py --sizes 5000000 --users-sampled 1000
     python benchmarks/scale_recommend.py --sizes 5000000 --rebuilds 0 --profile
+    python benchmarks/scale_recommend.py --sizes 5000000 --rebuilds 0 --fixed-blend
     python benchmarks/scale_recommend.py --smoke               # tiny, for CI
 
 Needs PostgreSQL (``--server``, default postgres://postgres@127.0.0.1:5432).
@@ -85,7 +88,8 @@ def measure_size(n: int, args) -> dict:
     probes = []
     for _ in range(1 if args.profile else args.runs):
         probe = run([py, __file__, "--latency-probe", "--users-sampled",
-                     str(args.users_sampled), *(["--profile"] if args.profile else [])], env)
+                     str(args.users_sampled), *(["--profile"] if args.profile else []),
+                     *(["--fixed-blend"] if args.fixed_blend else [])], env)
         if args.profile:
             print(probe.stdout)
             sys.exit(0)
@@ -101,7 +105,8 @@ def measure_size(n: int, args) -> dict:
     }
 
 
-def latency_probe(users_sampled: int, profile: bool = False) -> None:
+def latency_probe(users_sampled: int, profile: bool = False, fixed_blend: bool = False
+                  ) -> None:
     """In a child with DATABASE_URL set: time recommend_for over random users.
 
     ``profile``: run the same calls under pyinstrument (the ``bench`` extra) and print
@@ -112,6 +117,15 @@ def latency_probe(users_sampled: int, profile: bool = False) -> None:
 
     sys.path.insert(0, str(ROOT))
     django.setup()
+    if fixed_blend:
+        from django.conf import settings
+
+        from xo_recommender.conf import DEFAULT_BLEND_WEIGHTS
+        from xo_recommender.conf import settings as rec_settings
+
+        settings.XO_RECOMMENDER = {**getattr(settings, "XO_RECOMMENDER", {}),
+                                   "BLEND_WEIGHTS": dict(DEFAULT_BLEND_WEIGHTS)}
+        rec_settings.reload()
     from xo_recommender import recommend_for
     from xo_recommender.models import Interaction, RecUser
 
@@ -179,10 +193,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="one tiny size (CI)")
     parser.add_argument("--profile", action="store_true",
                         help="print a pyinstrument profile of the uncached calls instead")
+    parser.add_argument("--fixed-blend", action="store_true",
+                        help="time recommend_for under fixed BLEND_WEIGHTS instead")
     parser.add_argument("--latency-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.latency_probe:
-        latency_probe(args.users_sampled, args.profile)
+        latency_probe(args.users_sampled, args.profile, args.fixed_blend)
         return
     if args.smoke:
         args.sizes, args.rebuilds, args.users_sampled, args.runs = "20000", 1, 50, 1
