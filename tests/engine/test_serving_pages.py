@@ -22,7 +22,9 @@ PINNED = tuple(f for f in FEATURES if f not in {"unstated_taste", "usual_nearnes
 TAGS = ("vegan", "late", "family", "wifi", "outdoor", "cash")
 
 
-def served_model() -> tuple[Recommender, dict]:
+def served_model(*, learned: bool = True) -> tuple[Recommender, dict]:
+    """The seeded site's model: the learned ranking with every pinned feature weighted,
+    or (``learned=False``) the fixed blend of ``BLEND_WEIGHTS``'s defaults."""
     catalogue, events, users = site("interest", n_users=120, n_items=90, seed=11)
     rng = np.random.default_rng(5)
     n = len(catalogue)
@@ -39,13 +41,13 @@ def served_model() -> tuple[Recommender, dict]:
                zip(PINNED, rng.uniform(0.05, 1.0, len(PINNED)), strict=True)}
     weights["seen"] = -0.8
     params = EngineParams(type_weights={"view": 1.0, "like": 3.0, "save": 4.0},
-                          ranking={"history": weights, "cold": weights})
+                          ranking={"history": weights, "cold": weights} if learned else None)
     model = Recommender.fit(catalogue, events, params)
     return model, {"events": events, "users": users}
 
 
-def pages() -> dict[str, list]:
-    model, data = served_model()
+def pages(*, learned: bool = True) -> dict[str, list]:
+    model, data = served_model(learned=learned)
     events, users = data["events"], data["users"]
     out = {}
     for u in (1, 7, 23, 40, 88):
@@ -66,6 +68,9 @@ def pages() -> dict[str, list]:
 
 #: ``{case: [[business id, score to 4 places, reasons], ...]}`` from the reference run.
 EXPECTED = json.loads((Path(__file__).parent / "serving_pages.json").read_text())
+#: The same for the fixed blend, from the code of commit 8cabbca (before its serving
+#: path was made faster).
+EXPECTED_BLEND = json.loads((Path(__file__).parent / "serving_pages_blend.json").read_text())
 
 
 def test_pages_of_the_seeded_site_are_unchanged():
@@ -73,6 +78,12 @@ def test_pages_of_the_seeded_site_are_unchanged():
     assert {case: [row[0] for row in page] for case, page in got.items()} == \
         {case: [row[0] for row in page] for case, page in EXPECTED.items()}
     assert got == EXPECTED
+
+
+def test_fixed_blend_pages_of_the_seeded_site_are_unchanged():
+    got = {case: [[i, s, r] for i, s, r in page]
+           for case, page in pages(learned=False).items()}
+    assert got == EXPECTED_BLEND
 
 
 def test_compact_features_score_and_explain_as_the_arrays_do():
