@@ -90,3 +90,19 @@ def test_category_filter_and_radius_need_a_point():
         model.recommend(Query(radius_km=5))
     with pytest.raises(ValueError):
         model.recommend(Query(limit=0))
+
+
+def test_the_history_by_results_gather_is_the_sparse_slice():
+    """``_history_by_results`` gathers what ``S[hist][:, results]`` holds, value for value."""
+    from tests.engine.synthetic import site
+
+    catalogue, evs, _ = site("interest", n_users=80, n_items=60, seed=3)
+    model = Recommender.fit(catalogue, evs, EngineParams())
+    rng = np.random.default_rng(0)
+    s = model.collaborative.similarity_
+    for _ in range(20):
+        hist = np.sort(rng.choice(model.n_items, int(rng.integers(1, 12)), replace=False))
+        results = rng.choice(model.n_items, int(rng.integers(1, 15)), replace=False)
+        expected = s[hist][:, results].toarray()
+        got = model._history_by_results(hist, results)
+        assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()

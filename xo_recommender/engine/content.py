@@ -222,14 +222,13 @@ class ContentModel:
         results = np.asarray(item_indices, dtype=np.int64).ravel()
         for item_idx in results.tolist():
             self._check_item(item_idx)
-        w = self._row_weights(user_row)
-        engaged = np.flatnonzero(w > 0)
+        engaged, weights = self._engaged(user_row)
         source = np.full(results.shape[0], -1, dtype=np.int64)
         strength = np.zeros(results.shape[0], dtype=np.float32)
         if not engaged.size or not results.size:
             return source, strength
         sims = (self.item_terms[engaged] @ self.item_terms[results].T).toarray()
-        contrib = sims * w[engaged][:, None]
+        contrib = sims * weights[:, None]
         contrib[engaged[:, None] == results[None, :]] = 0.0
         best = np.argmax(contrib, axis=0)
         top = contrib[best, np.arange(results.shape[0])]
@@ -290,6 +289,20 @@ class ContentModel:
         return np.bincount(t.indices[pos], weights=weights, minlength=self.n_items).astype(
             np.float32
         )
+
+    def _engaged(self, user_row: UserRow) -> tuple[np.ndarray, np.ndarray]:
+        """The items with a positive weight in the user's row (ascending) and those
+        weights; a canonical sparse row is read as it is, not made dense first."""
+        if sp.issparse(user_row):
+            row = sp.csr_matrix(user_row)
+            if row.has_canonical_format and row.shape == (1, self.n_items):
+                data = np.nan_to_num(np.asarray(row.data, dtype=np.float32), nan=0.0,
+                                     posinf=0.0, neginf=0.0)
+                keep = data > 0
+                return row.indices[keep].astype(np.int64), data[keep]
+        w = self._row_weights(user_row)
+        engaged = np.flatnonzero(w > 0)
+        return engaged, w[engaged]
 
     def _row_weights(self, user_row: UserRow) -> np.ndarray:
         if sp.issparse(user_row):

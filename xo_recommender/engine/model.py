@@ -427,7 +427,7 @@ class Recommender:
         ``REASON_VARIETY`` of the strongest.
         """
         hist = row.indices
-        contrib = self.collaborative.similarity_[hist][:, results].toarray()
+        contrib = self._history_by_results(hist, results)
         contrib *= row.data[:, None]
         sources = np.full(results.shape[0], -1, dtype=np.int64)
         used: set[int] = set()
@@ -445,6 +445,24 @@ class Recommender:
             sources[j] = hist[pick]
             used.add(int(hist[pick]))
         return sources
+
+    def _history_by_results(self, hist: np.ndarray, results: np.ndarray) -> np.ndarray:
+        """``S[hist][:, results]`` as a dense array (S's dtype), gathered from the history
+        rows' entries: slicing columns out of a 50,000-column CSR costs more than the
+        whole page's explanation."""
+        sub = self.collaborative.similarity_[hist]
+        if not sub.has_canonical_format:
+            sub.sum_duplicates()  # as toarray() would add them
+        out = np.zeros((hist.shape[0], results.shape[0]), dtype=sub.dtype)
+        if not sub.nnz or not results.size:
+            return out
+        order = np.argsort(results, kind="stable")
+        ranked = results[order]
+        at = np.minimum(np.searchsorted(ranked, sub.indices), ranked.shape[0] - 1)
+        hit = ranked[at] == sub.indices
+        rows = np.repeat(np.arange(hist.shape[0]), np.diff(sub.indptr))
+        out[rows[hit], order[at[hit]]] = sub.data[hit]  # a CSR row has no duplicates
+        return out
 
     def _history_types(self, history: Events | None) -> dict[int, str]:
         """The strongest interaction type per history item, for "because you saved X"."""
