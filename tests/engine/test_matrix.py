@@ -81,3 +81,20 @@ def test_user_row_equals_the_general_construction(repeats):
     assert row.indices.tolist() == general.indices.tolist()
     assert row.data.tobytes() == general.data.tobytes()
     assert row.indptr.tolist() == general.indptr.tolist()
+
+
+def test_take_rows_is_the_csr_row_slice():
+    import scipy.sparse as sp
+
+    from xo_recommender.engine.matrix import take_rows
+
+    rng = np.random.default_rng(1)
+    m = sp.random(40, 30, density=0.2, format="csr", random_state=2, dtype=np.float32)
+    for rows in ([], [3], [5, 1, 5, 39], rng.integers(0, 40, 25)):
+        rows = np.asarray(rows, dtype=np.int64)
+        got, expected = take_rows(m, rows), m[rows]
+        assert got.shape == expected.shape
+        assert (got != expected).nnz == 0 and got.dtype == expected.dtype
+        assert np.array_equal(got.indptr, expected.indptr)
+        assert np.array_equal(got.indices, expected.indices)
+        assert got.data.tobytes() == expected.data.tobytes()

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xo_recommender.engine.blend import top_k
+from xo_recommender.engine.matrix import take_rows
 
 __all__ = ["ContentModel", "normalise_term"]
 
@@ -227,7 +228,8 @@ class ContentModel:
         strength = np.zeros(results.shape[0], dtype=np.float32)
         if not engaged.size or not results.size:
             return source, strength
-        sims = (self.item_terms[engaged] @ self.item_terms[results].T).toarray()
+        sims = (take_rows(self.item_terms, engaged)
+                @ take_rows(self.item_terms, results).T).toarray()
         contrib = sims * weights[:, None]
         contrib[engaged[:, None] == results[None, :]] = 0.0
         best = np.argmax(contrib, axis=0)

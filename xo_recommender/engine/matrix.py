@@ -148,3 +148,19 @@ def user_row(
     row.sum_duplicates()
     row.eliminate_zeros()
     return row
+
+
+def take_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """``m[rows]`` for a CSR matrix, the same arrays gathered straight from its spans:
+    on a request's handful of rows scipy's general indexing costs more than the gather."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = m.indptr[rows].astype(np.int64)
+    lengths = m.indptr[rows + 1].astype(np.int64) - starts
+    indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    total = int(indptr[-1])
+    pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(total)
+    out = sp.csr_matrix((m.data[pos], m.indices[pos], indptr),
+                        shape=(rows.shape[0], m.shape[1]))
+    out.has_sorted_indices = m.has_sorted_indices
+    return out
