@@ -223,6 +223,10 @@ class ActiveFlags:
                 try:
                     connections[using].close_if_unusable_or_obsolete()  # as a request
                     active = self._read(ids, using)
+                    # and closed after it as after a request: with CONN_MAX_AGE 0 the
+                    # thread holds no connection between rounds (nor when a test
+                    # database is dropped)
+                    connections[using].close_if_unusable_or_obsolete()
                 except Exception as exc:  # the hits read themselves meanwhile
                     logger.warning("Active flags not refreshed (hits read them): %s", exc)
                     connections[using].close()
