@@ -114,6 +114,23 @@ def start_worker(queue: str, env: dict) -> subprocess.Popen:
         stderr=subprocess.DEVNULL)
 
 
+def stored() -> int:
+    """The events the table holds (the sum of the counts)."""
+    from django.db.models import Sum
+
+    from xo_recommender.models import Interaction
+
+    return Interaction.objects.aggregate(n=Sum("count"))["n"] or 0
+
+
+def senders() -> tuple[list, list]:
+    """The users and businesses the benchmark's events are drawn from."""
+    from xo_recommender.models import RecBusiness, RecUser
+
+    return (list(RecUser.objects.values_list("pk", flat=True)[:2000]),
+            list(RecBusiness.objects.values_list("pk", flat=True)[:500]))
+
+
 def produce(rate: float, seconds: float, start_at: float, users: list, places: list,
             seed: int, results) -> None:
     """One producer process (a web worker, say): ``rate`` deferred events per second."""
@@ -142,20 +159,14 @@ def run(args, queue: str) -> None:
     from celery import current_app
 
     current_app.conf.task_default_queue = queue  # the benchmark's own worker
-    from django.db.models import Sum
 
-    from xo_recommender.models import Interaction, RecBusiness, RecUser
     from xo_recommender.services import record_interaction
     from xo_recommender.services.ingestion import _redis, defer_interaction
 
     redis, key = _redis()
     redis.delete(key, f"{key}:scheduled")
-    users = list(RecUser.objects.values_list("pk", flat=True)[:2000])
-    places = list(RecBusiness.objects.values_list("pk", flat=True)[:500])
+    users, places = senders()
     rng = random.Random(3)
-
-    def stored() -> int:
-        return Interaction.objects.aggregate(n=Sum("count"))["n"] or 0
 
     def drained(target: int, timeout: float = 120.0) -> float:
         t0 = time.perf_counter()
@@ -227,18 +238,12 @@ def crash(args, queue: str, env: dict, workers: list) -> None:
     django.setup()
     from celery import current_app
     from django.db import connections
-    from django.db.models import Sum
 
-    from xo_recommender.models import Interaction, RecBusiness, RecUser
     from xo_recommender.services.ingestion import _redis, defer_interaction
 
     current_app.conf.task_default_queue = queue
     redis, key = _redis()
-    users = list(RecUser.objects.values_list("pk", flat=True)[:2000])
-    places = list(RecBusiness.objects.values_list("pk", flat=True)[:500])
-
-    def stored() -> int:
-        return Interaction.objects.aggregate(n=Sum("count"))["n"] or 0
+    users, places = senders()
 
     while redis.llen(key) or redis.hlen(f"{key}:claims"):  # earlier parts drain first
         time.sleep(0.1)
@@ -318,21 +323,15 @@ def http_batches(args, env: dict) -> None:
     django.setup()
     from django.contrib.auth import get_user_model
     from django.db import connections
-    from django.db.models import Sum
     from rest_framework.authtoken.models import Token
 
-    from xo_recommender.models import Interaction, RecBusiness, RecUser
     from xo_recommender.services import InteractionEvent, record_interactions
 
-    users = list(RecUser.objects.values_list("pk", flat=True)[:2000])
-    places = list(RecBusiness.objects.values_list("pk", flat=True)[:500])
+    users, places = senders()
     # a service account (staff): one token records for any user, as a host's backend does
     account, _ = get_user_model().objects.get_or_create(
         username="xo-bench-ingest", defaults={"is_staff": True})
     token = Token.objects.get_or_create(user=account)[0].key
-
-    def stored() -> int:
-        return Interaction.objects.aggregate(n=Sum("count"))["n"] or 0
 
     def batches(size: int, seed: int, n: int = 50) -> list[list[dict]]:
         rng = random.Random(seed)

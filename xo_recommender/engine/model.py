@@ -22,7 +22,7 @@ from xo_recommender.engine import artifact_format, blend, diversity, features, g
 from xo_recommender.engine.collaborative import CollaborativeModel
 from xo_recommender.engine.content import ContentModel, normalise_term
 from xo_recommender.engine.data import Catalogue, Events
-from xo_recommender.engine.matrix import IdIndex, build_matrix, user_row
+from xo_recommender.engine.matrix import IdIndex, build_matrix, take_rows, user_row
 from xo_recommender.engine.reasons import reasons_for
 
 _FORMAT_VERSION = 2  # artifact_format; 1 was an .npz, still readable
@@ -448,28 +448,21 @@ class Recommender:
 
     def _history_by_results(self, hist: np.ndarray, results: np.ndarray) -> np.ndarray:
         """``S[hist][:, results]`` as a dense array (S's dtype), gathered from the history
-        rows' spans of S's arrays: slicing columns out of a 50,000-column CSR (or even
-        its rows, through scipy's indexing) costs more than the rest of the page's
-        explanation."""
+        rows: slicing columns out of a 50,000-column CSR costs more than the rest of the
+        page's explanation."""
         s = self.collaborative.similarity_
-        out = np.zeros((hist.shape[0], results.shape[0]), dtype=s.data.dtype)
-        if not hist.size or not results.size:
-            return out
         if not s.has_canonical_format:  # duplicates: let scipy add them, as toarray would
             return s[hist][:, results].toarray()
-        starts = s.indptr[hist].astype(np.int64)
-        lengths = s.indptr[hist + 1].astype(np.int64) - starts
-        total = int(lengths.sum())
-        if not total:
+        sub = take_rows(s, hist)
+        out = np.zeros((hist.shape[0], results.shape[0]), dtype=sub.dtype)
+        if not sub.nnz or not results.size:
             return out
-        pos = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
-        cols = s.indices[pos]
         order = np.argsort(results, kind="stable")
         ranked = results[order]
-        at = np.minimum(np.searchsorted(ranked, cols), ranked.shape[0] - 1)
-        hit = ranked[at] == cols
-        rows = np.repeat(np.arange(hist.shape[0]), lengths)
-        out[rows[hit], order[at[hit]]] = s.data[pos[hit]]
+        at = np.minimum(np.searchsorted(ranked, sub.indices), ranked.shape[0] - 1)
+        hit = ranked[at] == sub.indices
+        rows = np.repeat(np.arange(hist.shape[0]), np.diff(sub.indptr))
+        out[rows[hit], order[at[hit]]] = sub.data[hit]
         return out
 
     def _history_types(self, history: Events | None) -> dict[int, str]:

@@ -272,7 +272,8 @@ def like_newcomer(model, business: Catalogue, newcomers: Catalogue, n: int = 10
     but what it *is* is known from the day it opens."""
     if not len(business):
         return []
-    point = _point(business)
+    point = None if business.latitudes is None or business.longitudes is None else \
+        _finite_point(business.latitudes[0], business.longitudes[0])
     return _more_like(model, _term_rows(model, business), point, newcomers, n, known=True,
                       exclude_ids=[int(business.ids[0])])
 
@@ -285,14 +286,11 @@ def newcomers_like(model, item_id: int, newcomers: Catalogue, n: int,
     idx = int(model.items.to_index([item_id])[0])
     if idx < 0 or not len(newcomers):
         return []
-    lat, lng = float(model.latitudes[idx]), float(model.longitudes[idx])
-    point = (lat, lng) if math.isfinite(lat) and math.isfinite(lng) else None
+    point = _finite_point(model.latitudes[idx], model.longitudes[idx])
     return _more_like(model, model.content.item_terms[idx], point, newcomers, n, known=False,
                       exclude_ids=[item_id, *exclude_ids])
 
 
-def _point(one: Catalogue) -> tuple[float, float] | None:
-    if one.latitudes is None or one.longitudes is None:
-        return None
-    lat, lng = float(one.latitudes[0]), float(one.longitudes[0])
+def _finite_point(lat, lng) -> tuple[float, float] | None:
+    lat, lng = float(lat), float(lng)
     return (lat, lng) if math.isfinite(lat) and math.isfinite(lng) else None

@@ -189,7 +189,7 @@ def flush_deferred(key: str | None = None) -> int:
     lease_ms = int(CLAIM_LEASE_SECONDS * 1000)
     while True:
         token = secrets.token_hex(16)
-        raw = redis.eval(_CLAIM, 3, key, f"{key}:claims", _claim_key(key, token),
+        raw = redis.eval(_CLAIM, 3, key, _claims_key(key), _claim_key(key, token),
                          FLUSH_BATCH, token, lease_ms)
         if not raw:
             redis.delete(mark)
@@ -201,23 +201,26 @@ def flush_deferred(key: str | None = None) -> int:
         try:
             written += _write_once(token, raw)
         except Exception:
-            with redis.pipeline() as pipe:  # back at the head, in order, for the retry
-                pipe.lpush(key, *reversed(raw))
-                pipe.delete(_claim_key(key, token))
-                pipe.hdel(f"{key}:claims", token)
-                pipe.execute()
+            _release(redis, key, token, requeue=raw)  # at the head, in order, for the retry
             raise
         _release(redis, key, token)
+
+
+def _claims_key(key: str) -> str:
+    return f"{key}:claims"
 
 
 def _claim_key(key: str, token: str) -> str:
     return f"{key}:claim:{token}"
 
 
-def _release(redis, key: str, token: str) -> None:
+def _release(redis, key: str, token: str, requeue: list[bytes] | None = None) -> None:
+    """Drop a claim (in one transaction, putting its events back first if ``requeue``)."""
     with redis.pipeline() as pipe:
+        if requeue:
+            pipe.lpush(key, *reversed(requeue))
         pipe.delete(_claim_key(key, token))
-        pipe.hdel(f"{key}:claims", token)
+        pipe.hdel(_claims_key(key), token)
         pipe.execute()
 
 
@@ -225,9 +228,9 @@ def _adopt_orphans(redis, key: str) -> int:
     """Write the batches whose flusher's lease ran out (it died holding them), once."""
     written = 0
     lease_ms = int(CLAIM_LEASE_SECONDS * 1000)
-    for raw_token in redis.hkeys(f"{key}:claims"):
+    for raw_token in redis.hkeys(_claims_key(key)):
         token = raw_token.decode() if isinstance(raw_token, bytes) else str(raw_token)
-        if not redis.eval(_ADOPT, 1, f"{key}:claims", token, lease_ms):
+        if not redis.eval(_ADOPT, 1, _claims_key(key), token, lease_ms):
             continue  # its flusher is still at work
         raw = redis.lrange(_claim_key(key, token), 0, -1)
         if raw:

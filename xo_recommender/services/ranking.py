@@ -432,16 +432,17 @@ def similar_businesses(business_id: Any, limit: int = 10) -> dict[str, Any]:
         raise UnknownBusiness(f"No business with id {business_id!r}.")
     version_id, model = artifacts.active_model()
     want = limit + _SLACK
-    fresh = newcomers.newcomers(version_id, model)
     try:
         neighbours = model.similar(int(pk), want)
     except KeyError:  # added after the last rebuild: only what it is, is known
-        results = new_businesses.like_newcomer(model, business, fresh, want)
+        results = new_businesses.like_newcomer(
+            model, business, newcomers.newcomers(version_id, model), want)
     else:
         results = [Ranked(i, s, ["Often chosen together"], None) for i, s in neighbours]
-        if len(results) < want and len(fresh):
+        if len(results) < want:  # the newcomers are read only when they can take part
             results += [replace(r, score=r.score * 1e-3) for r in new_businesses.newcomers_like(
-                model, int(pk), fresh, want - len(results), [r.item_id for r in results])]
+                model, int(pk), newcomers.newcomers(version_id, model), want - len(results),
+                [r.item_id for r in results])]
     return {"business_id": int(pk), "model_version": version_id,
             "results": _business_dicts(results, limit)}
 
