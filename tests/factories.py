@@ -61,3 +61,33 @@ class InteractionFactory(factory.django.DjangoModelFactory):
     count = 1
     first_seen = factory.LazyFunction(timezone.now)
     last_seen = factory.LazyAttribute(lambda o: o.first_seen)
+
+
+ATL = (33.749, -84.388)
+NYC = (40.713, -74.006)
+
+
+def coffee_and_books() -> dict:
+    """Two taste groups in Atlanta, coffee people and book people, each engaged with
+    three of four places of their kind; and one café far away, in New York."""
+    from xo_recommender import record_interaction
+
+    coffee = CategoryFactory(name="Coffee", slug="coffee")
+    books = CategoryFactory(name="Books", slug="books")
+    cafes = [BusinessFactory(name=f"Cafe {i}", categories=[coffee], latitude=ATL[0] + i / 100,
+                             longitude=ATL[1], popularity_score=10 + i) for i in range(4)]
+    shops = [BusinessFactory(name=f"Bookshop {i}", categories=[books], tags=["reading"],
+                             latitude=ATL[0] - i / 100, longitude=ATL[1], popularity_score=5)
+             for i in range(4)]
+    far_cafe = BusinessFactory(name="Far Cafe", categories=[coffee], latitude=NYC[0],
+                               longitude=NYC[1], popularity_score=1)
+    coffee_people = [UserFactory(interests=["coffee"]) for _ in range(6)]
+    book_people = [UserFactory(interests=["books"]) for _ in range(6)]
+    for u in coffee_people:
+        for b in cafes[:3]:
+            record_interaction(u, b, "like")
+    for u in book_people:
+        for b in shops[:3]:
+            record_interaction(u, b, "save")
+    return {"cafes": cafes, "shops": shops, "far_cafe": far_cafe,
+            "coffee_people": coffee_people, "book_people": book_people}

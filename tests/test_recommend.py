@@ -9,7 +9,12 @@ from django.core.management.base import CommandError
 from django.db import connections
 from django.test import override_settings
 
-from tests.factories import BusinessFactory, CategoryFactory, UserFactory
+from tests.factories import (
+    ATL,
+    NYC,
+    UserFactory,
+    coffee_and_books,
+)
 from xo_recommender import artifacts, recommend_for, record_interaction
 from xo_recommender.exceptions import (
     InactiveUser,
@@ -21,32 +26,10 @@ from xo_recommender.exceptions import (
 from xo_recommender.models import ModelVersion
 from xo_recommender.services import rebuild
 
-ATL = (33.749, -84.388)
-NYC = (40.713, -74.006)
-
 
 @pytest.fixture
 def world(db):
-    """Two taste groups: coffee people and book people, in Atlanta; one far-away cafe."""
-    coffee = CategoryFactory(name="Coffee", slug="coffee")
-    books = CategoryFactory(name="Books", slug="books")
-    cafes = [BusinessFactory(name=f"Cafe {i}", categories=[coffee], latitude=ATL[0] + i / 100,
-                             longitude=ATL[1], popularity_score=10 + i) for i in range(4)]
-    shops = [BusinessFactory(name=f"Bookshop {i}", categories=[books], tags=["reading"],
-                             latitude=ATL[0] - i / 100, longitude=ATL[1], popularity_score=5)
-             for i in range(4)]
-    far_cafe = BusinessFactory(name="Far Cafe", categories=[coffee], latitude=NYC[0],
-                               longitude=NYC[1], popularity_score=1)
-    coffee_people = [UserFactory(interests=["coffee"]) for _ in range(6)]
-    book_people = [UserFactory(interests=["books"]) for _ in range(6)]
-    for u in coffee_people:
-        for b in cafes[:3]:
-            record_interaction(u, b, "like")
-    for u in book_people:
-        for b in shops[:3]:
-            record_interaction(u, b, "save")
-    return {"cafes": cafes, "shops": shops, "far_cafe": far_cafe,
-            "coffee_people": coffee_people, "book_people": book_people}
+    return coffee_and_books()
 
 
 def ids(results):

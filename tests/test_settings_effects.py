@@ -14,13 +14,12 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from tests.factories import BusinessFactory, CategoryFactory, UserFactory
-from xo_recommender import artifacts, recommend_for, record_interaction
+from tests.factories import ATL, UserFactory, coffee_and_books
+from xo_recommender import artifacts, recommend_for
 from xo_recommender.services import rebuild
 from xo_recommender.services.ranking import recommendation_page
 
 ROOT = Path(__file__).resolve().parent.parent
-ATL = (33.749, -84.388)
 
 
 def configured(**changes):
@@ -29,24 +28,9 @@ def configured(**changes):
 
 @pytest.fixture
 def cafes_and_shops(db):
-    """Four cafés closer than four bookshops; café people and book people."""
-    coffee = CategoryFactory(name="Coffee", slug="coffee")
-    books = CategoryFactory(name="Books", slug="books")
-    cafes = [BusinessFactory(name=f"Cafe {i}", categories=[coffee], latitude=ATL[0] + i / 100,
-                             longitude=ATL[1], popularity_score=10 + i) for i in range(4)]
-    shops = [BusinessFactory(name=f"Bookshop {i}", categories=[books],
-                             latitude=ATL[0] - i / 100, longitude=ATL[1], popularity_score=5)
-             for i in range(4)]
-    for _ in range(6):
-        u = UserFactory(interests=["coffee"])
-        for b in cafes[:3]:
-            record_interaction(u, b, "like")
-    for _ in range(6):
-        u = UserFactory(interests=["books"])
-        for b in shops[:3]:
-            record_interaction(u, b, "save")
+    world = coffee_and_books()
     rebuild()
-    return cafes, shops
+    return world
 
 
 def slugs(results):
