@@ -57,10 +57,14 @@ def test_table_output(split, capsys):
     ("missing", None, None),
     ("wrong header", "user\titem\trating\ttimestamp\n1\t2\t5\t0\n", 1),
     ("non-numeric id", HEADER + "1\t2\t5\t0\nabc\t2\t5\t0\n", 3),
+    ("id beyond 64 bits", HEADER + f"{2**64}\t2\t5\t0\n", None),
+    ("not UTF-8", HEADER.encode() + b"1\t2\t5\t0\n\xff\xfe\t2\t5\t0\n", None),
 ])
 def test_bad_files_are_one_line_errors_naming_file_and_line(tmp_path, problem, content, line):
     bad = tmp_path / "bad.tsv"
-    if content is not None:
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    elif content is not None:
         bad.write_text(content)
     good = write(tmp_path / "good.tsv", [(1, 2, 5, 0)])
     with pytest.raises(CommandError) as excinfo:
@@ -104,3 +108,10 @@ def test_the_file_mode_learns_the_ranking_unless_blend_weights_are_set(split, mo
     rec_settings.reload()
     call_command("evaluate_recommender", train=train, test=test, format="json")
     assert learned == [1]  # fixed weights: nothing learned
+
+
+@pytest.mark.parametrize("flags", [{"train": "x.tsv"}, {"test": "y.tsv", "items": "z.item"},
+                                   {"baseline": "popular"}])
+def test_live_refuses_the_file_modes_flags(db, flags):
+    with pytest.raises(CommandError, match="--live evaluates the database: leave out --"):
+        call_command("evaluate_recommender", live=True, **flags)

@@ -212,3 +212,22 @@ def test_a_batch_whose_flusher_died_after_writing_it_is_not_counted_twice(
     assert not redis.exists(f"{key}:claims") and not redis.keys(f"{key}:claim:*")
     ingestion.defer_interaction(user, business, "view")
     assert ingestion.flush_deferred() == 1 and stored() == 4
+
+
+def test_an_event_the_database_refuses_is_dropped_and_the_rest_written(
+        redis_buffer, broker, user, business):
+    """One event no write can store (here a count beyond the column, pushed past the
+    checks as an older release could have) is logged and dropped: it must not hold up
+    the buffer behind it, flush after flush."""
+    import json
+
+    redis, key = redis_buffer
+    with pytest.raises(ValidationError) as err:  # the checks refuse it at once now
+        ingestion.defer_interaction(user, business, "view", count=2**40)
+    assert "count" in err.value.message_dict
+    redis.rpush(key, json.dumps([user.pk, business.pk, "view", 1.0, 2**40,
+                                 "2026-01-01T00:00:00+00:00"]))
+    ingestion.defer_interaction(user, business, "like")
+    assert ingestion.flush_deferred() == 1
+    assert list(Interaction.objects.values_list("interaction_type", "count")) == [("like", 1)]
+    assert redis.llen(key) == 0

@@ -104,3 +104,18 @@ def test_an_uncached_page_over_a_locked_history_is_503_within_the_timeout(settin
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] == before
     assert client_for(user).get(f"{API}{user.pk}/").status_code == 200
+
+
+@pytest.mark.parametrize("outside_transaction", [
+    False, pytest.param(True, marks=pytest.mark.django_db(transaction=True))])
+def test_a_users_interactions_over_a_locked_table_are_503_within_the_timeout(
+        settings, interactions_locked, outside_transaction):
+    """The list's count and page are bounded like every other read (they once ran
+    outside the bound and waited for the lock as long as it was held)."""
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "STATEMENT_TIMEOUT_MS": 300}
+    user = UserFactory()
+    started = time.perf_counter()
+    response = client_for(user).get(f"{API}user/{user.pk}/interactions/")
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert time.perf_counter() - started < 2.0

@@ -13,6 +13,7 @@ from xo_recommender.engine.data import Catalogue, Events, UserProfiles
 from xo_recommender.engine.holdout import temporal_split
 from xo_recommender.engine.model import EngineParams, Query, Recommender
 from xo_recommender.engine.selfeval import (
+    BASELINES,
     DEFAULT_RANKING,
     Evaluator,
     choose_serving,
@@ -207,3 +208,21 @@ def test_diversified_pages_neither_repeat_nor_skip():
     pages = [r.item_id for offset in range(0, 40, 10)
              for r in model.recommend(replace(base, limit=10, offset=offset))]
     assert pages == whole and len(set(pages)) == 40
+
+
+def test_a_site_without_any_category_learns_and_serves():
+    """Categories are optional in the host (``BUSINESS_FIELDS["categories"] = None``, or
+    none assigned yet): every category feature is then zero, never an error."""
+    catalogue, events, users = site("distance", n_users=200, n_items=80, per_user=8)
+    bare = replace(catalogue, categories=[[] for _ in range(len(catalogue.ids))])
+    learned = learn_ranking(bare, events, users, EngineParams(), budget_seconds=5)
+    assert learned.serving["history"] in ("model", *BASELINES)
+    model = Recommender.fit(bare, events, EngineParams(ranking=learned.ranking))
+    history = events.select(events.user_ids == 1)
+    query = Query(history=history, interests=["cafe"], location=(33.8, -84.3), limit=5)
+    ranked = model.recommend(query)
+    assert len(ranked) == 5 and all(math.isfinite(r.score) for r in ranked)
+    values = features.compute(model, model.history_row(history), interests=["cafe"],
+                              point=(33.8, -84.3))
+    for name in ("category", "category_lift", "unstated_lift", "unstated_taste"):
+        assert not values[name].any()

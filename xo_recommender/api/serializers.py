@@ -17,11 +17,10 @@ from rest_framework.renderers import JSONRenderer
 
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.services import InteractionEvent, PageRendering
+from xo_recommender.services.interactions import MAX_WEIGHT
 
 #: Largest id a bigint primary key can hold; larger ids cannot exist.
 MAX_ID = 2**63 - 1
-#: A weight beyond this is a client bug, not a strength.
-MAX_WEIGHT = 1e6
 DEFAULT_LIMIT = 10
 
 

@@ -52,6 +52,7 @@ from xo_recommender.exceptions import (
     UnknownBusiness,
     UnknownUser,
 )
+from xo_recommender.services._common import statement_timeout
 
 
 class ModelUnavailable(APIException):
@@ -93,6 +94,11 @@ def service_errors(**aliases: str) -> Iterator[None]:
     except InvalidArgument as exc:
         field = _ARGUMENT_FIELDS.get(exc.field, exc.field)
         raise ValidationError({aliases.get(field, field): [str(exc)]}) from exc
+
+
+def _whole(raw: str) -> bool:
+    """ASCII digits only ("²" and "٣" are digits to ``str.isdigit`` but not to ``int``)."""
+    return raw.isascii() and raw.isdigit()
 
 
 def path_id(value: Any) -> int:
@@ -275,8 +281,9 @@ class InteractionViewSet(RecommenderViewSet):
 
 
 class InteractionPagination(PageNumberPagination):
-    """Newest first, 50 a page; ``page_size`` 1 to 100 (anything else is a 400, where
-    DRF would silently fall back to the default)."""
+    """Newest first, 50 a page; ``page_size`` 1 to 100 and ``page`` a whole number from 1
+    (or "last"): anything else is a 400 naming it, where DRF would silently fall back to
+    the default size or answer 404 "Invalid page". A page past the last is still 404."""
 
     page_size = 50
     page_size_query_param = "page_size"
@@ -286,9 +293,18 @@ class InteractionPagination(PageNumberPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        if not _whole(raw) or not 1 <= int(raw) <= self.max_page_size:
             raise ValidationError({self.page_size_query_param: [
                 f"Give a whole number from 1 to {self.max_page_size}."]})
+        return int(raw)
+
+    def get_page_number(self, request: Request, paginator: Any) -> int:
+        raw = request.query_params.get(self.page_query_param) or "1"
+        if raw in self.last_page_strings:
+            return paginator.num_pages
+        if not _whole(raw) or int(raw) < 1:
+            raise ValidationError({self.page_query_param: [
+                'Give a whole number from 1 (or "last").']})
         return int(raw)
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
@@ -321,10 +337,10 @@ class UserViewSet(RecommenderViewSet):
     @action(detail=True, methods=["get"])
     def interactions(self, request: Request, user_id: str) -> Response:
         require_act_for(request, path_id(user_id))
-        with service_errors():
-            rows = self.get_queryset()
-        page = self.paginate_queryset(rows)
-        return self.get_paginated_response(s.InteractionSerializer(page, many=True).data)
+        with service_errors(), statement_timeout():  # the count and the page: bounded
+            page = self.paginate_queryset(self.get_queryset())
+            data = s.InteractionSerializer(page, many=True).data
+        return self.get_paginated_response(data)
 
 
 class SyncViewSet(RecommenderViewSet):

@@ -421,7 +421,7 @@ def unstated_taste_by_category(categories: sp.csr_matrix, row: sp.csr_matrix,
     prior *= (1.0 - UNSTATED_PRIOR) / max(float(prior.sum()), 1e-12)
     with np.errstate(divide="ignore"):
         log_post = np.log(prior) + llr
-    top = max(float(log_post.max()), float(np.log(UNSTATED_PRIOR)))
+    top = max(float(log_post.max(initial=-np.inf)), float(np.log(UNSTATED_PRIOR)))
     post = np.exp(log_post - top)
     post /= post.sum() + np.exp(np.log(UNSTATED_PRIOR) - top)
     return post.astype(np.float32)

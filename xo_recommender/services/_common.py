@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from django.db import connections, router, transaction
+import numpy as np
+from django.db import connections, models, router, transaction
 
 from xo_recommender.conf import settings as rec_settings
+from xo_recommender.exceptions import InvalidArgument
 from xo_recommender.models import Interaction
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -18,6 +20,42 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _pk(value: Any) -> Any:
     return getattr(value, "pk", value)
+
+
+#: The ids a PostgreSQL ``bigint`` (and SQLite's integer) holds.
+_ID_RANGE = range(-(2**63), 2**63)
+
+
+def host_id(value: Any, kinds: tuple[type[models.Model], ...], field: str) -> int:
+    """The integer id of a row given as an instance of one of ``kinds`` or as its id.
+
+    One spelling per row: ``8``, ``"8"`` and ``np.int64(8)`` are all 8, so a cache key
+    or an invalidation built from it always meets the other. An instance of another
+    model (a business where a user belongs: arguments swapped), a bool, a float or text
+    that is not a whole number raises ``InvalidArgument`` naming ``field``.
+    """
+    label = kinds[0]._meta.label
+    if isinstance(value, models.Model):
+        if not isinstance(value, kinds):
+            raise InvalidArgument(field, f"{field} must be a {label} or its id, not a "
+                                  f"{type(value)._meta.label}")
+        value = value.pk
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InvalidArgument(field, f"{field} must be a {label} or its integer id, not "
+                              f"{value!r}"[:300])
+    if int(value) not in _ID_RANGE:
+        raise InvalidArgument(field, f"{field} id {value} is out of range")
+    return int(value)
+
+
+def host_user_model() -> type[models.Model]:
+    return Interaction.user.field.related_model
+
+
+def host_business_model() -> type[models.Model]:
+    return Interaction.business.field.related_model
 
 
 @contextmanager
@@ -74,10 +112,21 @@ def _bounded(connection: Any, using: str, ms: int) -> Iterator[None]:
         with connection.execute_wrapper(set_first):
             yield
     finally:
-        if state["set"] and not connection.needs_rollback:
+        # A query of the block that failed (the timeout itself) aborted the caller's
+        # transaction: nothing more runs in it, and its rollback undoes the setting.
+        if state["set"] and not connection.needs_rollback and not _aborted(connection):
             with connection.cursor() as cursor:
                 cursor.cursor.execute("SELECT set_config('statement_timeout', %s, true)",
                                       [state["previous"]])
+
+
+def _aborted(connection: Any) -> bool:
+    """Whether the connection's transaction failed (PostgreSQL refuses all but rollback)."""
+    import psycopg
+
+    raw = connection.connection
+    return (isinstance(raw, psycopg.Connection)
+            and raw.info.transaction_status == psycopg.pq.TransactionStatus.INERROR)
 
 
 def bounded(function: F) -> F:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -33,17 +32,16 @@ from typing import Any
 
 from django.core.cache import caches
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, router, transaction
+from django.db import DataError, IntegrityError, router, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from xo_recommender.broker import broker_configured
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.models import IngestedBatch
-from xo_recommender.services._common import _pk
 from xo_recommender.services.interactions import (
     InteractionEvent,
-    _validate,
+    check_values,
     record_interactions,
 )
 
@@ -98,28 +96,11 @@ def _redis() -> tuple[Any, str] | None:
     return get_redis_connection(rec_settings.CACHE_ALIAS), cache.make_key("xo:ingest")
 
 
-def _check(events: list[InteractionEvent]) -> None:
-    """What can be checked without the database; ids are checked when written."""
-    types = rec_settings.INTERACTION_WEIGHTS
-    for e in events:
-        if e.interaction_type not in types:
-            raise ValidationError({"interaction_type": f"Unknown interaction type "
-                                   f"{e.interaction_type!r}; expected one of: "
-                                   f"{', '.join(types)}."}, code="invalid_type")
-        if isinstance(e.weight, bool) or not isinstance(e.weight, int | float) \
-                or not math.isfinite(e.weight) or e.weight < 0:
-            raise ValidationError({"weight": f"Weight must be a finite number >= 0, not "
-                                   f"{e.weight!r}."}, code="invalid_weight")
-        if isinstance(e.count, bool) or not isinstance(e.count, int) or e.count < 1:
-            raise ValidationError({"count": "Count must be a whole number >= 1."},
-                                  code="invalid")
-
-
 def defer_interaction(user: Any, business: Any, interaction_type: str, weight: float = 1.0,
                       *, count: int = 1, at: datetime | None = None) -> int:
     """``record_interaction`` for a busy request path: buffered, returns at once."""
-    return defer_interactions([InteractionEvent(_pk(user), _pk(business), interaction_type,
-                                                weight, count, at)])
+    return defer_interactions([InteractionEvent(user, business, interaction_type, weight,
+                                                count, at)])
 
 
 def defer_interactions(events: Iterable[InteractionEvent]) -> int:
@@ -129,7 +110,7 @@ def defer_interactions(events: Iterable[InteractionEvent]) -> int:
     events = list(events)
     if not events:
         return 0
-    _check(events)
+    events = check_values(events)  # ids as integers: the JSON below must carry them
     target = _redis() if broker_configured() else None
     if target is None:
         return record_interactions(events)
@@ -264,17 +245,20 @@ def _decode(raw: bytes) -> InteractionEvent:
 
 
 def _write(events: list[InteractionEvent]) -> int:
+    """Write a batch; an event that cannot be stored (an id gone since, or a value the
+    database refuses) is logged and dropped, so it never holds up the events behind it.
+    A fault of the database itself (``OperationalError``) is raised: the batch is kept."""
     try:
-        return record_interactions(events)
-    except ValidationError:
-        pass  # some id vanished (or never existed): keep the others
-    good = []
+        with transaction.atomic(using=router.db_for_write(IngestedBatch)):
+            return record_interactions(events)
+    except (ValidationError, DataError, IntegrityError):
+        pass  # some event is bad: write the others one by one
+    written = 0
     for e in events:
         try:
-            _check([e])
-            _validate([e])
-        except ValidationError as exc:
-            logger.warning("Dropping a deferred interaction %s: %s", e, exc.messages)
-        else:
-            good.append(e)
-    return record_interactions(good) if good else 0
+            with transaction.atomic(using=router.db_for_write(IngestedBatch)):
+                written += record_interactions([e])
+        except (ValidationError, DataError, IntegrityError) as exc:
+            logger.warning("Dropping a deferred interaction %s: %s", e,
+                           getattr(exc, "messages", exc))
+    return written

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +13,9 @@ from django.utils import timezone
 
 from xo_recommender import cache
 from xo_recommender.conf import settings as rec_settings
-from xo_recommender.exceptions import UnknownUser
-from xo_recommender.models import Interaction, RecUser
-from xo_recommender.services._common import _pk, bounded
+from xo_recommender.exceptions import InvalidArgument, UnknownUser
+from xo_recommender.models import Interaction, RecBusiness, RecUser
+from xo_recommender.services._common import bounded, host_id
 
 
 @dataclass(frozen=True)
@@ -31,9 +30,20 @@ class InteractionEvent:
     at: datetime | None = None
 
 
-def _validate(events: list[InteractionEvent]) -> None:
-    """Raise ``ValidationError`` (keyed by field) for the first bad event; writes nothing."""
+#: A weight beyond this is a client bug, not a strength (the API refuses it too); far
+#: beyond it, float32 model arithmetic would overflow and spoil every user's ranking.
+MAX_WEIGHT = 1e6
+#: Most times one event may say it happened; a stored count saturates at the column's
+#: largest value (``STORED_COUNT_MAX``) rather than fail the write.
+MAX_COUNT = 1_000_000
+STORED_COUNT_MAX = 2**31 - 1
+
+
+def check_values(events: list[InteractionEvent]) -> list[InteractionEvent]:
+    """The events with their ids as integers, or ``ValidationError`` (keyed by field) for
+    the first bad type, weight, count or id; asks nothing of the database."""
     types = rec_settings.INTERACTION_WEIGHTS
+    out = []
     for event in events:
         if event.interaction_type not in types:
             raise ValidationError(
@@ -43,20 +53,35 @@ def _validate(events: list[InteractionEvent]) -> None:
             )
         weight = event.weight
         if isinstance(weight, bool) or not isinstance(weight, int | float) \
-                or not math.isfinite(weight) or weight < 0:
+                or not 0 <= weight <= MAX_WEIGHT:  # also NaN; a huge int is just large
             raise ValidationError(
-                {"weight": f"Weight must be a finite number >= 0, not {weight!r}."},
-                code="invalid_weight",
+                {"weight": f"Weight must be a number from 0 to {MAX_WEIGHT:g}, not "
+                 f"{weight!r}."[:300]}, code="invalid_weight",
             )
-        if isinstance(event.count, bool) or not isinstance(event.count, int) or event.count < 1:
-            raise ValidationError({"count": "Count must be a whole number >= 1."}, code="invalid")
+        count = event.count
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+            raise ValidationError({"count": f"Count must be a whole number from 1 to "
+                                   f"{MAX_COUNT:,}."}, code="invalid")
+        try:
+            ids = {field: host_id(getattr(event, field), (model.field.related_model, view),
+                                  field)
+                   for field, model, view in (("user_id", Interaction.user, RecUser),
+                                              ("business_id", Interaction.business,
+                                               RecBusiness))}
+        except InvalidArgument as exc:
+            raise ValidationError({exc.field: str(exc)}, code="invalid") from None
+        out.append(replace(event, weight=float(weight), **ids))
+    return out
+
+
+def _validate(events: list[InteractionEvent]) -> list[InteractionEvent]:
+    """``check_values``, then every id known to the host: the events to write (ids as
+    integers), or ``ValidationError`` (keyed by field); writes nothing."""
+    events = check_values(events)
     for field, model in (("user_id", Interaction.user), ("business_id", Interaction.business)):
         host = model.field.related_model
         wanted = {getattr(e, field) for e in events}
-        try:
-            found = set(host._default_manager.filter(pk__in=wanted).values_list("pk", flat=True))
-        except (TypeError, ValueError):
-            found = set()
+        found = set(host._default_manager.filter(pk__in=wanted).values_list("pk", flat=True))
         missing = wanted - found
         if missing:
             name = field.removesuffix("_id")
@@ -64,6 +89,7 @@ def _validate(events: list[InteractionEvent]) -> None:
                 {field: f"Unknown {name} id(s): {', '.join(map(str, sorted(missing, key=str)))}."},
                 code="unknown_" + name,
             )
+    return events
 
 
 @bounded
@@ -79,7 +105,7 @@ def record_interactions(events: Iterable[InteractionEvent]) -> int:
     events = list(events)
     if not events:
         return 0
-    _validate(events)
+    events = _validate(events)
     now = timezone.now()
     # Several events of one key in a batch fold into one row first: ON CONFLICT may not
     # touch the same row twice in one statement.
@@ -89,7 +115,7 @@ def record_interactions(events: Iterable[InteractionEvent]) -> int:
         key = (e.user_id, e.business_id, e.interaction_type)
         if key in folded:
             row = folded[key]
-            row[3] += e.count
+            row[3] = min(row[3] + e.count, STORED_COUNT_MAX)
             row[4] = min(row[4], at)
             if at >= row[5]:
                 row[2], row[5] = float(e.weight), at
@@ -130,7 +156,8 @@ def _upsert(rows: list) -> None:
         f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
         + ", ".join([placeholders] * len(rows))
         + f" ON CONFLICT ({c['user']}, {c['business']}, {c['interaction_type']}) DO UPDATE SET "
-        f"{c['count']} = {table}.{c['count']} + EXCLUDED.{c['count']}, "
+        f"{c['count']} = {earliest}(CAST({table}.{c['count']} AS BIGINT) + EXCLUDED.{c['count']}, "
+        f"{STORED_COUNT_MAX}), "
         f"{c['weight']} = CASE WHEN EXCLUDED.{c['last_seen']} >= {table}.{c['last_seen']} "
         f"THEN EXCLUDED.{c['weight']} ELSE {table}.{c['weight']} END, "
         f"{c['first_seen']} = {earliest}({table}.{c['first_seen']}, EXCLUDED.{c['first_seen']}), "
@@ -164,7 +191,8 @@ def record_interaction(
     ``user`` and ``business`` are host model instances or their primary keys. See
     ``record_interactions`` for the upsert semantics and validation.
     """
-    event = InteractionEvent(_pk(user), _pk(business), interaction_type, weight, count, at)
+    event = check_values([InteractionEvent(user, business, interaction_type, weight, count,
+                                           at)])[0]
     record_interactions([event])
     return Interaction.objects.get(
         user_id=event.user_id, business_id=event.business_id, interaction_type=interaction_type
@@ -173,6 +201,7 @@ def record_interaction(
 
 def user_interactions(user_id: Any):
     """The user's interactions, newest first (a queryset, for pagination)."""
-    if not RecUser.objects.filter(pk=_pk(user_id)).exists():
+    pk = host_id(user_id, (Interaction.user.field.related_model, RecUser), "user")
+    if not RecUser.objects.filter(pk=pk).exists():
         raise UnknownUser(f"No user with id {user_id!r}.")
-    return Interaction.objects.filter(user_id=_pk(user_id)).order_by("-last_seen", "-pk")
+    return Interaction.objects.filter(user_id=pk).order_by("-last_seen", "-pk")

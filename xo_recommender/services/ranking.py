@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import numpy as np
 from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
 from django.db import router
@@ -29,7 +30,14 @@ from xo_recommender.exceptions import (
 )
 from xo_recommender.models import Interaction, RecBusiness, RecUser
 from xo_recommender.services import active_flags, newcomers
-from xo_recommender.services._common import _pk, bounded, bounded_fetch, statement_timeout
+from xo_recommender.services._common import (
+    bounded,
+    bounded_fetch,
+    host_business_model,
+    host_id,
+    host_user_model,
+    statement_timeout,
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,8 @@ def _validated_point(near: Any) -> tuple[float, float] | None:
         lat, lng = near
     except (TypeError, ValueError):
         raise InvalidArgument("near", "near must be a (latitude, longitude) pair") from None
+    if any(isinstance(v, bool | str | bytes) for v in (lat, lng)):  # True is not 1°
+        raise InvalidArgument("near", "near must be a pair of numbers")
     try:
         return geo.validate_point(lat, lng)
     except ValueError as exc:
@@ -82,6 +92,34 @@ def _validated_radius(radius_km: Any) -> float | None:
     return float(radius_km)
 
 
+def _user_id(user: Any) -> int:
+    """The user's id, from a host user (or the recommender's view of one) or an id."""
+    return host_id(user, (host_user_model(), RecUser), "user")
+
+
+def _business_ids(businesses: Any, field: str = "exclude") -> list[int]:
+    """Sorted distinct ids of host businesses given as instances or ids."""
+    if isinstance(businesses, str | bytes) or not isinstance(businesses, Iterable):
+        raise InvalidArgument(field, f"{field} must be a list of businesses or their ids")
+    return sorted({host_id(b, (host_business_model(), RecBusiness), field)
+                   for b in businesses})
+
+
+def _validated_category(category: Any) -> str | None:
+    """The category to keep; blank is none (any category), as the API documents."""
+    if category is None:
+        return None
+    if not isinstance(category, str):
+        raise InvalidArgument("category", "category must be a string")
+    return category if category.strip() else None
+
+
+def _validated_diversify(diversify: Any) -> bool | None:
+    if diversify is None or isinstance(diversify, bool | np.bool_):
+        return None if diversify is None else bool(diversify)
+    raise InvalidArgument("diversify", "diversify must be True, False or None")
+
+
 def user_history(user_id: Any) -> Events:
     """The user's stored interactions as engine events (read live: fresh after a write)."""
     return snapshot.load_interactions(tuple(rec_settings.INTERACTION_WEIGHTS), user_id=user_id)
@@ -89,7 +127,7 @@ def user_history(user_id: Any) -> Events:
 
 def _user_snapshot(user: Any) -> snapshot.UserSnapshot:
     """The user's view row and live history: one query, under the statement timeout."""
-    pk = _pk(user)
+    pk = _user_id(user)
     try:
         sql, params, read = snapshot.user_with_history_query(
             pk, tuple(rec_settings.INTERACTION_WEIGHTS))
@@ -114,8 +152,6 @@ def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
     limit, offset = _validated_page(limit, offset)
     point = _validated_point(near)
     radius = _validated_radius(radius_km)
-    if category is not None and not isinstance(category, str):
-        raise InvalidArgument("category", "category must be a string")
     found = _user_snapshot(user)
     rec_user = found.user
     home = None
@@ -134,7 +170,7 @@ def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
         history=found.history,
         interests=[str(t) for t in rec_user.interests or []],
         location=home, near=point, radius_km=radius, category=category,
-        exclude_ids=[int(_pk(b)) for b in exclude],
+        exclude_ids=list(exclude),
         limit=limit + _SLACK, offset=offset,
         diversify=rec_settings.DIVERSIFY if diversify is None else bool(diversify),
         now=time.time(),
@@ -216,7 +252,10 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
     active is never cached: :func:`_live` checks it on every hit. With ``rendering``, the
     entry also keeps the page that ranking makes, rendered (``body``: tag and bytes).
     """
-    excluded = sorted({int(_pk(b)) for b in exclude})
+    user = _user_id(user)
+    excluded = _business_ids(exclude)
+    category = _validated_category(category)
+    diversify = _validated_diversify(diversify)
     params = {"limit": limit, "offset": offset, "category": category,
               "near": list(near) if isinstance(near, tuple | list) else near,
               "radius_km": radius_km, "exclude": excluded, "diversify": diversify}
@@ -238,7 +277,7 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
         return {"user_id": rec_user.pk, "model_version": version, "ranked": ranked,
                 "body": body}
 
-    return cache.cached_answer("rank", _pk(user), params, compute, artifacts.active_version_id,
+    return cache.cached_answer("rank", user, params, compute, artifacts.active_version_id,
                                items=lambda answer: [row[0] for row in answer["ranked"]],
                                digest=_digest(params))
 
@@ -426,7 +465,7 @@ def similar_businesses(business_id: Any, limit: int = 10) -> dict[str, Any]:
     business the model does not know yet gets the known and new ones sharing its terms.
     """
     limit, _ = _validated_page(limit, 0)
-    pk = _pk(business_id)
+    pk = host_id(business_id, (host_business_model(), RecBusiness), "business_id")
     business = snapshot.load_catalogue(only_id=pk)
     if not len(business):
         raise UnknownBusiness(f"No business with id {business_id!r}.")
@@ -456,6 +495,7 @@ def popular_businesses(limit: int = 10, *, category: str | None = None, near: An
     radius = _validated_radius(radius_km)
     if radius is not None and point is None:
         raise InvalidArgument("radius_km", "radius_km needs near=(lat, lng)")
+    category = _validated_category(category)
     version_id, model = artifacts.active_model()
     results = _with_newcomers(version_id, model, Query(
         near=point, radius_km=radius, category=category, limit=limit + _SLACK))

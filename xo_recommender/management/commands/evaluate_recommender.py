@@ -33,6 +33,18 @@ def read_interactions(path: str) -> datasets.Interactions:
     return datasets.read_tsv(path)
 
 
+def _read(reader, path: str):
+    """``reader(path)``, any failure to read the file one line naming it."""
+    try:
+        return reader(path)
+    except datasets.DatasetError as exc:
+        raise CommandError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path}: not UTF-8 text") from None
+    except (OSError, ValueError, OverflowError) as exc:
+        raise CommandError(f"{path}: {exc}") from None
+
+
 class Command(BaseCommand):
     help = "Train the recommender on a train split and report top-k quality on a test split."
 
@@ -49,17 +61,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, live, train, test, items, k, format, baseline, **options):
         if live:
+            given = [flag for flag, value in (("--train", train), ("--test", test),
+                                              ("--items", items), ("--baseline", baseline))
+                     if value]
+            if given:
+                raise CommandError(f"--live evaluates the database: leave out "
+                                   f"{', '.join(given)}")
             return self.live(format)
         if not (train and test):
             raise CommandError("give --train and --test files, or --live for the database")
         if k < 1:
             raise CommandError("--k must be at least 1")
-        try:
-            train_data = read_interactions(train)
-            test_data = read_interactions(test)
-            categories = datasets.read_atomic_items(items) if items else {}
-        except datasets.DatasetError as exc:
-            raise CommandError(str(exc)) from None
+        train_data = _read(read_interactions, train)
+        test_data = _read(read_interactions, test)
+        categories = _read(datasets.read_atomic_items, items) if items else {}
         if not len(train_data):
             raise CommandError(f"{train}: no interactions")
         item_ids = IdIndex.from_ids(train_data.item_id).ids  # evaluate()'s column order

@@ -28,6 +28,12 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"Cannot reach the Celery broker ({type(exc).__name__}): nothing was "
                     "enqueued. Run without --async to rebuild in this process.") from None
+            except (KeyError, ValueError, ImportError) as exc:
+                if not broker_configured():
+                    raise  # the inline rebuild's own error, not the broker's
+                raise CommandError(  # e.g. an unknown scheme: kombu's "No such transport"
+                    f"The Celery broker URL cannot be used ({exc}): nothing was enqueued. "
+                    "Fix CELERY_BROKER_URL, or run without --async.") from None
             if broker_configured():
                 self.stdout.write(f"Rebuild enqueued as Celery task {result.id}.")
             else:

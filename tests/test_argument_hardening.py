@@ -1,0 +1,132 @@
+"""Arguments of the Python API that once slipped through: a huge weight that spoilt the
+model for everyone, counts beyond the column, ids in other spellings that missed the
+cache's invalidation, instances of the wrong model, and loose types."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from tests.factories import ATL, UserFactory, coffee_and_books
+from tests.test_api import API, client_for
+from xo_recommender import recommend_for, record_interaction
+from xo_recommender.exceptions import InvalidArgument
+from xo_recommender.models import Interaction
+from xo_recommender.services import rebuild
+from xo_recommender.services.interactions import MAX_WEIGHT, STORED_COUNT_MAX
+from xo_recommender.services.ranking import recommendation_page
+
+
+@pytest.fixture
+def world(db):
+    world = coffee_and_books()
+    rebuild()
+    return world
+
+
+def ids(results):
+    return [r.business.pk for r in results]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"weight": 1e39}, "weight"), ({"weight": MAX_WEIGHT * 2}, "weight"),
+    ({"weight": 2**2000}, "weight"), ({"weight": float("inf")}, "weight"),
+    ({"count": 2**40}, "count"), ({"count": 0}, "count"), ({"count": 2.0}, "count"),
+])
+def test_weights_and_counts_beyond_what_is_meaningful_are_refused(user, business, kwargs,
+                                                                  field):
+    with pytest.raises(ValidationError) as err:
+        record_interaction(user, business, "view", **kwargs)
+    assert field in err.value.message_dict
+    assert not Interaction.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_largest_weight_allowed_is_stored(user, business):
+    assert record_interaction(user, business, "view", MAX_WEIGHT).weight == MAX_WEIGHT
+
+
+@pytest.mark.django_db
+def test_a_stored_count_saturates_instead_of_failing_the_write(user, business):
+    record_interaction(user, business, "view")
+    Interaction.objects.update(count=STORED_COUNT_MAX - 5)
+    row = record_interaction(user, business, "view", count=10)
+    assert row.count == STORED_COUNT_MAX
+
+
+@pytest.mark.django_db
+def test_arguments_swapped_or_of_another_model_are_refused(user, business):
+    with pytest.raises(ValidationError) as err:
+        record_interaction(business, user, "view")
+    assert "user_id" in err.value.message_dict
+    assert not Interaction.objects.exists()
+    for bad in (True, 1.0, "one", None):
+        with pytest.raises(ValidationError) as err:
+            record_interaction(bad, business, "view")
+        assert "user_id" in err.value.message_dict
+
+
+@pytest.mark.django_db
+def test_an_id_as_text_is_the_same_user_and_the_same_cache_entry(world):
+    user = world["coffee_people"][0]
+    as_text = f"0{user.pk}"
+    assert ids(recommend_for(as_text, 4)) == ids(recommend_for(user.pk, 4))
+    assert recommendation_page(as_text, 4).cached  # one entry, whatever the spelling
+    shown = ids(recommend_for(as_text, 4))[0]
+    record_interaction(user.pk, shown, "hide")  # retires the entry for every spelling
+    assert shown not in ids(recommend_for(as_text, 4))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"exclude": [None]}, "exclude"), ({"exclude": ["x"]}, "exclude"),
+    ({"exclude": 5}, "exclude"), ({"exclude": "12"}, "exclude"),
+    ({"diversify": "no"}, "diversify"), ({"diversify": 1}, "diversify"),
+    ({"near": ("1", "2")}, "near"), ({"near": (True, False)}, "near"),
+    ({"category": 3}, "category"),
+])
+def test_loose_types_are_invalid_arguments_naming_them(world, kwargs, field):
+    with pytest.raises(InvalidArgument) as err:
+        recommend_for(world["coffee_people"][0], 3, **kwargs)
+    assert err.value.field == field
+
+
+@pytest.mark.django_db
+def test_a_business_or_a_bool_is_not_a_user(world):
+    for bad in (world["cafes"][0], True, 2.0):
+        with pytest.raises(InvalidArgument) as err:
+            recommend_for(bad, 3)
+        assert err.value.field == "user"
+
+
+@pytest.mark.django_db
+def test_a_blank_category_is_any_category(world):
+    user = UserFactory(interests=["coffee"], home_latitude=ATL[0], home_longitude=ATL[1])
+    everything = ids(recommend_for(user, 5))
+    assert len(everything) == 5
+    for blank in ("", "  "):
+        assert ids(recommend_for(user, 5, category=blank)) == everything
+    client = client_for(user)
+    me = client.get(f"{API}me/", {"category": "", "max_results": 5}).json()
+    assert [r["business_id"] for r in me["recommendations"]] == everything
+    popular = client.get(f"{API}popular/", {"category": ""}).json()["results"]
+    assert len(popular) == len(client.get(f"{API}popular/").json()["results"]) > 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["page=abc", "page=0", "page=-1", "page=%C2%B2",
+                                   "page_size=%C2%B2"])
+def test_a_bad_page_is_a_400_naming_it(world, query):
+    user = world["coffee_people"][0]
+    response = client_for(user).get(f"{API}user/{user.pk}/interactions/?{query}")
+    assert response.status_code == 400
+    assert set(response.json()) == {query.split("=")[0]}
+
+
+@pytest.mark.django_db
+def test_the_last_page_and_a_page_past_it(world):
+    user = world["coffee_people"][0]
+    client = client_for(user)
+    last = client.get(f"{API}user/{user.pk}/interactions/?page=last&page_size=2")
+    assert last.status_code == 200 and len(last.json()["results"]) == 1  # 3 likes
+    past = client.get(f"{API}user/{user.pk}/interactions/?page=9")
+    assert past.status_code == 404 and past["Content-Type"] == "application/json"
