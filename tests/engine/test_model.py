@@ -106,3 +106,25 @@ def test_the_history_by_results_gather_is_the_sparse_slice():
         expected = s[hist][:, results].toarray()
         got = model._history_by_results(hist, results)
         assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("absurd", [1e39, np.inf, np.nan])
+def test_one_absurd_stored_weight_does_not_spoil_the_model(absurd):
+    """A weight beyond float32 (stored by raw SQL, or by a release that let it through)
+    once made every similarity NaN: it counts as the largest allowed weight (NaN as 0)."""
+    from tests.engine.synthetic import site
+
+    catalogue, events, _ = site("interest", n_users=60, n_items=40, per_user=6)
+    weights = np.ones(len(events))
+    weights[0] = absurd
+    spoilt = Events(events.user_ids, events.item_ids, events.type_codes, events.types,
+                    weights=weights, counts=events.counts, last_seen=events.last_seen,
+                    first_seen=events.first_seen)
+    model = Recommender.fit(catalogue, spoilt, EngineParams())
+    s = model.collaborative.similarity_
+    assert s.nnz and np.isfinite(s.data).all()
+    clean = Recommender.fit(catalogue, events, EngineParams())
+    user = events.user_ids[-1]  # not the user with the absurd weight
+    history = events.select(events.user_ids == user)
+    assert [r.item_id for r in model.recommend(Query(history=history, limit=5))][:1] == [
+        r.item_id for r in clean.recommend(Query(history=history, limit=5))][:1]

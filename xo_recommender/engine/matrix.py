@@ -57,6 +57,12 @@ class IdIndex:
         return self.ids[np.asarray(index, dtype=np.int64)]
 
 
+#: The most one interaction's own weight counts (as the API and ``record_interaction``
+#: allow): one absurd value stored by other means must not overflow float32 sums and
+#: turn every similarity into NaN.
+MAX_WEIGHT = 1e6
+
+
 def interaction_weights(
     weight: np.ndarray | None = None,
     count: np.ndarray | None = None,
@@ -66,7 +72,8 @@ def interaction_weights(
     half_life: float | None = None,
     n: int | None = None,
 ) -> np.ndarray:
-    """Per-interaction weight = weight × (1 + ln count) × 0.5 ** (age / half_life).
+    """Per-interaction weight = weight × (1 + ln count) × 0.5 ** (age / half_life),
+    the weight taken within ±``MAX_WEIGHT`` (NaN as 0).
 
     Repeats count with diminishing returns (the tenth view is not worth ten first
     views); ``half_life`` (seconds, ``None`` = no decay) lets old taste fade. ``now``
@@ -75,7 +82,8 @@ def interaction_weights(
     size = next((len(a) for a in (weight, count, last_seen) if a is not None), n)
     if size is None:
         raise ValueError("give at least one array or n")
-    w = np.ones(size, dtype=np.float64) if weight is None else np.asarray(weight, np.float64)
+    w = np.ones(size, dtype=np.float64) if weight is None else np.clip(
+        np.nan_to_num(np.asarray(weight, np.float64), nan=0.0), -MAX_WEIGHT, MAX_WEIGHT)
     if count is not None:
         c = np.maximum(np.asarray(count, dtype=np.float64), 1.0)
         w = w * (1.0 + np.log(c))
