@@ -130,3 +130,18 @@ def test_the_last_page_and_a_page_past_it(world):
     assert last.status_code == 200 and len(last.json()["results"]) == 1  # 3 likes
     past = client.get(f"{API}user/{user.pk}/interactions/?page=9")
     assert past.status_code == 404 and past["Content-Type"] == "application/json"
+
+
+@pytest.mark.django_db
+def test_a_non_finite_weight_stored_around_the_checks_is_listed_as_null(world):
+    """Raw SQL can store what ``record_interaction`` refuses (PostgreSQL's CHECK passes
+    NaN and infinity): the list answers JSON with ``null``, not an HTML 500."""
+    from django.db import connection
+
+    user = world["coffee_people"][0]
+    odd = [float("inf")] + ([float("nan")] if connection.vendor == "postgresql" else [])
+    for value in odd:
+        Interaction.objects.filter(user_id=user.pk).update(weight=value)
+        response = client_for(user).get(f"{API}user/{user.pk}/interactions/")
+        assert response.status_code == 200
+        assert [row["weight"] for row in response.json()["results"]] == [None] * 3

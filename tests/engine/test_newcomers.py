@@ -6,7 +6,14 @@ from tests.engine.synthetic import CATEGORIES, site
 from xo_recommender.engine import features
 from xo_recommender.engine.data import Catalogue
 from xo_recommender.engine.model import EngineParams, Query, Recommender
-from xo_recommender.engine.newcomers import _newcomer_features, merge, rank_newcomers, select
+from xo_recommender.engine.newcomers import (
+    _newcomer_features,
+    like_newcomer,
+    merge,
+    newcomers_like,
+    rank_newcomers,
+    select,
+)
 
 #: Every feature a business without a history has, computed the model's way.
 SHARED = ("interest_category", "interest_tag", *features.DISTANCE_SCALES, "nearness",
@@ -98,3 +105,34 @@ def test_a_request_shows_only_the_newcomers_its_filters_allow():
     assert picked.ids.tolist() == [1]  # 2 excluded, 3 other category, 4 far, 5 inactive
     assert select(items, known_ids=[1, 2]).ids.tolist() == [3, 4]
     assert len(select(items, category="tacos")) == 0
+
+
+def test_a_newcomer_none_of_whose_weighted_features_exist_still_gets_a_row():
+    """Weights of features a newcomer cannot have (distance for a user without a home,
+    collaborative): it scores 0 with a reason, where this once raised."""
+    catalogue, events, users = site("distance", seed=5)
+    weights = {"nearness": 7.0, "collaborative": 1.0, "seen": -10.0}
+    model = Recommender.fit(catalogue, events,
+                            EngineParams(ranking={"history": weights, "cold": weights}))
+    row = model.history_row(events.select(events.user_ids == 3))
+    ranked = rank_newcomers(model, _one(catalogue, 7, ids=np.array([10_000])), row)
+    assert [(r.item_id, r.score) for r in ranked] == [(10_000, 0.0)]
+    assert ranked[0].reasons
+
+
+def test_a_newcomer_placed_off_the_globe_is_like_one_without_a_place():
+    catalogue, events, users, model = _learned_model()
+    for lat, lng in ((95.0, 200.0), (999.0, -999.0), (np.nan, 0.0)):
+        odd = _one(catalogue, 7, ids=np.array([10_000]), latitudes=np.array([lat]),
+                   longitudes=np.array([lng]))
+        nowhere = _one(catalogue, 7, ids=np.array([10_000]), latitudes=np.array([np.nan]),
+                       longitudes=np.array([np.nan]))
+        assert like_newcomer(model, odd, odd, 5) == like_newcomer(model, nowhere, nowhere, 5)
+        known = int(catalogue.ids[7])
+        assert newcomers_like(model, known, odd, 5) == newcomers_like(model, known, nowhere, 5)
+    catalogue.latitudes[7], catalogue.longitudes[7] = 999.0, -999.0  # stored so, trained so
+    model = Recommender.fit(catalogue, events, model.params)
+    twin = _one(catalogue, 7, ids=np.array([10_000]), latitudes=np.array([33.8]),
+                longitudes=np.array([-84.3]))
+    assert [r.item_id for r in newcomers_like(model, int(catalogue.ids[7]), twin, 5)] == [
+        10_000]

@@ -8,6 +8,7 @@ dicts as they are).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -345,12 +346,22 @@ class RecordedSerializer(serializers.Serializer):
     status = serializers.CharField(default="recorded")
 
 
+class StoredFloatField(serializers.FloatField):
+    """A stored number as JSON: ``null`` where the row holds NaN or an infinity (written
+    around the app's checks, e.g. by raw SQL; JSON has no such numbers, and the model
+    counts them as 0 or the largest weight)."""
+
+    def to_representation(self, value: Any) -> float | None:
+        number = super().to_representation(value)
+        return number if math.isfinite(number) else None
+
+
 class InteractionSerializer(serializers.Serializer):
     """One stored interaction row, as ``GET user/{id}/interactions/`` lists it."""
 
     business_id = serializers.IntegerField()
     interaction_type = serializers.CharField()
-    weight = serializers.FloatField()
+    weight = StoredFloatField(allow_null=True)
     count = serializers.IntegerField()
     first_seen = serializers.DateTimeField()
     last_seen = serializers.DateTimeField()

@@ -159,7 +159,9 @@ def rank_newcomers(model, items: Catalogue, row: sp.csr_matrix, *,
     values = _newcomer_features(model, items, row, interests, point, set(weights))
     total = features.score(values, weights, len(items))
     total = np.where(np.isfinite(total), total, np.float32(0.0))
-    groups, contributions = features.contributions(values, weights)
+    # rows given: one row per newcomer even when no weighted feature could be computed
+    # for them (no location, no history features), so each still gets its reasons
+    groups, contributions = features.contributions(values, weights, np.arange(len(items)))
     distances = None
     if point is not None:
         distances = geo.ItemLocations(np.asarray(items.latitudes, np.float64),
@@ -292,5 +294,9 @@ def newcomers_like(model, item_id: int, newcomers: Catalogue, n: int,
 
 
 def _finite_point(lat, lng) -> tuple[float, float] | None:
-    lat, lng = float(lat), float(lng)
-    return (lat, lng) if math.isfinite(lat) and math.isfinite(lng) else None
+    """A valid point, or None for unknown (NaN, infinite or out of range: 95°N is no
+    place, so nothing is near it)."""
+    try:
+        return geo.validate_point(float(lat), float(lng))
+    except (TypeError, ValueError):
+        return None
