@@ -182,3 +182,19 @@ def test_rebuilds_run_one_at_a_time_on_postgresql(data):
         assert finished and ModelVersion.objects.get(pk=finished[0]).is_active
     finally:
         other.close()
+
+
+def test_a_site_without_businesses_is_told_what_to_do_and_no_version_is_left(db):
+    """The install's third command on a fresh host: one clear line, no LAPACK noise,
+    no failed version row per try."""
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE":
+           "example_project.settings", "PYTHONPATH": str(ROOT),
+           "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/9"}
+    env.pop("CELERY_BROKER_URL", None)
+    done = subprocess.run([sys.executable, "manage.py", "rebuild_recommendations"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("CommandError: There are no businesses in the host's "
+                                   "business table yet, so there is nothing to recommend: "
+                                   "add businesses, then rebuild.")
+    assert not ModelVersion.objects.exists()

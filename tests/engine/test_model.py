@@ -128,3 +128,25 @@ def test_one_absurd_stored_weight_does_not_spoil_the_model(absurd):
     history = events.select(events.user_ids == user)
     assert [r.item_id for r in model.recommend(Query(history=history, limit=5))][:1] == [
         r.item_id for r in clean.recommend(Query(history=history, limit=5))][:1]
+
+
+def test_an_infinite_popularity_or_a_rating_off_the_scale_is_taken_as_unknown():
+    """One +inf popularity once flattened every other business's to ~0, and one rating
+    of 100 lifted every unrated business above the rated ones."""
+    from tests.engine.synthetic import site
+
+    catalogue, events, _ = site("popularity", n_users=60, n_items=40, per_user=6)
+    catalogue.popularity[:] = np.arange(1, 41)
+    catalogue.ratings[:10] = np.linspace(3.0, 4.5, 10)
+    clean = Recommender.fit(catalogue, events, EngineParams())
+    catalogue.popularity[39], catalogue.ratings[9] = np.inf, 100.0
+    catalogue.ratings[8] = 0.0
+    odd = Recommender.fit(catalogue, events, EngineParams())
+    assert np.isfinite(odd.signals["hosted"]).all()
+    kept = clean.signals["hosted"][:39]
+    assert np.allclose(odd.signals["hosted"][:39], kept / kept.max())  # scaled as before
+    assert odd.signals["hosted"][39] == 0.0  # unknown, not the largest
+    assert np.isnan(odd.ratings[8:10]).all()
+    unrated = odd.signals["rating"][20]
+    assert unrated < odd.signals["rating"][7]  # a 4.33 still beats "unrated"
+    assert unrated <= clean.signals["rating"][20]  # not lifted (two high ones left out)

@@ -10,6 +10,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: The scale ratings are on; a value outside it is not a rating (0 often stands for
+#: "none"; 100 is another scale's), and is taken as unknown.
+RATING_SCALE = (1.0, 5.0)
+
+
+def known_ratings(ratings) -> np.ndarray:
+    """Ratings on ``RATING_SCALE``, NaN where unknown or outside it: one stray 100 must
+    not raise the prior every other business is pulled towards."""
+    r = np.asarray(ratings, np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where((r >= RATING_SCALE[0]) & (r <= RATING_SCALE[1]), r, np.nan)
+
+
+def known_popularity(popularity) -> np.ndarray:
+    """Host popularity figures, 0 where not finite: an infinite one would flatten every
+    other business's figure to nothing once scaled by the largest."""
+    p = np.asarray(popularity, np.float64)
+    return np.where(np.isfinite(p), p, 0.0)
+
 
 @dataclass
 class Catalogue:
@@ -51,8 +70,8 @@ class Catalogue:
             tags=lists(self.tags),
             latitudes=arr(self.latitudes, np.nan, np.float64),
             longitudes=arr(self.longitudes, np.nan, np.float64),
-            popularity=np.nan_to_num(arr(self.popularity, 0.0, np.float64), nan=0.0),
-            ratings=arr(self.ratings, np.nan, np.float64),
+            popularity=known_popularity(arr(self.popularity, 0.0, np.float64)),
+            ratings=known_ratings(arr(self.ratings, np.nan, np.float64)),
             active=arr(self.active, True, bool),
         )
 

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from xo_recommender.engine import features, geo, priors
 from xo_recommender.engine.content import _l2_normalise_rows, normalise_term
-from xo_recommender.engine.data import Catalogue
+from xo_recommender.engine.data import Catalogue, known_ratings
 from xo_recommender.engine.model import Recommendation
 from xo_recommender.engine.reasons import Reason, reasons_for
 
@@ -106,8 +106,8 @@ def _newcomer_features(model, items: Catalogue, row: sp.csr_matrix,
     known = known[np.isfinite(known)]
     prior_mean = float(known.mean()) if known.size else None
     rating = priors.rating_prior(priors.shrunk_rating(
-        np.asarray(items.ratings if items.ratings is not None else np.full(m, np.nan),
-                   np.float64), prior_mean=prior_mean))
+        known_ratings(items.ratings if items.ratings is not None else np.full(m, np.nan)),
+        prior_mean=prior_mean))
     out["rating"] = rating
     out["prior"] = priors.cold_start_prior(np.zeros(m, np.float32), rating)
     return {name: np.asarray(v, np.float32) for name, v in out.items() if name in wanted}
@@ -172,7 +172,8 @@ def rank_newcomers(model, items: Catalogue, row: sp.csr_matrix, *,
              for c, g in zip(items.categories, items.tags or [[]] * len(items), strict=True)]
     texts = reasons_for(contributions, groups, item_names=list(items.names),
                         matching_terms=terms, distances_km=distances,
-                        ratings=items.ratings, near_km=near_km)
+                        ratings=None if items.ratings is None else known_ratings(items.ratings),
+                        near_km=near_km)
     out = []
     for r, item_id in enumerate(np.asarray(items.ids, np.int64).tolist()):
         d = None if distances is None or not math.isfinite(distances[r]) \

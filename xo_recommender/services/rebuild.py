@@ -16,7 +16,7 @@ from xo_recommender.conf import settings as rec_settings
 from xo_recommender.engine.model import EngineParams, Recommender
 from xo_recommender.engine.selfeval import SelfEvaluation, learn_ranking
 from xo_recommender.exceptions import RebuildFailed
-from xo_recommender.models import ModelArtifactChunk, ModelVersion
+from xo_recommender.models import ModelArtifactChunk, ModelVersion, RecBusiness
 
 try:
     import resource
@@ -37,6 +37,10 @@ def rebuild(*, progress: Callable[[str], None] | None = None) -> ModelVersion:
     """
     with _one_at_a_time():
         _fail_orphans()
+        if not RecBusiness.objects.exists():  # nothing to rank: say so, leave no version
+            raise RebuildFailed(
+                "There are no businesses in the host's business table yet, so there is "
+                "nothing to recommend: add businesses, then rebuild.")
         return _rebuild(progress)
 
 

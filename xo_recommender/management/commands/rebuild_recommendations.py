@@ -7,6 +7,13 @@ from django.core.management.base import BaseCommand, CommandError
 from xo_recommender.exceptions import RebuildFailed
 
 
+def _still_serving() -> str:
+    from xo_recommender.models import ModelVersion
+
+    active = ModelVersion.objects.filter(is_active=True).first()
+    return "" if active is None else f" (version {active.pk} keeps serving)"
+
+
 class Command(BaseCommand):
     help = "Train a new recommendation model from the current data and make it the live one."
 
@@ -23,7 +30,7 @@ class Command(BaseCommand):
             try:
                 result = enqueue(rebuild_recommendations)
             except RebuildFailed as exc:
-                raise CommandError(f"{exc} (the previous version keeps serving)") from exc
+                raise CommandError(f"{exc}{_still_serving()}") from exc
             except (BrokerError, OSError) as exc:
                 raise CommandError(
                     f"Cannot reach the Celery broker ({type(exc).__name__}): nothing was "
@@ -52,7 +59,7 @@ class Command(BaseCommand):
         try:
             version = rebuild(progress=progress)
         except RebuildFailed as exc:
-            raise CommandError(f"{exc} (the previous version keeps serving)") from exc
+            raise CommandError(f"{exc}{_still_serving()}") from exc
         self.stdout.write(self.style.SUCCESS(
             f"Model version {version.pk} is live: {version.n_users:,} users, "
             f"{version.n_businesses:,} businesses, {version.n_interactions:,} interactions, "
