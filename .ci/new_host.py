@@ -30,9 +30,15 @@ class Place(models.Model):
 # The README's settings lines, with this host's names.
 SETTINGS = '''
 
-INSTALLED_APPS += ["rest_framework", "drf_spectacular", "drf_spectacular_sidecar",
-                   "xo_recommender", "shop"]
-REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken", "drf_spectacular",
+                   "drf_spectacular_sidecar", "xo_recommender", "shop"]
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+}
 if __import__("os").environ.get("DROP_SCHEMA_CLASS"):
     REST_FRAMEWORK = {}
 XO_RECOMMENDER_BUSINESS_MODEL = "shop.Place"
@@ -82,6 +88,7 @@ def exercise() -> int:
     from django.contrib.staticfiles import finders
     from django.core.management import call_command
     from django.test import Client
+    from rest_framework.authtoken.models import Token
     from shop.models import Place
 
     from xo_recommender import record_interaction
@@ -111,12 +118,20 @@ def exercise() -> int:
         response = client.post("/api/recommend/" + rel, body, content_type="application/json")
         if response.status_code not in (200, 201):
             failed.append(f"POST {rel}: {response.status_code}")
+    # a client as the README's API reference shows it: a user with a token, no session
+    key = Token.objects.get_or_create(user=people[1])[0].key
+    with_token = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Token {key}")
+    for rel in ("me/", f"{people[1].pk}/"):
+        response = with_token.get("/api/recommend/" + rel)
+        if response.status_code != 200 or response.json()["user_id"] != people[1].pk:
+            failed.append(f"GET {rel} with a token: {response.status_code}")
     if not finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"):
         failed.append("the sidecar's Swagger UI files are not found by staticfiles")
     if failed:
         print("new host failures:", *failed, sep="\n  ", file=sys.stderr)
         return 1
-    print(f"a new startproject host answers all {len(gets) + len(posts)} endpoints")
+    print(f"a new startproject host answers all {len(gets) + len(posts)} endpoints, "
+          "and a client with a token")
     return 0
 
 
