@@ -1,6 +1,7 @@
 """System checks: each wrong setting is an error naming it, with a hint; no traceback."""
 
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.db import connection
@@ -51,6 +52,18 @@ def test_mapped_field_missing_names_the_setting_key():
     assert error.id == "xo_recommender.E003"
     assert 'XO_RECOMMENDER["BUSINESS_FIELDS"][\'popularity\']' in error.msg
     assert "stars" in error.msg
+
+
+def test_every_wrong_field_is_reported_in_one_run():
+    """A host whose names all differ learns them in one ``check``, not one per run."""
+    wrong = {"name": "title", "popularity": "stars", "rating": "score"}
+    with override_settings(XO_RECOMMENDER=configured_with(wrong)):
+        errors = check_source_mapping()
+        with pytest.raises(sources.SourceMappingError, match=r"\(and 2 more: run"):
+            sources.business_view(apps, connection)  # as the migration meets it
+    assert ids(errors) == ["xo_recommender.E003"] * 3
+    for key, host in wrong.items():
+        assert sum(f"['{key}']" in e.msg and host in e.msg for e in errors) == 1
 
 
 def test_required_field_unmapped():

@@ -75,7 +75,8 @@ def check_source_mapping(app_configs: Any = None, **kwargs: Any) -> list:
         try:
             build(global_apps, connections["default"])
         except sources.SourceMappingError as exc:
-            errors.append(Error(str(exc), hint=exc.hint, id=exc.check_id))
+            for problem in getattr(exc, "problems", [exc]):  # every wrong field at once
+                errors.append(Error(str(problem), hint=problem.hint, id=problem.check_id))
     return errors
 
 

@@ -65,6 +65,17 @@ class SourceMappingError(Exception):
         self.check_id = check_id
 
 
+class SourceMappingErrors(SourceMappingError):
+    """Several fields of one mapping are wrong: each is in ``problems`` (``manage.py
+    check`` lists them all at once), the first one's message and hint carried as well."""
+
+    def __init__(self, problems: list[SourceMappingError]) -> None:
+        first = problems[0]
+        super().__init__(f"{first} (and {len(problems) - 1} more: run `manage.py check`)",
+                         first.hint, first.check_id)
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class ViewSpec:
     """One view to install: its name, its SELECT, and a signature of that SELECT."""
@@ -229,10 +240,16 @@ def _view(apps: Any, connection: Any, *, view: str, model_setting: str, label: s
     builder = _Builder(connection, model, setting_key)
     q = connection.ops.quote_name
     columns = [f"h.{q(model._meta.pk.column)} AS {q('id')}"]
-    columns += [
-        builder.column(name, kind, optional, mapping.get(name))
-        for name, (kind, optional) in schema.items()
-    ]
+    problems: list[SourceMappingError] = []
+    for name, (kind, optional) in schema.items():
+        try:
+            columns.append(builder.column(name, kind, optional, mapping.get(name)))
+        except SourceMappingError as exc:  # the others are checked too: one report
+            problems.append(exc)
+    if len(problems) > 1:
+        raise SourceMappingErrors(problems)
+    if problems:
+        raise problems[0]
     select = f"SELECT {', '.join(columns)} FROM {q(model._meta.db_table)} h"
     return ViewSpec(view, select, tuple(builder.reads))
 
