@@ -78,3 +78,32 @@ def test_all_interactions_at_one_instant_still_split_with_a_note():
 def test_bad_fraction_is_refused():
     with pytest.raises(ValueError):
         temporal_split(events([(1, 1, 0, 1, 0, 0)]), fraction=1.5)
+
+
+def test_only_what_users_liked_can_be_a_target():
+    """A business the user hid (a type of negative weight) is never a target: a site
+    must not be scored on how well it ranks what people rejected. It trains when it
+    came before the cut."""
+    rows = [(1, item, 0, 1, 100 * item, 100 * item) for item in range(1, 11)]
+    rows[9] = (1, 10, 1, 1, 1000, 1000)  # the latest one was hidden (type 1 here)
+    rows[3] = (1, 4, 1, 1, 400, 400)  # and an early one
+    positive = np.array([r[2] != 1 for r in rows])
+    split = temporal_split(events(rows), fraction=0.2, cold_fraction=0, positive=positive)
+    assert sorted(split.targets[1].tolist()) == [8, 9]  # the last two liked ones
+    assert sorted(split.train.item_ids.tolist()) == [1, 2, 3, 4, 5, 6, 7]
+    nothing = temporal_split(events(rows), cold_fraction=0, positive=np.zeros(10, bool))
+    assert not nothing.targets and any("positive weight" in n for n in nothing.notes)
+
+
+def test_a_site_of_hides_only_keeps_the_default_ranking():
+    from xo_recommender.engine.model import EngineParams
+    from xo_recommender.engine.selfeval import DEFAULT_RANKING, learn_ranking
+
+    catalogue, events_, users = site("interest", n_users=120, n_items=60, per_user=8)
+    hides = Events(events_.user_ids, events_.item_ids, np.zeros(len(events_), np.int64),
+                   ("hide",), events_.weights, events_.counts, events_.last_seen,
+                   events_.first_seen)
+    params = EngineParams(type_weights={"hide": -1.0})
+    learned = learn_ranking(catalogue, hides, users, params, budget_seconds=5)
+    assert learned.ranking == {k: dict(v) for k, v in DEFAULT_RANKING.items()}
+    assert any("positive weight" in n for n in learned.notes)

@@ -60,8 +60,14 @@ def _times(events: Events) -> tuple[np.ndarray, np.ndarray]:
 
 def temporal_split(events: Events, *, fraction: float = 0.2, min_items: int = 3,
                    cold_fraction: float = 0.1, min_cold_users: int = 20,
-                   seed: int = 0) -> Holdout:
-    """Split ``events`` by time per user (see the module docstring)."""
+                   seed: int = 0, positive: np.ndarray | None = None) -> Holdout:
+    """Split ``events`` by time per user (see the module docstring).
+
+    ``positive``: per row, whether it says the user liked the place (a type of positive
+    weight). Only a business with a positive row can be a target, so a site is never
+    scored on how well it ranks what users hid; the others stay in training before the
+    cut. None: every row is positive.
+    """
     if not 0 < fraction < 1:
         raise ValueError("fraction must be between 0 and 1")
     rng = np.random.default_rng(seed)
@@ -80,12 +86,15 @@ def temporal_split(events: Events, *, fraction: float = 0.2, min_items: int = 3,
     pair_start = np.ones(n, bool)
     pair_start[1:] = (u_s[1:] != u_s[:-1]) | (i_s[1:] != i_s[:-1])
     pu, pi, pt = u_s[pair_start], i_s[pair_start], t_s[pair_start]
+    pos = np.ones(pu.shape[0], bool)
+    if positive is not None and n:  # a pair is positive when any of its rows is
+        pos = np.logical_or.reduceat(np.asarray(positive, bool)[order],
+                                     np.flatnonzero(pair_start))
     ptie = rng.random(pu.shape[0])
     by_user = np.lexsort((ptie, pt, pu))
-    pu, pi, pt = pu[by_user], pi[by_user], pt[by_user]
+    pu, pi, pt, pos = pu[by_user], pi[by_user], pt[by_user], pos[by_user]
     starts = np.flatnonzero(np.r_[True, pu[1:] != pu[:-1]]) if pu.size else np.zeros(0, int)
     ends = np.r_[starts[1:], pu.size].astype(np.int64)
-    sizes = ends - starts
     user_list = pu[starts]
 
     cold = np.zeros(user_list.shape[0], bool)
@@ -103,18 +112,23 @@ def temporal_split(events: Events, *, fraction: float = 0.2, min_items: int = 3,
     held_pairs_i: list[np.ndarray] = []
     for k, u in enumerate(user_list.tolist()):
         s, e = int(starts[k]), int(ends[k])
+        liked = s + np.flatnonzero(pos[s:e])  # the pairs that can be targets, by time
         if cold[k]:
-            cold_targets[u] = pi[s:e].copy()
+            if liked.size:
+                cold_targets[u] = pi[liked].copy()
             drop_user.add(u)
             continue
-        if sizes[k] < min_items:
+        if liked.size < min_items:
             continue
-        n_hold = max(1, int(round(fraction * sizes[k])))
-        cut = e - n_hold
-        targets[u] = pi[cut:e].copy()
-        cutoffs[u] = float(pt[cut])
+        n_hold = max(1, int(round(fraction * liked.size)))
+        held = liked[-n_hold:]
+        targets[u] = pi[held].copy()
+        cutoffs[u] = float(pt[held[0]])
         held_pairs_u.append(np.full(n_hold, u, np.int64))
-        held_pairs_i.append(pi[cut:e])
+        held_pairs_i.append(pi[held])
+    if positive is not None and n and not pos.any():
+        notes.append("no interaction has a type of positive weight: nothing to learn "
+                     "what users like from")
     if not targets:
         notes.append(f"no user has {min_items} or more businesses: nothing to hold out")
 

@@ -258,7 +258,11 @@ def learn_ranking(
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     events, sampled = _sample_users(events, max_holdout_users, rng)
-    split = temporal_split(events, fraction=fraction, cold_fraction=cold_fraction, seed=seed)
+    liked = Recommender._type_weight_array(params, events) > 0
+    if events.weights is not None:
+        liked &= np.asarray(events.weights, np.float64) > 0
+    split = temporal_split(events, fraction=fraction, cold_fraction=cold_fraction, seed=seed,
+                           positive=liked)
     notes = list(split.notes)
     if sampled:
         notes.append(f"the holdout uses {sampled:,} users drawn at random "
