@@ -157,3 +157,21 @@ def test_writing_in_chunks_holds_one_chunk_not_a_second_artifact():
         tracemalloc.stop()
     assert written == packed > total
     assert streamed < 3 * 2**20 < total <= whole
+
+
+def test_one_long_tag_does_not_widen_every_term():
+    """Terms were a fixed-width array as wide as the longest: one 5,000-character tag
+    among 3,000 short ones made the artifact about 200 times larger."""
+    from tests.engine.synthetic import site
+    from xo_recommender.engine.model import EngineParams, Recommender
+
+    catalogue, events, _ = site("interest", n_users=40, n_items=30, per_user=5)
+    catalogue.tags[0] = [f"t{i}" for i in range(3000)]
+    short = len(Recommender.fit(catalogue, events, EngineParams()).to_bytes())
+    catalogue.tags[1] = ["a" * 5000]
+    model = Recommender.fit(catalogue, events, EngineParams())
+    payload = model.to_bytes()
+    assert len(payload) < short + 20_000  # the long tag's own bytes, not 3,000 × 5,000 × 4
+    again = Recommender.from_bytes(payload)
+    assert again.content.vocabulary == model.content.vocabulary
+    assert list(again.content.labels) == list(model.content.labels)

@@ -45,6 +45,12 @@ def _l2_normalise_rows(m: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ m, dtype=np.float32)
 
 
+def _strings(values: Sequence[str]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = [str(v) for v in values]
+    return out
+
+
 class ContentModel:
     """TF-IDF item×term matrix with the vocabulary, and the content scorers over it."""
 
@@ -56,8 +62,10 @@ class ContentModel:
         idf: np.ndarray,
     ) -> None:
         self.item_terms = sp.csr_matrix(item_terms, dtype=np.float32)
-        self.terms = np.asarray(terms, dtype=str)
-        self.labels = np.asarray(labels, dtype=str)
+        # object arrays: a fixed-width str array is as wide as the longest term, so one
+        # 5,000-character tag made every term (and the artifact) 5,000 wide
+        self.terms = _strings(terms)
+        self.labels = _strings(labels)
         self.idf = np.asarray(idf, dtype=np.float32)
         if not (
             self.item_terms.shape[1]
@@ -252,8 +260,8 @@ class ContentModel:
             indices=m.indices,
             indptr=m.indptr,
             shape=np.asarray(m.shape, dtype=np.int64),
-            terms=self.terms,
-            labels=self.labels,
+            terms=np.asarray(self.terms.tolist(), dtype=str),  # npz holds no objects
+            labels=np.asarray(self.labels.tolist(), dtype=str),
             idf=self.idf,
         )
         return buf.getvalue()

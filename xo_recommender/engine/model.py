@@ -124,6 +124,14 @@ class Recommendation:
     distance_km: float | None
 
 
+def _text(arrays: Mapping[str, np.ndarray], name: str) -> Sequence[str]:
+    """A list of strings stored by ``text_arrays`` (or, by artifacts written before,
+    as one fixed-width array)."""
+    if f"{name}.offsets" in arrays:
+        return artifact_format.TextList(arrays[name], arrays[f"{name}.offsets"])
+    return arrays[name]
+
+
 def _terms_from(buf: np.ndarray, n: int) -> list[str]:
     if n == 0:
         return []
@@ -526,8 +534,8 @@ class Recommender:
             "content.data": content.item_terms.data,
             "content.indices": content.item_terms.indices,
             "content.indptr": content.item_terms.indptr,
-            "content.terms": content.terms,
-            "content.labels": content.labels,
+            **artifact_format.text_arrays("content.terms", content.terms.tolist()),
+            **artifact_format.text_arrays("content.labels", content.labels.tolist()),
             "content.idf": content.idf,
             "cat_data": self.categories.data, "cat_indices": self.categories.indices,
             "cat_indptr": self.categories.indptr,
@@ -556,7 +564,7 @@ class Recommender:
             content=ContentModel(
                 sp.csr_matrix((a["content.data"], a["content.indices"], a["content.indptr"]),
                               shape=tuple(meta["content_shape"])),
-                a["content.terms"], a["content.labels"], a["content.idf"]),
+                _text(a, "content.terms"), _text(a, "content.labels"), a["content.idf"]),
             categories=sp.csr_matrix((a["cat_data"], a["cat_indices"], a["cat_indptr"]),
                                      shape=tuple(meta["cat_shape"])),
             category_names=list(meta["category_names"]),
