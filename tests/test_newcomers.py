@@ -55,8 +55,12 @@ def test_newcomers_follow_the_request_and_the_host_flags(site):
     far = BusinessFactory(name="Far Cafe", categories=[site["coffee"]],
                           latitude=NYC[0], longitude=NYC[1])
     user = UserFactory(interests=["coffee"])
-    everything = ids(recommend_for(user, limit=20))
+    results = recommend_for(user, limit=20)
+    everything = ids(results)
     assert fresh.pk in everything and far.pk in everything and closed.pk not in everything
+    out_of_reach = [r.distance_km is not None and r.distance_km > 50 for r in results]
+    assert out_of_reach == sorted(out_of_reach)  # all within reach first, newcomers too
+    assert out_of_reach[everything.index(far.pk)] and not all(out_of_reach)
     assert fresh.pk not in ids(recommend_for(user, limit=20, category="books"))
     assert fresh.pk not in ids(recommend_for(user, limit=20, exclude=[fresh]))
     assert far.pk not in ids(recommend_for(user, limit=20, radius_km=50))

@@ -73,3 +73,50 @@ def test_the_usual_distance_median_is_numpys():
         expected, got = np.median(d), features._median(d)
         assert got == expected and type(got) is type(expected)
         assert features.usual_distance(d) == max(float(expected), 0.25)
+
+
+def test_within_reach_first_moves_only_what_is_out_of_reach():
+    total = np.array([5.0, 1.0, 9.0, 2.0, 7.0], np.float32)
+    d = np.array([3.0, 10.0, 2000.0, np.nan, 60.0], np.float32)
+    out = features.within_reach_first(total, d, None)
+    assert list(np.argsort(-out, kind="stable")) == [0, 3, 1, 2, 4]  # 9 and 7 after
+    assert out[[0, 1, 3]].tolist() == total[[0, 1, 3]].tolist()  # within reach: as was
+    mask = np.array([True, True, True, True, False])
+    out = features.within_reach_first(total, d, mask)
+    assert out[2] < out[1]  # below the lowest candidate within reach
+    assert out[4] == total[4] - (total[2] - out[2])  # a non-candidate moved alike
+    assert features.within_reach_first(total, np.full(5, 80.0, np.float32), None) is total
+    assert features.within_reach_first(total, np.full(5, 8.0, np.float32), None) is total
+
+
+def test_a_place_seen_nearby_comes_before_one_unseen_in_another_city():
+    """The demo's symptom: a user who viewed most places at home was shown places
+    1,000-4,000 km away first (a learned penalty on seen places, and nothing beyond
+    50 km that orders a far place below a known one)."""
+    from tests.engine.synthetic import site
+    from xo_recommender.engine.data import Catalogue
+    from xo_recommender.engine.model import EngineParams, Query, Recommender
+
+    catalogue, events, users = site("distance", n_users=60, n_items=20, per_user=6)
+    away = Catalogue(  # the same places again, 1,500 km east
+        ids=catalogue.ids + 1000, names=[f"{n} (away)" for n in catalogue.names],
+        categories=catalogue.categories, tags=catalogue.tags,
+        latitudes=catalogue.latitudes, longitudes=catalogue.longitudes + 15.0,
+        popularity=catalogue.popularity, ratings=catalogue.ratings, active=catalogue.active)
+    both = Catalogue(*(np.concatenate([getattr(catalogue, f), getattr(away, f)])
+                       if isinstance(getattr(catalogue, f), np.ndarray)
+                       else list(getattr(catalogue, f)) + list(getattr(away, f))
+                       for f in ("ids", "names", "categories", "tags", "latitudes",
+                                 "longitudes", "popularity", "ratings", "active")))
+    weights = {"nearness": 5.0, "interest_category": 1.0, "seen": -10.0}
+    model = Recommender.fit(both, events, EngineParams(ranking={"history": weights,
+                                                               "cold": weights}))
+    user = 1
+    home = (float(users.latitudes[0]), float(users.longitudes[0]))
+    history = events.select(events.user_ids == user)
+    page = model.recommend(Query(history=history, location=home, limit=20))
+    distance = [r.distance_km for r in page]
+    assert max(distance[:20]) < 50  # all 20 places at home first, seen ones included
+    assert any(r.item_id in set(history.item_ids.tolist()) for r in page)
+    further = model.recommend(Query(history=history, location=home, limit=5, offset=20))
+    assert min(r.distance_km for r in further) > 1000  # then the far city, in order

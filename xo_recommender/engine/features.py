@@ -32,7 +32,8 @@ DISTANCE_SCALES: dict[str, float] = {
     "near_1km": 1.0, "near_3km": 3.0, "near_10km": 10.0, "near_30km": 30.0,
 }
 
-#: Beyond this, distance no longer tells places apart (another city is just far).
+#: Beyond this, distance no longer tells places apart (another city is just far), and
+#: a business is out of reach: a page lists those within it first (``within_reach_first``).
 FAR_KM = 50.0
 
 #: Features that need the user's history; a user without one has them all at zero.
@@ -436,6 +437,7 @@ def compute(
     mask: np.ndarray | None = None,
     needed: Iterable[str] | None = None,
     compact: bool = False,
+    distances: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The features of every business for one user (only ``needed`` ones, if given).
 
@@ -444,15 +446,18 @@ def compute(
     ``mask`` the candidates, over which relative scores are normalised. ``compact``:
     the features of a category set as ``PerSet`` and the few-business ones as
     ``Sparse`` (what ``score`` and ``contributions`` read; the same values), else
-    every feature as an array over all businesses.
+    every feature as an array over all businesses. ``distances``: the businesses' km
+    from ``point``, when the caller has them already.
     """
     want = set(FEATURES if needed is None else needed)
     n = model.n_items
     out: dict[str, np.ndarray] = {}
     has_history = row.nnz > 0
-    distances = None  # from home, computed at most once per request
-    if point is not None and want & _USE_DISTANCE:
-        raw = model.locations.distances_km(*point).astype(np.float32, copy=False)
+    if point is None or not want & _USE_DISTANCE:
+        distances = None  # from home, computed at most once per request
+    else:
+        raw = (model.locations.distances_km(*point) if distances is None
+               else distances).astype(np.float32, copy=False)
         located = model.locations.has_location.all()  # else unknown ones are NaN: inf
         distances = raw if located else np.where(np.isfinite(raw), raw, np.float32(np.inf))
     if has_history:
@@ -502,6 +507,28 @@ def compute(
         if name in want:
             out[name] = model.signals[name]
     return {name: v if compact else dense(v) for name, v in out.items() if name in want}
+
+
+def within_reach_first(total: np.ndarray, distances: np.ndarray,
+                       mask: np.ndarray | None) -> np.ndarray:
+    """``total`` with every business farther than ``FAR_KM`` moved below every candidate
+    within it, keeping the order inside each group (unknown distances count as within).
+
+    The learned weights cannot say this: what a user already knows and what lies in
+    another city are both never a discovery in the holdout, so nothing there orders one
+    before the other; a café seen once 3 km away is a better suggestion than one 2,000 km
+    away, and a café 2,000 km away is no suggestion at all while one nearby is left.
+    """
+    far = distances > np.float32(FAR_KM)  # NaN (unknown) is not far
+    near = ~far if mask is None else mask & ~far
+    if not far.any() or not near.any():
+        return total
+    lowest_near = float(total[near].min())
+    highest_far = float(total[far if mask is None else mask & far].max(initial=-np.inf))
+    if highest_far < lowest_near:
+        return total
+    shift = np.float32(highest_far - lowest_near + 1.0)
+    return np.where(far, total - shift, total)
 
 
 def distance_features(distances: np.ndarray, want: Iterable[str]) -> dict[str, np.ndarray]:

@@ -277,11 +277,15 @@ class Recommender:
                       k: int, offset: int) -> blend.Ranking:
         weights = self.segment_weights(row)
         point = query.near or query.location
+        distances = None if point is None else self.locations.distances_km(*point)
         values = features.compute(self, row, interests=query.interests, point=point,
-                                  mask=mask, needed=weights, compact=True)
+                                  mask=mask, needed=weights, compact=True,
+                                  distances=distances)
         total = features.score(values, weights, self.n_items)
         if not np.isfinite(total.sum(dtype=np.float64)):  # a sum is finite: every score is
             total = np.where(np.isfinite(total), total, np.float32(0.0))
+        if distances is not None:
+            total = features.within_reach_first(total, distances, mask)
         if mask is not None:
             total = np.where(mask, total, np.float32(-np.inf))
         idx = blend.top_k(total, k, offset)

@@ -185,13 +185,19 @@ def rank_newcomers(model, items: Catalogue, row: sp.csr_matrix, *,
 
 def merge(ranked: Sequence[Recommendation], newcomers: Sequence[Recommendation],
           limit: int) -> list[Recommendation]:
-    """The model's results and the newcomers by score (the model's first on a tie)."""
+    """The model's results and the newcomers by score (the model's first on a tie),
+    those within reach before those beyond ``features.FAR_KM`` as the model orders its
+    own (``features.within_reach_first``)."""
     if not newcomers:
         return list(ranked)[:limit]
-    both = sorted([(-r.score, 0, i, r) for i, r in enumerate(ranked)]
-                  + [(-r.score, 1, i, r) for i, r in enumerate(newcomers)],
-                  key=lambda t: t[:3])
+    both = sorted([(_out_of_reach(r), -r.score, 0, i, r) for i, r in enumerate(ranked)]
+                  + [(_out_of_reach(r), -r.score, 1, i, r) for i, r in enumerate(newcomers)],
+                  key=lambda t: t[:4])
     return [r for *_, r in both[:limit]]
+
+
+def _out_of_reach(r: Recommendation) -> bool:
+    return r.distance_km is not None and r.distance_km > features.FAR_KM
 
 
 

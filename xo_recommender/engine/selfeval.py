@@ -182,6 +182,11 @@ class Evaluator:
         tidx = np.unique(tidx[tidx >= 0])
         return values, mask, tidx
 
+    def distances(self, user_id: int) -> np.ndarray | None:
+        """Each business's km from the user's home (None: no home), as served."""
+        point = self.ctx.point(user_id)
+        return None if point is None else self.model.locations.distances_km(*point)
+
     def measure(self, weightings: Mapping[str, Mapping[str, Mapping[str, float]]], *,
                 users: Mapping[str, Sequence[int]] | None = None,
                 max_users: int | None = None, deadline: float = float("inf"),
@@ -474,8 +479,11 @@ def _measure(user_ids: Sequence[int], targets: Mapping[int, np.ndarray], cold: b
         if not relevant:
             continue
         measured += 1
+        distances = prepare.distances(user_id)
         for name, weights in candidates.items():
             total = features.score(values, weights, n_items)
+            if distances is not None:  # as served: what is within reach first
+                total = features.within_reach_first(total, distances, mask)
             total = np.where(mask, total, np.float32(-np.inf))
             top = top_k(total, K)
             lists[name].append(top)
