@@ -145,3 +145,20 @@ def test_a_non_finite_weight_stored_around_the_checks_is_listed_as_null(world):
         response = client_for(user).get(f"{API}user/{user.pk}/interactions/")
         assert response.status_code == 200
         assert [row["weight"] for row in response.json()["results"]] == [None] * 3
+
+
+@pytest.mark.django_db
+def test_a_business_moved_out_of_a_category_since_the_rebuild_is_not_listed_under_it(world):
+    """The model filters by the categories it was trained with, the page shows today's:
+    a café re-categorised as a bookshop must not be listed under "Coffee" any more."""
+    from tests.factories import CategoryFactory
+
+    user = UserFactory(interests=["coffee"], home_latitude=ATL[0], home_longitude=ATL[1])
+    moved = world["cafes"][3]
+    assert moved.pk in ids(recommend_for(user, 5, category="Coffee"))
+    moved.categories.set([CategoryFactory(name="Tea", slug="tea")])
+    moved.save()  # the host's edit (its signal retires the cached lists)
+    assert moved.pk not in ids(recommend_for(user, 5, category="coffee"))
+    popular = client_for(user).get(f"{API}popular/", {"category": "Coffee"}).json()
+    assert moved.pk not in [r["business_id"] for r in popular["results"]]
+    assert all("Coffee" in r["categories"] for r in popular["results"])

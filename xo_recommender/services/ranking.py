@@ -19,6 +19,7 @@ from xo_recommender import artifacts, cache, reason_text, snapshot
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.engine import geo
 from xo_recommender.engine import newcomers as new_businesses
+from xo_recommender.engine.content import normalise_term
 from xo_recommender.engine.data import Events
 from xo_recommender.engine.model import Query
 from xo_recommender.engine.model import Recommendation as Ranked
@@ -269,7 +270,8 @@ def _ranked(user: Any, limit: Any, offset: Any, category: Any, near: Any, radius
         render = reason_text.renderer()
         ranked = [[r.item_id, r.score, render(r.reasons), r.distance_km,
                    row[0], list(row[1] or [])]
-                  for r in results if (row := rows.get(r.item_id)) is not None and row[2]]
+                  for r in results if (row := rows.get(r.item_id)) is not None and row[2]
+                  and _in_category(row[1], category)]
         body = None
         if rendering is not None:
             page = RecommendationPage(rec_user.pk, version, _page_items(ranked, limit), True)
@@ -438,14 +440,27 @@ def _ranking_settings() -> dict[str, Any]:
 _SLACK = 5
 
 
-def _business_dicts(results: list, limit: int | None = None) -> list[dict]:
+def _in_category(categories: Any, category: str | None) -> bool:
+    """Whether a business's categories *now* include ``category`` (None: any). The model
+    filters by the categories it was trained with; a business moved out of one since is
+    left out here, so a list never shows one under a category it no longer has (one
+    moved into it joins at the next rebuild)."""
+    if category is None:
+        return True
+    key = normalise_term(category)
+    return any(normalise_term(str(c)) == key for c in categories or ())
+
+
+def _business_dicts(results: list, limit: int | None = None,
+                    category: str | None = None) -> list[dict]:
     """Similar / popular results as the API's JSON objects, read from the business view
-    in one query (inactive or deleted businesses left out)."""
+    in one query (inactive or deleted businesses left out, and with ``category``, those
+    no longer in it)."""
     rows = RecBusiness.objects.in_bulk([r.item_id for r in results])
     out = []
     for r in results:
         row = rows.get(r.item_id)
-        if row is None or not row.is_active:
+        if row is None or not row.is_active or not _in_category(row.categories, category):
             continue
         out.append({"business_id": row.pk, "name": row.name, "score": round(r.score, 6),
                     "reasons": reason_text.render_all(r.reasons),
@@ -499,4 +514,5 @@ def popular_businesses(limit: int = 10, *, category: str | None = None, near: An
     version_id, model = artifacts.active_model()
     results = _with_newcomers(version_id, model, Query(
         near=point, radius_km=radius, category=category, limit=limit + _SLACK))
-    return {"model_version": version_id, "results": _business_dicts(results, limit)}
+    return {"model_version": version_id,
+            "results": _business_dicts(results, limit, category)}
