@@ -150,3 +150,19 @@ def test_an_infinite_popularity_or_a_rating_off_the_scale_is_taken_as_unknown():
     unrated = odd.signals["rating"][20]
     assert unrated < odd.signals["rating"][7]  # a 4.33 still beats "unrated"
     assert unrated <= clean.signals["rating"][20]  # not lifted (two high ones left out)
+
+
+def test_weights_that_favour_nothing_this_user_has_rank_by_the_prior_not_by_id():
+    """A guardrail serving "popular nearby" learned as distance alone, for a user
+    without a home: every score was 0 and the page came in id order."""
+    from tests.engine.synthetic import site
+
+    catalogue, events, _ = site("popularity", n_users=60, n_items=40, per_user=6)
+    catalogue.popularity[:] = np.arange(40, 0, -1)[::-1]  # the last id the most popular
+    weights = {"nearness": 7.7, "seen": -10.0}
+    model = Recommender.fit(catalogue, events, EngineParams(ranking={"history": weights,
+                                                                     "cold": weights}))
+    page = model.recommend(Query(limit=5))  # no history, no point
+    by_prior = [int(model.items.ids[i]) for i in np.argsort(-model.prior, kind="stable")[:5]]
+    assert [r.item_id for r in page] == by_prior
+    assert [r.item_id for r in page] != [1, 2, 3, 4, 5]

@@ -226,3 +226,11 @@ def test_a_site_without_any_category_learns_and_serves():
                               point=(33.8, -84.3))
     for name in ("category", "category_lift", "unstated_lift", "unstated_taste"):
         assert not values[name].any()
+
+
+def test_a_site_whose_businesses_are_all_inactive_says_so_and_keeps_the_defaults():
+    catalogue, events, users = site("distance", n_users=200, n_items=80, per_user=8)
+    closed = replace(catalogue, active=np.zeros(len(catalogue.ids), bool))
+    learned = learn_ranking(closed, events, users, EngineParams(), budget_seconds=5)
+    assert learned.ranking == {k: dict(v) for k, v in DEFAULT_RANKING.items()}
+    assert any("no business is active" in note for note in learned.notes)

@@ -281,6 +281,13 @@ class Recommender:
         values = features.compute(self, row, interests=query.interests, point=point,
                                   mask=mask, needed=weights, compact=True,
                                   distances=distances)
+        if not any(w > 0 and name in values for name, w in weights.items()):
+            # Nothing the weights favour exists for this user (a baseline of distance
+            # alone for a user without a home): rank by the prior, not by id.
+            weights = {"prior": 1.0, **{f: w for f, w in weights.items() if w < 0}}
+            values = features.compute(self, row, interests=query.interests, point=point,
+                                      mask=mask, needed=weights, compact=True,
+                                      distances=distances)
         total = features.score(values, weights, self.n_items)
         if not np.isfinite(total.sum(dtype=np.float64)):  # a sum is finite: every score is
             total = np.where(np.isfinite(total), total, np.float32(0.0))

@@ -278,6 +278,12 @@ def learn_ranking(
                      "to learn from: the default weights serve")
         return SelfEvaluation(ranking={k: dict(v) for k, v in DEFAULT_RANKING.items()},
                               notes=notes, seconds=time.perf_counter() - started)
+    if catalogue.active is not None and len(catalogue) and not np.asarray(
+            catalogue.active, bool).any():
+        notes.append("no business is active, so there is nothing to rank: the default "
+                     "weights serve")
+        return SelfEvaluation(ranking={k: dict(v) for k, v in DEFAULT_RANKING.items()},
+                              notes=notes, seconds=time.perf_counter() - started)
     if split.users < MIN_USERS:
         notes.append(f"only {split.users} users have enough history to hold out (at least "
                      f"{MIN_USERS} needed): the default weights serve")
