@@ -52,6 +52,16 @@ def test_profile_reason_names_the_similar_item():
     assert out == ["Similar to Paper Cafe you liked"]
 
 
+def test_one_history_item_is_named_once():
+    """Not "Because you saved Crumbs Bakery" and "Similar to Crumbs Bakery you saved"."""
+    out = _one([0.5, 0, 0.4, 0.3, 0, 0], collaborative_sources=[2],
+               collaborative_types=["save"], profile_sources=[2], profile_types=["save"])
+    assert out == ["Because you saved Crumbs Bakery", "Popular on this site"]
+    other = _one([0.5, 0, 0.4, 0, 0, 0], collaborative_sources=[2],
+                 collaborative_types=["save"], profile_sources=[3], profile_types=["like"])
+    assert other == ["Because you saved Crumbs Bakery", "Similar to Paper Cafe you liked"]
+
+
 def test_popular_near_you_needs_a_near_known_distance():
     assert _one([0, 0, 0, 0.5, 0, 0], distances_km=[2.0]) == ["Popular near you"]
     assert _one([0, 0, 0, 0.5, 0, 0], distances_km=[200.0]) == ["Popular on this site"]

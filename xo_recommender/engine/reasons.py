@@ -207,6 +207,10 @@ def reasons_for(
             text = phrase(components[c], r)
             if text is None or text in strong or text in weak:
                 continue
+            name = getattr(text, "params", {}).get("name")
+            if name is not None and any(getattr(t, "params", {}).get("name") == name
+                                        for t in strong + weak):
+                continue  # "Because you saved X" says it: not "Similar to X" as well
             (strong if value >= share else weak).append(text)
         reasons = (strong or weak[:1])[:max_reasons]
         if not reasons:
