@@ -520,15 +520,20 @@ def within_reach_first(total: np.ndarray, distances: np.ndarray,
     away, and a café 2,000 km away is no suggestion at all while one nearby is left.
     """
     far = distances > np.float32(FAR_KM)  # NaN (unknown) is not far
-    near = ~far if mask is None else mask & ~far
-    if not far.any() or not near.any():
+    near = ~far
+    if mask is not None:
+        near &= mask
+    # reductions in place (where=): no copy of the candidates' scores
+    lowest_near = float(np.min(total, where=near, initial=np.inf))
+    if lowest_near == np.inf:  # nothing within reach: nothing to put first
         return total
-    lowest_near = float(total[near].min())
-    highest_far = float(total[far if mask is None else mask & far].max(initial=-np.inf))
-    if highest_far < lowest_near:
+    highest_far = float(np.max(total, where=far if mask is None else far & mask,
+                               initial=-np.inf))
+    if highest_far < lowest_near:  # already so (or nothing out of reach)
         return total
-    shift = np.float32(highest_far - lowest_near + 1.0)
-    return np.where(far, total - shift, total)
+    out = total.copy()
+    np.subtract(out, np.float32(highest_far - lowest_near + 1.0), out=out, where=far)
+    return out
 
 
 def distance_features(distances: np.ndarray, want: Iterable[str]) -> dict[str, np.ndarray]:
