@@ -78,15 +78,12 @@ def test_the_usual_distance_median_is_numpys():
 def test_within_reach_first_moves_only_what_is_out_of_reach():
     total = np.array([5.0, 1.0, 9.0, 2.0, 7.0], np.float32)
     d = np.array([3.0, 10.0, 2000.0, np.nan, 60.0], np.float32)
-    out = features.within_reach_first(total, d, None)
+    out = features.within_reach_first(total, d)
     assert list(np.argsort(-out, kind="stable")) == [0, 3, 1, 2, 4]  # 9 and 7 after
     assert out[[0, 1, 3]].tolist() == total[[0, 1, 3]].tolist()  # within reach: as was
-    mask = np.array([True, True, True, True, False])
-    out = features.within_reach_first(total, d, mask)
-    assert out[2] < out[1]  # below the lowest candidate within reach
-    assert out[4] == total[4] - (total[2] - out[2])  # a non-candidate moved alike
-    assert features.within_reach_first(total, np.full(5, 80.0, np.float32), None) is total
-    assert features.within_reach_first(total, np.full(5, 8.0, np.float32), None) is total
+    assert out[2] - out[4] == total[2] - total[4]  # the far ones keep their order
+    assert features.within_reach_first(total, np.full(5, 80.0, np.float32)) is total
+    assert features.within_reach_first(total, np.full(5, 8.0, np.float32)) is total
 
 
 def test_a_place_seen_nearby_comes_before_one_unseen_in_another_city():

@@ -509,9 +509,8 @@ def compute(
     return {name: v if compact else dense(v) for name, v in out.items() if name in want}
 
 
-def within_reach_first(total: np.ndarray, distances: np.ndarray,
-                       mask: np.ndarray | None) -> np.ndarray:
-    """``total`` with every business farther than ``FAR_KM`` moved below every candidate
+def within_reach_first(total: np.ndarray, distances: np.ndarray) -> np.ndarray:
+    """``total`` with every business farther than ``FAR_KM`` moved below every business
     within it, keeping the order inside each group (unknown distances count as within).
 
     The learned weights cannot say this: what a user already knows and what lies in
@@ -520,20 +519,13 @@ def within_reach_first(total: np.ndarray, distances: np.ndarray,
     away, and a café 2,000 km away is no suggestion at all while one nearby is left.
     """
     far = distances > np.float32(FAR_KM)  # NaN (unknown) is not far
-    near = ~far
-    if mask is not None:
-        near &= mask
-    # reductions in place (where=): no copy of the candidates' scores
-    lowest_near = float(np.min(total, where=near, initial=np.inf))
-    if lowest_near == np.inf:  # nothing within reach: nothing to put first
+    if not far.any() or far.all():
         return total
-    highest_far = float(np.max(total, where=far if mask is None else far & mask,
-                               initial=-np.inf))
-    if highest_far < lowest_near:  # already so (or nothing out of reach)
-        return total
-    out = total.copy()
-    np.subtract(out, np.float32(highest_far - lowest_near + 1.0), out=out, where=far)
-    return out
+    # Below the lowest score of all by the whole range: one pass each for the largest
+    # and the smallest (a masked reduction over 50,000 costs ten times more), and the
+    # order inside each group is kept. ``total`` is finite (the callers guard it).
+    shift = np.float32(float(total.max()) - float(total.min()) + 1.0)
+    return total - shift * far
 
 
 def distance_features(distances: np.ndarray, want: Iterable[str]) -> dict[str, np.ndarray]:

@@ -292,7 +292,7 @@ class Recommender:
         if not np.isfinite(total.sum(dtype=np.float64)):  # a sum is finite: every score is
             total = np.where(np.isfinite(total), total, np.float32(0.0))
         if distances is not None:
-            total = features.within_reach_first(total, distances, mask)
+            total = features.within_reach_first(total, distances)
         if mask is not None:
             total = np.where(mask, total, np.float32(-np.inf))
         idx = blend.top_k(total, k, offset)

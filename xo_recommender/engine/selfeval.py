@@ -489,7 +489,7 @@ def _measure(user_ids: Sequence[int], targets: Mapping[int, np.ndarray], cold: b
         for name, weights in candidates.items():
             total = features.score(values, weights, n_items)
             if distances is not None:  # as served: what is within reach first
-                total = features.within_reach_first(total, distances, mask)
+                total = features.within_reach_first(total, distances)
             total = np.where(mask, total, np.float32(-np.inf))
             top = top_k(total, K)
             lists[name].append(top)
