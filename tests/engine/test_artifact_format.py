@@ -175,3 +175,28 @@ def test_one_long_tag_does_not_widen_every_term():
     again = Recommender.from_bytes(payload)
     assert again.content.vocabulary == model.content.vocabulary
     assert list(again.content.labels) == list(model.content.labels)
+
+
+def test_an_artifact_of_the_format_before_still_loads():
+    """Version 2 held the terms as one fixed-width array: a model stored before this
+    release must keep serving after the upgrade, until the next rebuild."""
+    from tests.engine.synthetic import site
+    from xo_recommender.engine.model import EngineParams
+
+    catalogue, events, _ = site("interest", n_users=40, n_items=30, per_user=5)
+    model = Recommender.fit(catalogue, events, EngineParams())
+    meta, arrays = model.to_artifact()
+    meta = {**meta, "format_version": 2}
+    for name in ("content.terms", "content.labels"):
+        values = getattr(model.content, name.split(".")[1]).tolist()
+        del arrays[f"{name}.offsets"]
+        arrays[name] = np.asarray(values, dtype=str)
+    old = b"".join(bytes(p) for p in artifact_format.pieces(meta, arrays))
+    again = Recommender.from_bytes(old)
+    assert again.content.vocabulary == model.content.vocabulary
+    query = Query(history=events.select(events.user_ids == 1), limit=5)
+    assert [r.item_id for r in again.recommend(query)] == [
+        r.item_id for r in model.recommend(query)]
+    with pytest.raises(ValueError, match="unsupported model format"):
+        Recommender.from_bytes(b"".join(bytes(p) for p in artifact_format.pieces(
+            {**meta, "format_version": 99}, arrays)))

@@ -25,7 +25,11 @@ from xo_recommender.engine.data import Catalogue, Events
 from xo_recommender.engine.matrix import IdIndex, build_matrix, take_rows, user_row
 from xo_recommender.engine.reasons import reasons_for
 
-_FORMAT_VERSION = 2  # artifact_format; 1 was an .npz, still readable
+#: artifact_format; 1 was an .npz, 2 held terms as one fixed-width array: both readable.
+#: A release that cannot read a version says "unsupported model format" (rolling deploys:
+#: a worker of the release before keeps serving the version it has loaded).
+_FORMAT_VERSION = 3
+_READABLE_VERSIONS = frozenset({2, 3})
 _NPZ_FORMAT_VERSION = 1
 DAY = 86_400.0
 
@@ -563,7 +567,7 @@ class Recommender:
         if not artifact_format.is_artifact(payload):
             return cls._from_npz(bytes(payload))
         meta, a = artifact_format.unpack(payload)
-        if meta.get("format_version") != _FORMAT_VERSION:
+        if meta.get("format_version") not in _READABLE_VERSIONS:
             raise ValueError(f"unsupported model format {meta.get('format_version')}")
         ids = a["item_ids"]
         collab = {k.split(".", 1)[1]: v for k, v in a.items() if k.startswith("collaborative.")}
