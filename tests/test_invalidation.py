@@ -196,3 +196,84 @@ def test_refresh_user_warms_the_users_default_page(world, django_capture_on_comm
     assert warm["cached"] is True
     assert world["cafes"][3].pk not in [r["business_id"] for r in warm["recommendations"]]
     refresh_user(10**9)  # an unknown user: nothing to warm, no error
+
+
+def listed(answer):
+    return [r["business_id"] for r in answer["recommendations"]]
+
+
+def test_a_category_change_through_the_relation_retires_the_lists_showing_it(
+        world, django_capture_on_commit_callbacks):
+    """``business.categories.set(...)`` sends no post_save of the business: the lists
+    that show it kept the old categories (and a category filter the old membership)."""
+    user = world["people"][0]
+    shown = listed(recommendation_payload(user.pk, 2))[0]
+    business = next(b for b in world["cafes"] if b.pk == shown)
+    with django_capture_on_commit_callbacks(execute=True):
+        business.categories.set([CategoryFactory(name="Tea", slug="tea")])
+    again = recommendation_payload(user.pk, 2)
+    assert again["cached"] is False
+    row = next(r for r in again["recommendations"] if r["business_id"] == shown)
+    assert row["categories"] == ["Tea"]
+
+
+def test_a_category_renamed_retires_every_list(world, django_capture_on_commit_callbacks):
+    user = world["people"][0]
+    recommendation_payload(user.pk, 2)
+    coffee = world["cafes"][0].categories.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        coffee.name = "Espresso"
+        coffee.save()
+    again = recommendation_payload(user.pk, 2)
+    assert again["cached"] is False
+    assert {c for r in again["recommendations"] for c in r["categories"]} == {"Espresso"}
+
+
+def test_a_business_active_again_comes_back_to_the_lists_it_left(
+        world, django_capture_on_commit_callbacks):
+    user = world["people"][0]
+    first = listed(recommendation_payload(user.pk, 2))
+    business = next(b for b in world["cafes"] if b.pk == first[0])
+    with django_capture_on_commit_callbacks(execute=True):
+        business.is_active = False
+        business.save()
+    assert first[0] not in listed(recommendation_payload(user.pk, 2))
+    assert recommendation_payload(user.pk, 2)["cached"] is True  # computed without it
+    with django_capture_on_commit_callbacks(execute=True):
+        business.is_active = True
+        business.save()
+    assert listed(recommendation_payload(user.pk, 2)) == first
+
+
+def test_an_interaction_moved_to_another_user_retires_both(
+        world, django_capture_on_commit_callbacks):
+    from xo_recommender.models import Interaction
+
+    alice, bob = world["people"][0], UserFactory(interests=["coffee"])
+    recommendation_payload(alice.pk, 3)
+    recommendation_payload(bob.pk, 3)
+    assert recommendation_payload(alice.pk, 3)["cached"] is True
+    moved = Interaction.objects.filter(user_id=alice.pk).first()
+    with django_capture_on_commit_callbacks(execute=True):
+        moved.user_id = bob.pk
+        moved.save()
+    assert recommendation_payload(alice.pk, 3)["cached"] is False
+    assert recommendation_payload(bob.pk, 3)["cached"] is False
+
+
+def test_a_user_deleted_outside_the_orm_is_forgotten_by_sync_and_clear(world):
+    from django.db import connection
+
+    from xo_recommender.exceptions import UnknownUser
+    from xo_recommender.services import clear_user_cache, sync_user
+
+    for forget in (sync_user, clear_user_cache):
+        user = UserFactory(interests=["coffee"])
+        assert recommendation_payload(user.pk, 2)["cached"] is False
+        assert recommendation_payload(user.pk, 2)["cached"] is True
+        with connection.cursor() as cursor:  # as raw SQL in the host would
+            cursor.execute(f"DELETE FROM {user._meta.db_table} WHERE id = %s", [user.pk])
+        with pytest.raises(UnknownUser):
+            forget(user.pk)
+        with pytest.raises(UnknownUser):  # no longer served from the cache
+            recommendation_payload(user.pk, 2)

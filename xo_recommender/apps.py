@@ -1,7 +1,15 @@
 """App configuration: ``ready()`` only registers checks and connects receivers."""
 
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_migrate, post_save, pre_migrate
+from django.db.models.signals import (
+    m2m_changed,
+    post_delete,
+    post_init,
+    post_migrate,
+    post_save,
+    pre_migrate,
+    pre_save,
+)
 
 
 class XoRecommenderConfig(AppConfig):
@@ -36,3 +44,33 @@ class XoRecommenderConfig(AppConfig):
                                dispatch_uid=f"xo_recommender.business_{name}")
             signal.connect(signals.interaction_changed, sender=Interaction,
                            dispatch_uid=f"xo_recommender.interaction_{name}")
+        post_init.connect(signals.interaction_loaded, sender=Interaction,
+                          dispatch_uid="xo_recommender.interaction_loaded")
+        if isinstance(business_model, type):
+            pre_save.connect(signals.business_about_to_change, sender=business_model,
+                             dispatch_uid="xo_recommender.business_pre_save")
+            self._connect_term_relations(business_model)
+
+    def _connect_term_relations(self, business_model: type) -> None:
+        """Categories or tags read through a relation (``categories__name``): a change of
+        the relation, or of a label, changes what the cached lists show."""
+        from xo_recommender import signals
+        from xo_recommender.conf import settings as rec_settings
+
+        for key in ("categories", "tags"):
+            path = (rec_settings.BUSINESS_FIELDS or {}).get(key)
+            if not path:
+                continue
+            try:
+                field = business_model._meta.get_field(path.partition("__")[0])
+            except Exception:
+                continue
+            if not (field.is_relation and field.related_model is not None):
+                continue
+            if field.many_to_many:
+                m2m_changed.connect(signals.business_categories_changed,
+                                    sender=field.remote_field.through,
+                                    dispatch_uid=f"xo_recommender.{key}_m2m")
+            for signal, name in ((post_save, "save"), (post_delete, "delete")):
+                signal.connect(signals.category_label_changed, sender=field.related_model,
+                               dispatch_uid=f"xo_recommender.{key}_label_{name}")

@@ -133,14 +133,72 @@ def business_changed(*, instance: Any, created: bool = False, **kwargs: Any) -> 
 
         transaction.on_commit(newcomers.forget)
         return
+    field = _active_field(type(instance))
+    was = getattr(instance, "_xo_was_active", None)
+    if field is not None and was is not None and not was and getattr(instance, field, False):
+        transaction.on_commit(cache.invalidate_catalogue)  # active again: back everywhere
+        return
     business_id = instance.pk
     transaction.on_commit(lambda: cache.invalidate_business(business_id))
 
 
+def interaction_loaded(*, instance: Any, **kwargs: Any) -> None:
+    """Remember whose an interaction was when it was read, for ``interaction_changed``."""
+    instance._xo_loaded_user_id = instance.__dict__.get("user_id")
+
+
 def interaction_changed(*, instance: Any, **kwargs: Any) -> None:
-    """An interaction was edited or deleted through the ORM (admin, a script).
+    """An interaction was edited or deleted through the ORM (admin, a script): retire
+    its user's answers, and those of the user it belonged to when read (moved to
+    another user, both changed).
 
     ``record_interaction`` writes with one SQL statement and invalidates by itself.
     """
-    user_id = instance.user_id
-    transaction.on_commit(lambda: cache.invalidate_user(user_id))
+    user_ids = {instance.user_id, getattr(instance, "_xo_loaded_user_id", None)} - {None}
+    transaction.on_commit(lambda: cache.invalidate_users(user_ids))
+
+
+def business_about_to_change(*, instance: Any, update_fields: Any = None,
+                             **kwargs: Any) -> None:
+    """Before a business is saved: was it listable? A business made active again must
+    come back to the cached lists it was left out of, which no list records."""
+    field = _active_field(type(instance))
+    instance._xo_was_active = None
+    if field is None or instance.pk is None or (update_fields and field not in update_fields):
+        return
+    instance._xo_was_active = type(instance)._base_manager.filter(pk=instance.pk).values_list(
+        field, flat=True).first()
+
+
+def _active_field(model: Any) -> str | None:
+    """The host field behind the view's ``is_active`` (a plain field of the model)."""
+    name = (rec_settings.BUSINESS_FIELDS or {}).get("is_active")
+    if not name or "__" in name:
+        return None
+    try:
+        model._meta.get_field(name)
+    except Exception:
+        return None
+    return name
+
+
+def business_categories_changed(*, instance: Any, action: str, reverse: bool,
+                                 pk_set: Any = None, **kwargs: Any) -> None:
+    """A business's categories (a many-to-many the view reads) changed: the lists that
+    show it show other categories now, and a category filter may leave it out."""
+    if not action.startswith("post_"):
+        return
+    if not reverse:
+        ids = {instance.pk}
+    elif pk_set is not None:
+        ids = set(pk_set)
+    else:  # category.businesses.clear(): which ones is not said
+        transaction.on_commit(cache.invalidate_catalogue)
+        return
+    transaction.on_commit(lambda: [cache.invalidate_business(i) for i in ids])
+
+
+def category_label_changed(**kwargs: Any) -> None:
+    """A category (the model the view reads labels from) was renamed or deleted: every
+    business in it is shown otherwise now, so every cached list is retired."""
+    transaction.on_commit(cache.invalidate_catalogue)

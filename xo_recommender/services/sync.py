@@ -1,4 +1,5 @@
-"""Host-side changes announced over the API: check the row exists, retire its cache."""
+"""Host-side changes announced over the API: retire the cache, then say whether the row
+exists (a row deleted outside the ORM must not keep its cached answers)."""
 
 from __future__ import annotations
 
@@ -7,32 +8,39 @@ from typing import Any
 from xo_recommender import cache
 from xo_recommender.exceptions import UnknownBusiness, UnknownUser
 from xo_recommender.models import RecBusiness, RecUser
-from xo_recommender.services._common import _pk, bounded
+from xo_recommender.services._common import (
+    bounded,
+    host_business_model,
+    host_id,
+    host_user_model,
+)
 
 
 @bounded
 def sync_user(user_id: Any) -> dict[str, Any]:
     """The host changed this user: check they exist, forget what was cached for them."""
-    rec_user = RecUser.objects.filter(pk=_pk(user_id)).first()
-    if rec_user is None:
+    pk = host_id(user_id, (host_user_model(), RecUser), "user_id")
+    cache.invalidate_user(pk)  # first: a user deleted by raw SQL is forgotten too
+    if not RecUser.objects.filter(pk=pk).exists():
         raise UnknownUser(f"No user with id {user_id!r}.")
-    cache.invalidate_user(rec_user.pk)
-    return {"status": "synced", "user_id": rec_user.pk}
+    return {"status": "synced", "user_id": pk}
 
 
 @bounded
 def sync_business(business_id: Any) -> dict[str, Any]:
     """The host changed this business: check it exists, retire the lists that show it."""
-    if not RecBusiness.objects.filter(pk=_pk(business_id)).exists():
+    pk = host_id(business_id, (host_business_model(), RecBusiness), "business_id")
+    cache.invalidate_business(pk)
+    if not RecBusiness.objects.filter(pk=pk).exists():
         raise UnknownBusiness(f"No business with id {business_id!r}.")
-    cache.invalidate_business(_pk(business_id))
-    return {"status": "synced", "business_id": int(_pk(business_id))}
+    return {"status": "synced", "business_id": pk}
 
 
 @bounded
 def clear_user_cache(user_id: Any) -> dict[str, Any]:
     """Forget everything cached for this user (their next answer is computed afresh)."""
-    if not RecUser.objects.filter(pk=_pk(user_id)).exists():
+    pk = host_id(user_id, (host_user_model(), RecUser), "user_id")
+    cache.invalidate_user(pk)
+    if not RecUser.objects.filter(pk=pk).exists():
         raise UnknownUser(f"No user with id {user_id!r}.")
-    cache.invalidate_user(_pk(user_id))
-    return {"status": "cleared", "user_id": _pk(user_id)}
+    return {"status": "cleared", "user_id": pk}
