@@ -51,3 +51,27 @@ def test_a_page_renders_each_template_once_and_the_same_text(monkeypatch):
     assert one_by_one[3][0] == "«Because you saved Shop 3»"
     # "because", "distance", "popular", the verb, and the site's fallback name: once each
     assert sorted(calls) == sorted(set(calls)) and len(calls) <= 5
+
+
+def test_every_reason_the_engine_gives_has_a_translatable_message():
+    from xo_recommender import reason_text
+    from xo_recommender.engine.reasons import TEMPLATES
+
+    assert set(TEMPLATES) == set(reason_text.MESSAGES)
+    for code, text in TEMPLATES.items():
+        assert reason_text.MESSAGES[code] == text
+
+
+def test_the_similar_lists_reason_goes_through_gettext(monkeypatch, db):
+    """"Often chosen together" was a plain English string that no language changed."""
+    from tests.factories import coffee_and_books
+    from xo_recommender import reason_text
+    from xo_recommender.services import rebuild, similar_businesses
+
+    world = coffee_and_books()
+    rebuild()
+    monkeypatch.setattr(reason_text, "gettext",
+                        lambda m: {"Often chosen together": "Souvent choisis ensemble"}.get(m, m))
+    with translation.override("fr"):
+        results = similar_businesses(world["cafes"][0].pk, 2)["results"]
+    assert results and all(r["reasons"] == ["Souvent choisis ensemble"] for r in results)

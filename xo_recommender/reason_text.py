@@ -25,6 +25,7 @@ MESSAGES: dict[str, str] = {
     "rated": gettext_noop("Highly rated"),
     "distance": gettext_noop("{km} km away"),
     "shares": gettext_noop("Also {terms}"),
+    "chosen_together": gettext_noop("Often chosen together"),
     "fallback": gettext_noop("Recommended for you"),
 }
 

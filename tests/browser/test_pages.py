@@ -104,3 +104,22 @@ def test_admin_quality_chart_renders(browser, live_server, screenshots, db):
     assert chart.size["width"] > 300 and chart.size["height"] > 150
     assert len(browser.find_elements(By.CSS_SELECTOR, "#quality-charts polyline")) >= 2
     browser.save_screenshot(str(screenshots / "admin-quality.png"))
+
+
+def test_a_business_name_is_shown_as_text_in_the_map_tooltips(browser, live_server, town):
+    """Leaflet puts a string tooltip in as HTML: a host's business name carrying markup
+    ran script for whoever hovered its pin (stored XSS)."""
+    from example_project.xo_black.models import Business
+
+    payload = '"><img src=x onerror="window.__xss = 1">'
+    Business.objects.filter(name__startswith="Cafe").update(name=payload)
+    browser.delete_all_cookies()
+    sign_in(browser, live_server, "demo_user_000000", "demo")
+    wait(browser).until(lambda b: b.find_element(By.ID, "map").get_attribute("data-markers"))
+    for marker in browser.find_elements(By.CSS_SELECTOR, "#map path.leaflet-interactive"):
+        browser.execute_script(
+            "arguments[0].dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))", marker)
+    tips = browser.find_elements(By.CSS_SELECTOR, ".leaflet-tooltip")
+    assert any(payload in tip.text for tip in tips)  # shown, as text
+    assert not browser.find_elements(By.CSS_SELECTOR, ".leaflet-tooltip img")
+    assert browser.execute_script("return window.__xss") is None

@@ -47,6 +47,7 @@ TEMPLATES: dict[str, str] = {
     "rated": "Highly rated",
     "distance": "{km} km away",
     "shares": "Also {terms}",
+    "chosen_together": "Often chosen together",
     "fallback": "Recommended for you",
 }
 

@@ -23,6 +23,7 @@ from xo_recommender.engine.content import normalise_term
 from xo_recommender.engine.data import Events
 from xo_recommender.engine.model import Query
 from xo_recommender.engine.model import Recommendation as Ranked
+from xo_recommender.engine.reasons import Reason
 from xo_recommender.exceptions import (
     InactiveUser,
     InvalidArgument,
@@ -492,7 +493,7 @@ def similar_businesses(business_id: Any, limit: int = 10) -> dict[str, Any]:
         results = new_businesses.like_newcomer(
             model, business, newcomers.newcomers(version_id, model), want)
     else:
-        results = [Ranked(i, s, ["Often chosen together"], None) for i, s in neighbours]
+        results = [Ranked(i, s, [Reason("chosen_together")], None) for i, s in neighbours]
         if len(results) < want:  # the newcomers are read only when they can take part
             results += [replace(r, score=r.score * 1e-3) for r in new_businesses.newcomers_like(
                 model, int(pk), newcomers.newcomers(version_id, model), want - len(results),
