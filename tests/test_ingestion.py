@@ -27,7 +27,8 @@ def redis_buffer():
         pytest.skip("needs the Redis cache (make test)")
     redis, key = ingestion._redis()
     yield redis, key
-    redis.delete(key, f"{key}:scheduled", f"{key}:claims", *redis.keys(f"{key}:claim:*"))
+    redis.delete(key, f"{key}:scheduled", f"{key}:claims", f"{key}:adopt",
+                 *redis.keys(f"{key}:claim:*"))
 
 
 @pytest.fixture
@@ -231,3 +232,35 @@ def test_an_event_the_database_refuses_is_dropped_and_the_rest_written(
     assert ingestion.flush_deferred() == 1
     assert list(Interaction.objects.values_list("interaction_type", "count")) == [("like", 1)]
     assert redis.llen(key) == 0
+
+
+@pytest.mark.django_db
+def test_a_batch_left_by_a_dead_flusher_is_written_when_its_lease_ends_without_new_events(
+        redis_buffer, broker, user, business, monkeypatch):
+    """Once traffic stopped after a crash, nothing started a flush again: the batch a
+    killed worker held stayed unwritten. A flush that finds a live claim now schedules
+    one flush for when its lease runs out (once per lease)."""
+    from xo_recommender.tasks import flush_interactions
+
+    redis, key = redis_buffer
+    for t in ("view", "like", "save"):
+        ingestion.defer_interaction(user, business, t)
+    _claim_batch(redis, key)  # then the worker was killed
+    later = []
+    monkeypatch.setattr(flush_interactions, "apply_async",
+                        lambda args=(), **kw: later.append((args, kw.get("countdown"))))
+    assert ingestion.flush_deferred() == 0
+    assert ingestion.flush_deferred() == 0  # a second look schedules nothing more
+    [(args, countdown)] = later
+    assert args == (key,) and 55 < countdown <= 61.5  # _claim_batch's lease: 60 s
+    _lease_runs_out(redis, key)
+    assert ingestion.flush_deferred() == 3 and stored() == 3  # what that flush does
+
+
+def test_a_worker_that_starts_flushes_what_is_buffered(redis_buffer, broker):
+    from xo_recommender.tasks import flush_interactions, flush_when_a_worker_starts
+
+    _, key = redis_buffer
+    flush_when_a_worker_starts(sender=None)
+    assert broker == [(key,)]
+    assert flush_interactions.acks_late and flush_interactions.reject_on_worker_lost

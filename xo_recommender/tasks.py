@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError
 
 from xo_recommender.broker import broker_configured, enqueue
@@ -88,9 +89,28 @@ def refresh_user(user_id: int, limit: int = 10) -> None:
     retry_backoff=True,
     retry_kwargs={"max_retries": 5},
     ignore_result=True,
+    # A worker killed mid-flush gives the message back (a flush is safe to run twice:
+    # each batch is written once, by its token).
+    acks_late=True,
+    reject_on_worker_lost=True,
 )
 def flush_interactions(key: str | None = None) -> int:
     """Write the buffered interactions (``services.ingestion``) in batches."""
     from xo_recommender.services.ingestion import flush_deferred
 
     return flush_deferred(key)
+
+
+@worker_ready.connect(dispatch_uid="xo_recommender.flush_on_start")
+def flush_when_a_worker_starts(**kwargs) -> None:
+    """A worker that starts (again, after a crash) flushes what is buffered: events left
+    behind by a worker that died are written without waiting for the next event."""
+    from xo_recommender.services.ingestion import queue_key
+
+    try:
+        key = queue_key()
+        if key is not None:
+            flush_interactions.apply_async((key,))
+    except Exception as exc:  # the worker must start whatever the buffer's state
+        logger.warning("Could not schedule the start-up flush of deferred interactions: "
+                       "%s", exc)

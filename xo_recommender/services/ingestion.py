@@ -135,11 +135,14 @@ def defer_interactions(events: Iterable[InteractionEvent]) -> int:
     return len(events)
 
 
-def _schedule(key: str) -> None:
+def _schedule(key: str, countdown: float | None = None) -> None:
     from xo_recommender.tasks import flush_interactions
 
     try:
-        flush_interactions.apply_async((key,))
+        if countdown is None:
+            flush_interactions.apply_async((key,))
+        else:
+            flush_interactions.apply_async((key,), countdown=countdown)
     except Exception:
         _redis_or_none_delete(f"{key}:scheduled")
         raise
@@ -177,6 +180,7 @@ def flush_deferred(key: str | None = None) -> int:
             if redis.llen(key) and redis.set(mark, 1, nx=True, ex=SCHEDULED_TTL):
                 continue  # pushed after our last look, before the mark went: ours
             _prune_tokens()
+            _adopt_later(redis, key)
             return written
         redis.expire(mark, SCHEDULED_TTL)
         try:
@@ -185,6 +189,25 @@ def flush_deferred(key: str | None = None) -> int:
             _release(redis, key, token, requeue=raw)  # at the head, in order, for the retry
             raise
         _release(redis, key, token)
+
+
+def _adopt_later(redis, key: str) -> None:
+    """With batches still claimed by another flusher, schedule one flush for when the
+    first lease runs out: if that flusher died, its batch is written then, even when no
+    event comes after it to start a flush (at most one such flush per lease)."""
+    leases = [int(v) for v in redis.hvals(_claims_key(key))]
+    if not leases or not broker_configured():
+        return
+    now_ms = int(redis.time()[0]) * 1000
+    wait = max(min(leases) - now_ms, 0) / 1000 + 1.0
+    if not redis.set(f"{key}:adopt", 1, nx=True, ex=max(int(wait), 1)):
+        return  # one is scheduled already
+    try:
+        _schedule(key, countdown=wait)
+    except Exception as exc:
+        redis.delete(f"{key}:adopt")
+        logger.warning("Could not schedule the flush that adopts a stopped flusher's "
+                       "batch (%s); the next event will", exc)
 
 
 def _claims_key(key: str) -> str:
