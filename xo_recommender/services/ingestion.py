@@ -198,7 +198,8 @@ def _adopt_later(redis, key: str) -> None:
     leases = [int(v) for v in redis.hvals(_claims_key(key))]
     if not leases or not broker_configured():
         return
-    now_ms = int(redis.time()[0]) * 1000
+    seconds, micros = redis.time()  # the clock the leases were set by
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
     wait = max(min(leases) - now_ms, 0) / 1000 + 1.0
     if not redis.set(f"{key}:adopt", 1, nx=True, ex=max(int(wait), 1)):
         return  # one is scheduled already
