@@ -283,7 +283,7 @@ def test_rebuild_command_prints_a_summary_and_fails_clearly(world, monkeypatch, 
     call_command("rebuild_recommendations")
     out = capsys.readouterr().out
     assert "Reading interactions" in out
-    assert "is live: 12 users, 9 businesses, 36 interactions" in out
+    assert "is live: 12 users with interactions, 9 businesses, 36 interactions" in out
     assert "peak memory" in out
 
     monkeypatch.setattr("xo_recommender.engine.model.Recommender.fit",

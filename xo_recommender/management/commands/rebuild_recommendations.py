@@ -61,7 +61,8 @@ class Command(BaseCommand):
         except RebuildFailed as exc:
             raise CommandError(f"{exc}{_still_serving()}") from exc
         self.stdout.write(self.style.SUCCESS(
-            f"Model version {version.pk} is live: {version.n_users:,} users, "
+            f"Model version {version.pk} is live: {version.n_users:,} users with "
+            f"interactions, "
             f"{version.n_businesses:,} businesses, {version.n_interactions:,} interactions, "
             f"{time.perf_counter() - started:.1f} s, peak memory {version.peak_rss_mb:,.0f} MiB."
         ))
