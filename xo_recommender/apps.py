@@ -58,14 +58,9 @@ class XoRecommenderConfig(AppConfig):
         from xo_recommender.conf import settings as rec_settings
 
         for key in ("categories", "tags"):
-            path = (rec_settings.BUSINESS_FIELDS or {}).get(key)
-            if not path:
-                continue
-            try:
-                field = business_model._meta.get_field(path.partition("__")[0])
-            except Exception:
-                continue
-            if not (field.is_relation and field.related_model is not None):
+            field = signals.mapped_relation(business_model,
+                                            (rec_settings.BUSINESS_FIELDS or {}).get(key))
+            if field is None:
                 continue
             if field.many_to_many:
                 m2m_changed.connect(signals.business_categories_changed,

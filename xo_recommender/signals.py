@@ -35,19 +35,26 @@ def _mapped_models() -> set[tuple[str, str]] | None:
             return None
         found.add((model._meta.app_label, model._meta.model_name))
         for host_name in (mapping or {}).values():
-            if not host_name:
-                continue
-            try:
-                field = model._meta.get_field(host_name.partition("__")[0])
-            except Exception:
-                continue
-            if field.is_relation and field.related_model is not None:
+            field = mapped_relation(model, host_name)
+            if field is not None:
                 related = field.related_model._meta
                 found.add((related.app_label, related.model_name))
                 through = getattr(field.remote_field, "through", None)
                 if through is not None:
                     found.add((through._meta.app_label, through._meta.model_name))
     return found
+
+
+def mapped_relation(model: Any, host_name: str | None) -> Any:
+    """The relation a mapping path starts with (``categories`` of ``categories__name``),
+    or None when the path is unset, unknown or a plain field."""
+    if not host_name:
+        return None
+    try:
+        field = model._meta.get_field(host_name.partition("__")[0])
+    except Exception:
+        return None
+    return field if field.is_relation and field.related_model is not None else None
 
 
 def plan_touches_views(plan: Any) -> bool:

@@ -164,6 +164,7 @@ class Evaluator:
         self.ctx = _UserContext(users)
         self.history = _HistoryIndex(split.train)
         self.now = now
+        self._distances: tuple[int | None, np.ndarray | None] = (None, None)
 
     def __call__(self, user_id: int, targets: np.ndarray, cold: bool):
         """(features of every business, candidate mask, target indices) for one user."""
@@ -176,16 +177,21 @@ class Evaluator:
                       now=self.split.cutoffs.get(user_id, self.now))
         row = model.history_row(hist, query.now)
         mask = model.candidate_mask(query)
+        distances = self.distances(user_id)
         values = features.compute(model, row, interests=query.interests,
-                                  point=query.location, mask=mask)
+                                  point=query.location, mask=mask, distances=distances)
         tidx = model.items.to_index(targets)
         tidx = np.unique(tidx[tidx >= 0])
         return values, mask, tidx
 
     def distances(self, user_id: int) -> np.ndarray | None:
-        """Each business's km from the user's home (None: no home), as served."""
-        point = self.ctx.point(user_id)
-        return None if point is None else self.model.locations.distances_km(*point)
+        """Each business's km from the user's home (None: no home), as served; the last
+        user's are kept, so features and ranking share one pass."""
+        if self._distances[0] != user_id:
+            point = self.ctx.point(user_id)
+            self._distances = (user_id, None if point is None
+                               else self.model.locations.distances_km(*point))
+        return self._distances[1]
 
     def measure(self, weightings: Mapping[str, Mapping[str, Mapping[str, float]]], *,
                 users: Mapping[str, Sequence[int]] | None = None,

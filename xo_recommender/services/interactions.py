@@ -15,7 +15,7 @@ from xo_recommender import cache
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.exceptions import InvalidArgument, UnknownUser
 from xo_recommender.models import Interaction, RecBusiness, RecUser
-from xo_recommender.services._common import bounded, host_id
+from xo_recommender.services._common import bounded, host_id, host_user_model
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ def record_interaction(
 
 def user_interactions(user_id: Any):
     """The user's interactions, newest first (a queryset, for pagination)."""
-    pk = host_id(user_id, (Interaction.user.field.related_model, RecUser), "user")
+    pk = host_id(user_id, (host_user_model(), RecUser), "user")
     if not RecUser.objects.filter(pk=pk).exists():
         raise UnknownUser(f"No user with id {user_id!r}.")
     return Interaction.objects.filter(user_id=pk).order_by("-last_seen", "-pk")
