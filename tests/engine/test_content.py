@@ -123,6 +123,25 @@ def test_profile_sources_point_at_the_engaged_item_behind_a_result(model):
     assert strength[1:].tolist() == [0.0, 0.0]
 
 
+def test_profile_sources_are_the_same_from_dense_and_sparse_rows(monkeypatch):
+    """A page's term rows are multiplied dense over a small vocabulary and sparse over a
+    large one: the same sources and strengths either way."""
+    from xo_recommender.engine import content
+
+    rng = np.random.default_rng(4)
+    vocab = [f"t{i}" for i in range(30)]
+    m = ContentModel.build([list(rng.choice(vocab, int(rng.integers(1, 6)), replace=False))
+                            for _ in range(60)])
+    row = np.where(rng.random(60) < 0.3, rng.uniform(0.5, 3.0, 60), 0.0).astype(np.float32)
+    results = rng.choice(60, 15, replace=False)
+    dense = m.profile_sources(results, row)
+    monkeypatch.setattr(content, "_DENSE_BLOCK", 0)
+    sparse = m.profile_sources(results, row)
+    assert (dense[0] >= 0).sum() > 5
+    assert dense[0].tolist() == sparse[0].tolist()
+    assert dense[1] == pytest.approx(sparse[1], rel=1e-6)
+
+
 def test_round_trip_through_bytes_without_pickle(model):
     payload = model.to_bytes()
     assert isinstance(payload, bytes)

@@ -83,6 +83,27 @@ def test_user_row_equals_the_general_construction(repeats):
     assert row.indptr.tolist() == general.indptr.tolist()
 
 
+def test_dense_rows_is_the_dense_row_slice_duplicates_added():
+    import scipy.sparse as sp
+
+    from xo_recommender.engine.matrix import dense_rows
+
+    m = sp.random(40, 30, density=0.2, format="csr", random_state=3, dtype=np.float32)
+    # row 7's entries twice over: not canonical, and toarray adds them
+    a, b = m.indptr[7], m.indptr[8]
+    assert b > a
+    twice = sp.csr_matrix((np.concatenate([m.data[:b], m.data[a:]]),
+                           np.concatenate([m.indices[:b], m.indices[a:]]),
+                           np.r_[m.indptr[:8], m.indptr[8:] + (b - a)]), shape=m.shape)
+    assert not twice.has_canonical_format
+    for matrix in (m, twice):
+        for rows in ([], [3], [7, 1, 7, 39], np.arange(40)):
+            rows = np.asarray(rows, dtype=np.int64)
+            got, expected = dense_rows(matrix, rows), matrix[rows].toarray()
+            assert got.dtype == expected.dtype and got.shape == expected.shape
+            assert got.tobytes() == expected.tobytes()
+
+
 def test_take_rows_is_the_csr_row_slice():
     import scipy.sparse as sp
 

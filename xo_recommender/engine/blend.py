@@ -206,15 +206,27 @@ def normalise(
         raise ValueError(f"unknown normalisation {method!r}; use one of {NORMALISATIONS}")
     # fmax drops NaN; masks are applied by multiplication: branch-free passes stay
     # SIMD-fast where boolean indexing over a scattered mask would not.
+    return _normalised(scores, None if mask is None else np.asarray(mask, dtype=bool), method)
+
+
+def _normalised(scores: np.ndarray, mask: np.ndarray | None, method: str, *,
+                keep_outside: bool = False) -> np.ndarray:
+    """``normalise`` into one new array (``mask``: bool). ``keep_outside``: a method that
+    needs no candidate statistic leaves non-candidates as they are (for ``rank``, which
+    never ranks them: one pass less)."""
     s = np.fmax(np.asarray(scores, dtype=np.float32).ravel(), np.float32(0.0))
     np.minimum(s, np.finfo(np.float32).max, out=s)
-    if mask is not None:
-        s *= np.asarray(mask, dtype=bool)
     if method == "none":
+        if mask is not None and not keep_outside:
+            np.multiply(s, mask, out=s)
         return np.minimum(s, np.float32(1.0), out=s)
+    if mask is not None:
+        np.multiply(s, mask, out=s)
     if method == "max":
         top = float(s.max()) if s.size else 0.0
-        return s / np.float32(top) if top > 0 else np.zeros_like(s)
+        if not top > 0:
+            return np.zeros_like(s)
+        return np.divide(s, np.float32(top), out=s)
     cand = np.ones(s.shape[0], dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     cs = s[cand]
     out = np.zeros_like(s)
@@ -292,9 +304,13 @@ def rank(
             method = normalisation
         else:
             method = (normalisation or {}).get(name, DEFAULT_NORMALISATION.get(name, "max"))
+        if method not in NORMALISATIONS:
+            raise ValueError(f"unknown normalisation {method!r}; use one of {NORMALISATIONS}")
         w = np.float32(weights[name] / total_weight)
-        scaled[name] = normalise(vectors[name], cand, method) * w
-        total += scaled[name]
+        # non-candidates end at -inf below, whatever their part
+        part = _normalised(vectors[name], cand, method, keep_outside=True)
+        scaled[name] = np.multiply(part, w, out=part)
+        total += part
     total = np.where(cand, total, np.float32(-np.inf))
 
     idx = top_k(total, k, offset)

@@ -25,11 +25,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from xo_recommender.engine.blend import top_k
-from xo_recommender.engine.matrix import take_rows
+from xo_recommender.engine.matrix import dense_rows, take_rows
 
 __all__ = ["ContentModel", "normalise_term"]
 
 _FORMAT_VERSION = 1
+#: Dense term blocks (rows × vocabulary) up to this many cells explain a page; larger
+#: vocabularies keep the rows sparse.
+_DENSE_BLOCK = 65_536
 
 UserRow = sp.spmatrix | sp.sparray | np.ndarray
 
@@ -236,8 +239,13 @@ class ContentModel:
         strength = np.zeros(results.shape[0], dtype=np.float32)
         if not engaged.size or not results.size:
             return source, strength
-        sims = (take_rows(self.item_terms, engaged)
-                @ take_rows(self.item_terms, results).T).toarray()
+        if self.n_terms * (engaged.shape[0] + results.shape[0]) <= _DENSE_BLOCK:
+            # a few dozen rows over ~100 terms: dense blocks, no sparse product to build
+            sims = (dense_rows(self.item_terms, engaged)
+                    @ dense_rows(self.item_terms, results).T)
+        else:  # a large vocabulary: the rows stay sparse
+            sims = (take_rows(self.item_terms, engaged)
+                    @ take_rows(self.item_terms, results).T).toarray()
         contrib = sims * weights[:, None]
         contrib[engaged[:, None] == results[None, :]] = 0.0
         best = np.argmax(contrib, axis=0)

@@ -158,17 +158,37 @@ def user_row(
     return row
 
 
-def take_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """``m[rows]`` for a CSR matrix, the same arrays gathered straight from its spans:
-    on a request's handful of rows scipy's general indexing costs more than the gather."""
+def row_spans(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where ``rows``' entries lie in ``m.data`` / ``m.indices`` (in row order), each
+    entry's position in ``rows``, and the rows' ``indptr`` in that order."""
     rows = np.asarray(rows, dtype=np.int64)
     starts = m.indptr[rows].astype(np.int64)
     lengths = m.indptr[rows + 1].astype(np.int64) - starts
     indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
-    total = int(indptr[-1])
-    pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(total)
+    pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(int(indptr[-1]))
+    return pos, np.repeat(np.arange(rows.shape[0]), lengths), indptr
+
+
+def take_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """``m[rows]`` for a CSR matrix, the same arrays gathered straight from its spans:
+    on a request's handful of rows scipy's general indexing costs more than the gather."""
+    pos, _, indptr = row_spans(m, rows)
     out = sp.csr_matrix((m.data[pos], m.indices[pos], indptr),
-                        shape=(rows.shape[0], m.shape[1]))
+                        shape=(indptr.shape[0] - 1, m.shape[1]))
     out.has_sorted_indices = m.has_sorted_indices
+    return out
+
+
+def dense_rows(m: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    """``m[rows].toarray()`` without the sparse matrix in between: a request's few rows
+    of a narrow matrix (a page's term rows) are a small dense block; building and
+    multiplying scipy matrices of that size costs more than the arithmetic. Duplicate
+    entries in a row are added, as ``toarray`` does."""
+    pos, owner, indptr = row_spans(m, rows)
+    out = np.zeros((indptr.shape[0] - 1, m.shape[1]), m.dtype)
+    if m.has_canonical_format:
+        out[owner, m.indices[pos]] = m.data[pos]
+    else:
+        np.add.at(out, (owner, m.indices[pos]), m.data[pos])
     return out

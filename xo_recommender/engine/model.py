@@ -22,7 +22,7 @@ from xo_recommender.engine import artifact_format, blend, diversity, features, g
 from xo_recommender.engine.collaborative import CollaborativeModel
 from xo_recommender.engine.content import ContentModel, normalise_term
 from xo_recommender.engine.data import Catalogue, Events
-from xo_recommender.engine.matrix import IdIndex, build_matrix, take_rows, user_row
+from xo_recommender.engine.matrix import IdIndex, build_matrix, row_spans, user_row
 from xo_recommender.engine.reasons import reasons_for
 
 #: artifact_format; 1 was an .npz, 2 held terms as one fixed-width array: both readable.
@@ -453,20 +453,25 @@ class Recommender:
         contrib = self._history_by_results(hist, results)
         contrib *= row.data[:, None]
         sources = np.full(results.shape[0], -1, dtype=np.int64)
+        if not hist.size:
+            return sources
+        items = hist.tolist()
         used: set[int] = set()
-        for j in range(results.shape[0]):
-            column = contrib[:, j]
-            best = float(column.max()) if column.size else 0.0
+        # a page is a few dozen numbers per result: plain Python over lists is faster
+        # than a handful of NumPy calls on each tiny column
+        for j, column in enumerate(contrib.T.tolist()):
+            best = max(column)
             if best <= 0:
                 continue
             # Name another history item when it explains nearly as much: a page of
             # "because you saved X" with one X throughout tells the user little.
-            strong = np.flatnonzero(column >= self.REASON_VARIETY * best)
-            fresh = [i for i in strong[np.argsort(-column[strong], kind="stable")]
-                     if int(hist[i]) not in used]
-            pick = fresh[0] if fresh else int(column.argmax())
-            sources[j] = hist[pick]
-            used.add(int(hist[pick]))
+            floor = self.REASON_VARIETY * best
+            strong = sorted((i for i, v in enumerate(column) if v >= floor),
+                            key=lambda i: -column[i])  # stable: ties to the lower row
+            fresh = [i for i in strong if items[i] not in used]
+            pick = fresh[0] if fresh else column.index(best)
+            sources[j] = items[pick]
+            used.add(items[pick])
         return sources
 
     def _history_by_results(self, hist: np.ndarray, results: np.ndarray) -> np.ndarray:
@@ -476,16 +481,16 @@ class Recommender:
         s = self.collaborative.similarity_
         if not s.has_canonical_format:  # duplicates: let scipy add them, as toarray would
             return s[hist][:, results].toarray()
-        sub = take_rows(s, hist)
-        out = np.zeros((hist.shape[0], results.shape[0]), dtype=sub.dtype)
-        if not sub.nnz or not results.size:
+        pos, rows, _ = row_spans(s, hist)
+        out = np.zeros((hist.shape[0], results.shape[0]), dtype=s.dtype)
+        if not pos.size or not results.size:
             return out
+        columns = s.indices[pos]
         order = np.argsort(results, kind="stable")
         ranked = results[order]
-        at = np.minimum(np.searchsorted(ranked, sub.indices), ranked.shape[0] - 1)
-        hit = ranked[at] == sub.indices
-        rows = np.repeat(np.arange(hist.shape[0]), np.diff(sub.indptr))
-        out[rows[hit], order[at[hit]]] = sub.data[hit]
+        at = np.minimum(np.searchsorted(ranked, columns), ranked.shape[0] - 1)
+        hit = ranked[at] == columns
+        out[rows[hit], order[at[hit]]] = s.data[pos[hit]]
         return out
 
     def _history_types(self, history: Events | None) -> dict[int, str]:

@@ -194,8 +194,7 @@ def reasons_for(
                          -contrib), axis=-1).tolist()  # each row's, ties to the first
     values = contrib.tolist()
     for r in range(n):
-        row = contrib[r]
-        total = float(row[row > 0].sum())
+        total = sum(v for v in values[r] if v > 0)  # in order, as NumPy's for a few
         share = min_share * total
         strong: list[str] = []
         weak: list[str] = []
