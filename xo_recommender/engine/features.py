@@ -438,6 +438,7 @@ def compute(
     needed: Iterable[str] | None = None,
     compact: bool = False,
     distances: np.ndarray | None = None,
+    within: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The features of every business for one user (only ``needed`` ones, if given).
 
@@ -447,7 +448,10 @@ def compute(
     the features of a category set as ``PerSet`` and the few-business ones as
     ``Sparse`` (what ``score`` and ``contributions`` read; the same values), else
     every feature as an array over all businesses. ``distances``: the businesses' km
-    from ``point``, when the caller has them already.
+    from ``point``, when the caller has them already. ``within`` (with ``compact``;
+    sorted indices): only these businesses will be scored, so the features made from
+    each business's distance are computed for them alone (as ``Sparse`` over
+    ``within``; the same values there, nothing elsewhere).
     """
     want = set(FEATURES if needed is None else needed)
     n = model.n_items
@@ -493,16 +497,27 @@ def compute(
             out["unstated_taste"] = per_set_max(model.categories, unstated_taste_by_category(
                 model.categories, row, base, _stated_columns(model, interests)))
     if distances is not None:
+        by_distance: dict[str, np.ndarray] = {}
+        here = distances if within is None else distances[within]
+        history_distances = distances[row.indices]
         if has_history and "usual_reach" in want:
-            out["usual_reach"] = usual_reach(distances, row)
+            by_distance["usual_reach"] = usual_reach(here, row,
+                                                     history_distances=history_distances)
         if has_history and "usual_nearness" in want:
-            out["usual_nearness"] = usual_nearness(distances, row)
-        out.update(distance_features(distances, want))
+            by_distance["usual_nearness"] = usual_nearness(
+                here, row, history_distances=history_distances)
+        by_distance.update(distance_features(here, want))
         if "popular_nearby" in want:
-            near = out.get("near_3km")
+            near = by_distance.get("near_3km")
             if near is None:
-                near = np.exp(-distances / np.float32(DISTANCE_SCALES["near_3km"]))
-            out["popular_nearby"] = model.signals["popularity"] * near
+                near = np.exp(-here / np.float32(DISTANCE_SCALES["near_3km"]))
+            popularity = model.signals["popularity"]
+            by_distance["popular_nearby"] = (popularity if within is None
+                                             else popularity[within]) * near
+        if within is None:
+            out.update(by_distance)
+        else:
+            out.update((name, Sparse(n, within, v)) for name, v in by_distance.items())
     for name in ("popularity", "trend", "hosted", "rating", "prior"):
         if name in want:
             out[name] = model.signals[name]
@@ -618,14 +633,18 @@ def _interest_matches(model, interests: Sequence[str], *, compact: bool = False)
 
 
 def score(features: Mapping[str, np.ndarray], weights: Mapping[str, float],
-          n_items: int) -> np.ndarray:
+          n_items: int, rows: np.ndarray | None = None) -> np.ndarray:
     """``Σ weight × feature`` (float32); a feature that is absent counts as zero.
 
     Summed in the weights' order, each business's sum the same sequence of float32
     additions whatever form its features take (``compute``'s ``compact``): the leading
     category-set features are summed per set and read once per business (the same
     additions, a few thousand of them); a ``Sparse`` one is added where it is not zero
-    only (adding ``w × 0`` leaves a sum started at +0 unchanged)."""
+    only (adding ``w × 0`` leaves a sum started at +0 unchanged). ``rows`` (sorted
+    indices): the scores of those businesses only, each the same sum.
+    """
+    if rows is not None:
+        return _score_at(features, weights, rows)
     total = None  # while None, every business's sum is still a function of its set
     by_set, of_item = None, None
     for name, w in weights.items():
@@ -650,4 +669,25 @@ def score(features: Mapping[str, np.ndarray], weights: Mapping[str, float],
             total += np.float32(w) * v
     if total is None:
         return np.zeros(n_items, np.float32) if by_set is None else by_set[of_item]
+    return total
+
+
+def _score_at(features: Mapping[str, np.ndarray], weights: Mapping[str, float],
+              rows: np.ndarray) -> np.ndarray:
+    """``score`` at ``rows`` alone: per business the same float32 additions in the same
+    order (a product ``w × 0`` where a ``Sparse`` feature is zero leaves a sum as it
+    is, as skipping it does)."""
+    total = np.zeros(rows.shape[0], np.float32)
+    for name, w in weights.items():
+        v = features.get(name)
+        if v is None or not w:
+            continue
+        if isinstance(v, PerSet):
+            total += (v.values * np.float32(w))[v.of_item[rows]]
+        elif isinstance(v, Sparse):
+            total += (v.values if v.index is rows else v.at(rows)) * np.float32(w)
+        elif v.dtype == np.float32:
+            total += v[rows] * np.float32(w)
+        else:
+            total += np.float32(w) * v[rows]
     return total

@@ -282,16 +282,27 @@ class Recommender:
         weights = self.segment_weights(row)
         point = query.near or query.location
         distances = None if point is None else self.locations.distances_km(*point)
+        within = self._within_reach(distances, mask, k + offset)
         values = features.compute(self, row, interests=query.interests, point=point,
                                   mask=mask, needed=weights, compact=True,
-                                  distances=distances)
+                                  distances=distances, within=within)
         if not any(w > 0 and name in values for name, w in weights.items()):
             # Nothing the weights favour exists for this user (a baseline of distance
             # alone for a user without a home): rank by the prior, not by id.
             weights = {"prior": 1.0, **{f: w for f, w in weights.items() if w < 0}}
             values = features.compute(self, row, interests=query.interests, point=point,
                                       mask=mask, needed=weights, compact=True,
-                                      distances=distances)
+                                      distances=distances, within=within)
+        if within is not None:
+            # every business within reach comes before every other (within_reach_first):
+            # with enough of them for the page, the page is theirs, scored alone
+            total = features.score(values, weights, self.n_items, rows=within)
+            if not np.isfinite(total.sum(dtype=np.float64)):
+                total = np.where(np.isfinite(total), total, np.float32(0.0))
+            at = blend.top_k(total, k, offset)
+            idx = within[at]
+            groups, contributions = features.contributions(values, weights, idx)
+            return blend.Ranking(idx, total[at], contributions, groups)
         total = features.score(values, weights, self.n_items)
         if not np.isfinite(total.sum(dtype=np.float64)):  # a sum is finite: every score is
             total = np.where(np.isfinite(total), total, np.float32(0.0))
@@ -302,6 +313,24 @@ class Recommender:
         idx = blend.top_k(total, k, offset)
         groups, contributions = features.contributions(values, weights, idx)
         return blend.Ranking(idx, total[idx], contributions, groups)
+
+    #: Score only the businesses within reach when they are at most this share of all
+    #: (a city among many); past it, scoring them all costs about the same.
+    WITHIN_REACH_SHARE = 0.5
+
+    def _within_reach(self, distances: np.ndarray | None, mask: np.ndarray | None,
+                      depth: int) -> np.ndarray | None:
+        """The candidates within ``features.FAR_KM`` (unknown distances count as within),
+        when they alone can fill the ranks asked for (``depth``), else None."""
+        if distances is None:
+            return None
+        near = ~(distances > np.float32(features.FAR_KM))
+        if mask is not None:
+            near &= mask
+        within = np.flatnonzero(near)
+        if within.size < depth or within.size > self.WITHIN_REACH_SHARE * self.n_items:
+            return None
+        return within
 
     def _components(self, query: Query, row: sp.csr_matrix) -> dict[str, np.ndarray]:
         components: dict[str, np.ndarray] = {}
