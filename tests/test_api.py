@@ -387,7 +387,24 @@ def test_bad_interaction_is_rejected_naming_the_field(world, staff, change, stat
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("missing", ["user_id", "business_id", "interaction_type"])
+def test_an_interaction_without_user_id_is_the_signed_in_users(world, staff):
+    """The owner records their own events without naming themself; a service account
+    that leaves the user out records for itself too, never for somebody else."""
+    owner, shop = world["owner"], world["shops"][3]
+    body = {"business_id": shop.pk, "interaction_type": "save"}
+    assert post(client_for(owner), f"{API}interaction/", body).status_code == 201
+    assert post(client_for(owner), f"{API}interaction/",
+                [body, {**body, "interaction_type": "like"}]).status_code == 201
+    assert sorted(Interaction.objects.filter(business_id=shop.pk).values_list(
+        "user_id", "interaction_type", "count")) == [(owner.pk, "like", 1),
+                                                     (owner.pk, "save", 2)]
+    assert post(client_for(staff), f"{API}interaction/", body).status_code == 201
+    assert Interaction.objects.get(user_id=staff.pk, business_id=shop.pk).count == 1
+    assert post(client_for(), f"{API}interaction/", body).status_code == 401
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("missing", ["business_id", "interaction_type"])
 def test_missing_interaction_field_is_400(world, missing):
     owner = world["owner"]
     body = {"user_id": owner.pk, "business_id": world["shops"][3].pk, "interaction_type": "view"}

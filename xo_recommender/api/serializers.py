@@ -170,7 +170,8 @@ class SimilarQuerySerializer(LimitQuerySerializer):
 class InteractionCreateSerializer(serializers.Serializer):
     """The original ``InteractionCreate``: who did what to which business, how strongly."""
 
-    user_id = IdField()
+    user_id = IdField(required=False,
+                      help_text="The host user's id; left out, the signed-in user's.")
     business_id = IdField()
     interaction_type = serializers.CharField(
         max_length=32, help_text="One of the INTERACTION_WEIGHTS types, e.g. view, like, save.")

@@ -253,7 +253,8 @@ class InteractionViewSet(RecommenderViewSet):
     @extend_schema(
         summary="Record interactions",
         description="One InteractionCreate object, or a JSON list of up to MAX_BATCH of "
-        "them. A user records only for themself; staff or xo_recommender.sync for anyone. "
+        "them. A user records only for themself (user_id may be left out); staff or "
+        "xo_recommender.sync for anyone. "
         "The whole request is validated before anything is written.",
         request=_INTERACTION_BODY,
         responses={**_responses(s.RecordedSerializer, 400, 415, ok_status=201),
@@ -271,6 +272,8 @@ class InteractionViewSet(RecommenderViewSet):
         serializer.is_valid(raise_exception=True)
         items = serializer.validated_data
         items = items if isinstance(items, list) else [items]
+        for item in items:  # left out: the signed-in user's own event
+            item.setdefault("user_id", request.user.pk)
         if not acts_for_anyone(request.user) and any(
                 item["user_id"] != request.user.pk for item in items):
             raise PermissionDenied("You may only record interactions for yourself.")
