@@ -117,3 +117,35 @@ def test_a_place_seen_nearby_comes_before_one_unseen_in_another_city():
     assert any(r.item_id in set(history.item_ids.tolist()) for r in page)
     further = model.recommend(Query(history=history, location=home, limit=5, offset=20))
     assert min(r.distance_km for r in further) > 1000  # then the far city, in order
+
+
+def test_reach_rate_knows_what_was_on_offer():
+    """The same 5 km choices mean a short reach for a user with places all around them
+    and a long one for a user on the edge of town, where nothing is nearer."""
+    rng = np.random.default_rng(3)
+    around = np.concatenate([rng.uniform(0.2, 2.0, 200), [5.0, 5.0, 5.0]]).astype(np.float32)
+    edge = np.concatenate([rng.uniform(4.5, 8.0, 200), [5.0, 5.0, 5.0]]).astype(np.float32)
+    went = np.array([200, 201, 202])
+    central = features.reach_rate(around, around[went])
+    remote = features.reach_rate(edge, edge[went])
+    assert remote > 0 and central > 0
+    assert central < remote  # going 5 km past 200 closer places: a long reach
+    near_choices = features.reach_rate(around, around[:3])
+    assert near_choices > central  # staying close: each km costs more
+    assert features.reach_rate(around, np.array([np.inf], np.float32)) is None
+    closed = np.arange(200)  # the closer places closed: 5 km was as near as it gets
+    assert features.reach_rate(around, around[went], closed) > central
+
+
+def test_personal_nearness_falls_in_the_users_own_unit_and_only_from_the_history():
+    distances = np.array([0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, np.inf], np.float32)
+    homebody = features.personal_nearness(distances, features.reach_rate(
+        distances, distances[[0, 1, 2]]))
+    traveller = features.personal_nearness(distances, features.reach_rate(
+        distances, distances[[3, 4, 5]]))
+    assert homebody[0] == traveller[0] == 1.0
+    assert np.all(np.diff(homebody) <= 0) and np.all(np.diff(traveller) <= 0)
+    assert homebody[4] < traveller[4]
+    assert homebody[-1] == traveller[-1] == 0.0  # an unknown distance is not near
+    assert homebody.dtype == np.float32
+    assert not features.personal_nearness(distances, None).any()

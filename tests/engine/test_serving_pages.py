@@ -17,7 +17,8 @@ from xo_recommender.engine.features import FEATURES
 from xo_recommender.engine.model import EngineParams, Query, Recommender
 
 #: The features at the reference commit, in their order then (the pin's weights).
-PINNED = tuple(f for f in FEATURES if f not in {"unstated_taste", "usual_nearness"})
+PINNED = tuple(f for f in FEATURES
+               if f not in {"unstated_taste", "usual_nearness", "personal_nearness"})
 
 TAGS = ("vegan", "late", "family", "wifi", "outdoor", "cash")
 

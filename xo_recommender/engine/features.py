@@ -39,7 +39,8 @@ FAR_KM = 50.0
 #: Features that need the user's history; a user without one has them all at zero.
 HISTORY_FEATURES: tuple[str, ...] = (
     "collaborative", "profile", "category", "category_match", "category_count",
-    "category_lift", "unstated_lift", "unstated_taste", "usual_reach", "usual_nearness", "seen",
+    "category_lift", "unstated_lift", "unstated_taste", "usual_reach", "usual_nearness",
+    "personal_nearness", "seen",
 )
 
 #: Features a user without history still has.
@@ -52,7 +53,8 @@ FEATURES: tuple[str, ...] = HISTORY_FEATURES + COLD_FEATURES
 
 #: Features computed from the distance to the user's home.
 _USE_DISTANCE = frozenset({*DISTANCE_SCALES, "nearness", "log_nearness", "popular_nearby",
-                           "usual_reach", "usual_nearness", "category_lift",
+                           "usual_reach", "usual_nearness", "personal_nearness",
+                           "category_lift",
                            "unstated_lift", "unstated_taste"})
 
 #: Which reason a feature's contribution stands for (``None``: never a reason).
@@ -61,7 +63,7 @@ REASON_GROUP: dict[str, str | None] = {
     "category_match": "category", "category_count": "category",
     "category_lift": "category",
     "unstated_lift": "category", "unstated_taste": "category", "usual_reach": "proximity",
-    "usual_nearness": "proximity",
+    "usual_nearness": "proximity", "personal_nearness": "proximity",
     "seen": None, "interest": "interest",
     "interest_category": "interest", "interest_tag": "interest",
     **{name: "proximity" for name in DISTANCE_SCALES},
@@ -317,6 +319,79 @@ def usual_nearness(distances: np.ndarray, row: sp.csr_matrix, *,
     return np.maximum(np.float32(1.0) - distances / span, np.float32(0.0))
 
 
+#: The distance scales (km) ``reach_rate`` weighs, on a log grid: from a walk round
+#: the block to a drive across a region.
+REACH_SCALES = np.geomspace(0.25, 40.0, 16)
+#: ``reach_rate`` counts the businesses on offer in bins this wide (km), up to this far.
+REACH_BIN_KM = 0.1
+REACH_MAX_KM = 120.0
+_REACH_BINS = int(round(REACH_MAX_KM / REACH_BIN_KM))
+#: At most about this many businesses are counted (every k-th of a larger catalogue): a
+#: sum over tens of thousands is known well enough from a fraction, and a common factor
+#: on it changes nothing in the posterior.
+REACH_SAMPLE = 12_500
+#: ``exp(-d / s)`` at each bin's centre, per scale (scales × bins), made once.
+_REACH_KERNEL = np.exp(-np.outer(1.0 / REACH_SCALES,
+                                 (np.arange(_REACH_BINS) + 0.5) * REACH_BIN_KM))
+
+
+def reach_rate(distances: np.ndarray, history_distances: np.ndarray,
+               inactive: np.ndarray | None = None) -> float | None:
+    """How much a km costs this user, ``E[1/s]``: the posterior mean given where they went.
+
+    A choice model: a user whose distance scale is ``s`` picks a business with
+    probability ``exp(-d/s) / Σ exp(-d'/s)`` over the businesses on offer (all but
+    ``inactive``, indices). The likelihood of the distances of the places they went to,
+    over a log grid of scales (``REACH_SCALES``, a flat prior on it), gives the
+    posterior. Unlike the median distance (``usual_distance``), it knows what was on
+    offer: far choices by a user on the edge of town, where everything is far, say
+    little; by one in the centre, a lot. The sums over businesses come from a histogram
+    of their distances (``REACH_BIN_KM``; of every k-th business above ``REACH_SAMPLE``),
+    then a few thousand operations for all the scales. None: no place of the history
+    has a known distance.
+    """
+    dh = np.asarray(history_distances, np.float64)
+    dh = dh[np.isfinite(dh)]
+    if not dh.size:
+        return None
+    step = max(1, -(-int(distances.shape[0]) // REACH_SAMPLE))
+    binned = np.multiply(distances[::step], np.float32(1.0 / REACH_BIN_KM), dtype=np.float32)
+    np.fmin(binned, np.float32(_REACH_BINS), out=binned)  # NaN, inf, too far: the last
+    binned = binned.astype(np.intp)
+    if inactive is not None and len(inactive):
+        closed = np.asarray(inactive, np.intp)
+        binned[closed[closed % step == 0] // step] = _REACH_BINS
+    on_offer = np.bincount(binned, minlength=_REACH_BINS + 1)[:_REACH_BINS]
+    rates = 1.0 / REACH_SCALES
+    z = _REACH_KERNEL @ on_offer
+    log_lik = -rates * float(dh.sum()) - dh.size * np.log(np.maximum(z, 1e-300))
+    posterior = np.exp(log_lik - log_lik.max())
+    return float(posterior @ rates / posterior.sum())
+
+
+def inactive_items(model) -> np.ndarray:
+    """The indices of the businesses that are not active (made once per loaded model)."""
+    cached = getattr(model, "_xo_inactive", None)
+    if cached is None:
+        cached = np.flatnonzero(~np.asarray(model.active, bool))
+        model._xo_inactive = cached
+    return cached
+
+
+def personal_nearness(distances: np.ndarray, rate: float | None) -> np.ndarray:
+    """Closeness on a straight line in the user's expected unit of distance
+    (``reach_rate``): ``1 - d × E[1/s] / USUAL_SPAN``, at least 0 (zeros: no rate).
+
+    Like ``usual_nearness``, a weight on it is a per-user cost per km; the rate comes
+    from a choice model instead of the median distance.
+    """
+    if not rate:
+        return np.zeros(distances.shape[0], np.float32)
+    out = distances * np.float32(-rate / USUAL_SPAN)
+    out += np.float32(1.0)
+    return np.maximum(out, np.float32(0.0), out=out)
+
+
 def _stated_columns(model, interests: Sequence[str]) -> np.ndarray:
     keys = {normalise_term(t) for t in interests or ()}
     return np.array(sorted(model._category_column[k] for k in keys
@@ -506,6 +581,10 @@ def compute(
         if has_history and "usual_nearness" in want:
             by_distance["usual_nearness"] = usual_nearness(
                 here, row, history_distances=history_distances)
+        if has_history and "personal_nearness" in want:
+            # the rate reads what is on offer everywhere, the feature only where scored
+            by_distance["personal_nearness"] = personal_nearness(
+                here, reach_rate(distances, history_distances, inactive_items(model)))
         by_distance.update(distance_features(here, want))
         if "popular_nearby" in want:
             near = by_distance.get("near_3km")
