@@ -18,7 +18,8 @@ from xo_recommender.engine.newcomers import (
 #: Every feature a business without a history has, computed the model's way.
 SHARED = ("interest_category", "interest_tag", *features.DISTANCE_SCALES, "nearness",
           "log_nearness", "category", "category_match", "category_count", "category_lift",
-          "unstated_lift", "unstated_taste", "usual_reach", "usual_nearness", "rating")
+          "unstated_lift", "unstated_taste", "usual_reach", "usual_nearness",
+          "personal_nearness", "rating")
 
 
 def _learned_model(driver: str = "interest"):

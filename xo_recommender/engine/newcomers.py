@@ -82,7 +82,8 @@ def _newcomer_features(model, items: Catalogue, row: sp.csr_matrix,
         out["category_count"] = (features.per_item_max(cats, counts) >= 2).astype(np.float32)
         home = None  # the model's businesses from the user's point, computed once
         if point is not None and wanted & {"category_lift", "unstated_lift", "unstated_taste",
-                                           "usual_reach", "usual_nearness"}:
+                                           "usual_reach", "usual_nearness",
+                                           "personal_nearness"}:
             home = np.where(np.isfinite(d := model.locations.distances_km(*point)), d,
                             np.inf).astype(np.float32)
         if wanted & {"category_lift", "unstated_lift", "unstated_taste"}:
@@ -97,11 +98,15 @@ def _newcomer_features(model, items: Catalogue, row: sp.csr_matrix,
             out["unstated_taste"] = features.per_item_max(
                 cats, features.unstated_taste_by_category(model.categories, row, base, stated))
         if home is not None and distances is not None and (
-                wanted & {"usual_reach", "usual_nearness"}):
+                wanted & {"usual_reach", "usual_nearness", "personal_nearness"}):
             d_hist = home[row.indices]
             out["usual_reach"] = features.usual_reach(distances, row, history_distances=d_hist)
             out["usual_nearness"] = features.usual_nearness(distances, row,
                                                             history_distances=d_hist)
+            if "personal_nearness" in wanted:  # the rate from the model's businesses
+                out["personal_nearness"] = features.personal_nearness(
+                    distances, features.reach_rate(home, d_hist,
+                                                   features.inactive_items(model)))
     known = np.asarray(model.ratings, np.float64)
     known = known[np.isfinite(known)]
     prior_mean = float(known.mean()) if known.size else None
