@@ -21,7 +21,6 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -115,8 +114,8 @@ def run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float) 
                             budget_seconds=budget)
     learn_s = time.perf_counter() - started
     now = float(np.max(outer.train.last_seen))
-    served = Recommender.fit(catalogue, outer.train, replace(params, ranking=learned.ranking),
-                             now=now)
+    # what a rebuild serves: the learned ranking with the hyperparameters it chose
+    served = Recommender.fit(catalogue, outer.train, learned.apply(params), now=now)
     weightings = {
         segment: {"served": learned.ranking[segment],
                   **{n: w for n, w in learned.candidates[segment].items() if n != "model"}}
