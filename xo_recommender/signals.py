@@ -202,7 +202,7 @@ def business_categories_changed(*, instance: Any, action: str, reverse: bool,
     else:  # category.businesses.clear(): which ones is not said
         transaction.on_commit(cache.invalidate_catalogue)
         return
-    transaction.on_commit(lambda: [cache.invalidate_business(i) for i in ids])
+    transaction.on_commit(lambda: cache.invalidate_businesses(ids))
 
 
 def category_label_changed(**kwargs: Any) -> None:

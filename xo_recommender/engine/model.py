@@ -293,26 +293,20 @@ class Recommender:
             values = features.compute(self, row, interests=query.interests, point=point,
                                       mask=mask, needed=weights, compact=True,
                                       distances=distances, within=within)
-        if within is not None:
-            # every business within reach comes before every other (within_reach_first):
-            # with enough of them for the page, the page is theirs, scored alone
-            total = features.score(values, weights, self.n_items, rows=within)
-            if not np.isfinite(total.sum(dtype=np.float64)):
-                total = np.where(np.isfinite(total), total, np.float32(0.0))
-            at = blend.top_k(total, k, offset)
-            idx = within[at]
-            groups, contributions = features.contributions(values, weights, idx)
-            return blend.Ranking(idx, total[at], contributions, groups)
-        total = features.score(values, weights, self.n_items)
+        # with ``within``, every business within reach comes before every other
+        # (within_reach_first) and they fill the page: they alone are scored, all candidates
+        total = features.score(values, weights, self.n_items, rows=within)
         if not np.isfinite(total.sum(dtype=np.float64)):  # a sum is finite: every score is
             total = np.where(np.isfinite(total), total, np.float32(0.0))
-        if distances is not None:
-            total = features.within_reach_first(total, distances)
-        if mask is not None:
-            total = np.where(mask, total, np.float32(-np.inf))
-        idx = blend.top_k(total, k, offset)
+        if within is None:
+            if distances is not None:
+                total = features.within_reach_first(total, distances)
+            if mask is not None:
+                total = np.where(mask, total, np.float32(-np.inf))
+        at = blend.top_k(total, k, offset)
+        idx = at if within is None else within[at]
         groups, contributions = features.contributions(values, weights, idx)
-        return blend.Ranking(idx, total[idx], contributions, groups)
+        return blend.Ranking(idx, total[at], contributions, groups)
 
     #: Score only the businesses within reach when they are at most this share of all
     #: (a city among many); past it, scoring them all costs about the same.

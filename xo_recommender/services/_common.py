@@ -13,7 +13,7 @@ from django.db import connections, models, router, transaction
 
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.exceptions import InvalidArgument
-from xo_recommender.models import Interaction
+from xo_recommender.models import Interaction, RecBusiness, RecUser
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,6 +56,16 @@ def host_user_model() -> type[models.Model]:
 
 def host_business_model() -> type[models.Model]:
     return Interaction.business.field.related_model
+
+
+def user_pk(value: Any, field: str = "user") -> int:
+    """``host_id`` of a user: a host user, the recommender's view of one, or an id."""
+    return host_id(value, (host_user_model(), RecUser), field)
+
+
+def business_pk(value: Any, field: str = "business_id") -> int:
+    """``host_id`` of a business: a host business, the view of one, or an id."""
+    return host_id(value, (host_business_model(), RecBusiness), field)
 
 
 @contextmanager

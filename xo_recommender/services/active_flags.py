@@ -25,17 +25,12 @@ from collections.abc import Iterable
 from django.db import connections, router
 
 from xo_recommender.conf import settings as rec_settings
-from xo_recommender.models import Interaction
-from xo_recommender.services._common import statement_timeout
+from xo_recommender.services._common import host_business_model, statement_timeout
 
 logger = logging.getLogger("xo_recommender.services")
 
 #: Placeholders per ``IN`` list where ids cannot travel as one array (SQLite's limit).
 _IN_CHUNK = 5000
-
-
-def _business_model():
-    return Interaction.business.field.related_model
 
 
 def active_ids(ids: Iterable[int], using: str | None = None) -> set[int]:
@@ -50,7 +45,7 @@ def active_ids(ids: Iterable[int], using: str | None = None) -> set[int]:
     ids = [int(i) for i in ids]
     if not ids:
         return set()
-    business_model = _business_model()
+    business_model = host_business_model()
     meta = business_model._meta
     connection = connections[using or router.db_for_read(business_model)]
     q = connection.ops.quote_name
@@ -104,7 +99,7 @@ class ActiveFlags:
 
     def listable(self, ids: list[int], interval: float, background: bool = False) -> set[int]:
         """Which of ``ids`` are listable, by flags read at most ``interval`` s ago."""
-        using = router.db_for_read(_business_model())
+        using = router.db_for_read(host_business_model())
         slices = self.SLICES
         with self.lock:  # one reader at a time: the others then find the flags fresh
             now = time.monotonic()
@@ -145,7 +140,7 @@ class ActiveFlags:
     def learn(self, ids: Iterable[int], since: float) -> None:
         """``ids`` were read active from the view after ``since`` (a computed ranking):
         remembered as listable where that is no older than their slice's own read."""
-        using = router.db_for_read(_business_model())
+        using = router.db_for_read(host_business_model())
         with self.lock:
             read_at, flags = self.memory.get(using) or self._empty(using)
             for i in ids:

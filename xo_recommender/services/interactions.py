@@ -14,8 +14,8 @@ from django.utils import timezone
 from xo_recommender import cache
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.exceptions import InvalidArgument, UnknownUser
-from xo_recommender.models import Interaction, RecBusiness, RecUser
-from xo_recommender.services._common import bounded, host_id, host_user_model
+from xo_recommender.models import Interaction, RecUser
+from xo_recommender.services._common import bounded, business_pk, user_pk
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,8 @@ def check_values(events: list[InteractionEvent]) -> list[InteractionEvent]:
             raise ValidationError({"count": f"Count must be a whole number from 1 to "
                                    f"{MAX_COUNT:,}."}, code="invalid")
         try:
-            ids = {field: host_id(getattr(event, field), (model.field.related_model, view),
-                                  field)
-                   for field, model, view in (("user_id", Interaction.user, RecUser),
-                                              ("business_id", Interaction.business,
-                                               RecBusiness))}
+            ids = {"user_id": user_pk(event.user_id, "user_id"),
+                   "business_id": business_pk(event.business_id)}
         except InvalidArgument as exc:
             raise ValidationError({exc.field: str(exc)}, code="invalid") from None
         out.append(replace(event, weight=float(weight), **ids))
@@ -201,7 +198,7 @@ def record_interaction(
 
 def user_interactions(user_id: Any):
     """The user's interactions, newest first (a queryset, for pagination)."""
-    pk = host_id(user_id, (host_user_model(), RecUser), "user")
+    pk = user_pk(user_id)
     if not RecUser.objects.filter(pk=pk).exists():
         raise UnknownUser(f"No user with id {user_id!r}.")
     return Interaction.objects.filter(user_id=pk).order_by("-last_seen", "-pk")

@@ -30,15 +30,15 @@ from xo_recommender.exceptions import (
     UnknownBusiness,
     UnknownUser,
 )
-from xo_recommender.models import Interaction, RecBusiness, RecUser
+from xo_recommender.models import RecBusiness, RecUser
 from xo_recommender.services import active_flags, newcomers
 from xo_recommender.services._common import (
     bounded,
     bounded_fetch,
+    business_pk,
     host_business_model,
-    host_id,
-    host_user_model,
     statement_timeout,
+    user_pk,
 )
 
 
@@ -96,14 +96,14 @@ def _validated_radius(radius_km: Any) -> float | None:
 
 def _user_id(user: Any) -> int:
     """The user's id, from a host user (or the recommender's view of one) or an id."""
-    return host_id(user, (host_user_model(), RecUser), "user")
+    return user_pk(user)
 
 
 def _business_ids(businesses: Any, field: str = "exclude") -> list[int]:
     """Sorted distinct ids of host businesses given as instances or ids."""
     if isinstance(businesses, str | bytes) or not isinstance(businesses, Iterable):
         raise InvalidArgument(field, f"{field} must be a list of businesses or their ids")
-    return sorted({host_id(b, (host_business_model(), RecBusiness), field)
+    return sorted({business_pk(b, field)
                    for b in businesses})
 
 
@@ -399,8 +399,8 @@ def recommend_for(
     """
     page = recommendation_page(user, limit, offset=offset, category=category, near=near,
                                radius_km=radius_km, exclude=exclude, diversify=diversify)
-    business_model = Interaction.business.field.related_model
-    hosts = business_model._default_manager.in_bulk([item.business_id for item in page.items])
+    hosts = host_business_model()._default_manager.in_bulk(
+        [item.business_id for item in page.items])
     return [Recommendation(hosts[item.business_id], item.score, item.reasons,
                            item.distance_km)
             for item in page.items if item.business_id in hosts]
@@ -481,7 +481,7 @@ def similar_businesses(business_id: Any, limit: int = 10) -> dict[str, Any]:
     business the model does not know yet gets the known and new ones sharing its terms.
     """
     limit, _ = _validated_page(limit, 0)
-    pk = host_id(business_id, (host_business_model(), RecBusiness), "business_id")
+    pk = business_pk(business_id)
     business = snapshot.load_catalogue(only_id=pk)
     if not len(business):
         raise UnknownBusiness(f"No business with id {business_id!r}.")

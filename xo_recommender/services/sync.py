@@ -8,18 +8,13 @@ from typing import Any
 from xo_recommender import cache
 from xo_recommender.exceptions import UnknownBusiness, UnknownUser
 from xo_recommender.models import RecBusiness, RecUser
-from xo_recommender.services._common import (
-    bounded,
-    host_business_model,
-    host_id,
-    host_user_model,
-)
+from xo_recommender.services._common import bounded, business_pk, user_pk
 
 
 @bounded
 def sync_user(user_id: Any) -> dict[str, Any]:
     """The host changed this user: check they exist, forget what was cached for them."""
-    pk = host_id(user_id, (host_user_model(), RecUser), "user_id")
+    pk = user_pk(user_id, "user_id")
     cache.invalidate_user(pk)  # first: a user deleted by raw SQL is forgotten too
     if not RecUser.objects.filter(pk=pk).exists():
         raise UnknownUser(f"No user with id {user_id!r}.")
@@ -29,7 +24,7 @@ def sync_user(user_id: Any) -> dict[str, Any]:
 @bounded
 def sync_business(business_id: Any) -> dict[str, Any]:
     """The host changed this business: check it exists, retire the lists that show it."""
-    pk = host_id(business_id, (host_business_model(), RecBusiness), "business_id")
+    pk = business_pk(business_id)
     cache.invalidate_business(pk)
     if not RecBusiness.objects.filter(pk=pk).exists():
         raise UnknownBusiness(f"No business with id {business_id!r}.")
@@ -39,7 +34,7 @@ def sync_business(business_id: Any) -> dict[str, Any]:
 @bounded
 def clear_user_cache(user_id: Any) -> dict[str, Any]:
     """Forget everything cached for this user (their next answer is computed afresh)."""
-    pk = host_id(user_id, (host_user_model(), RecUser), "user_id")
+    pk = user_pk(user_id, "user_id")
     cache.invalidate_user(pk)
     if not RecUser.objects.filter(pk=pk).exists():
         raise UnknownUser(f"No user with id {user_id!r}.")
