@@ -10,6 +10,8 @@ baseline's on a validation holdout carved from that training window, as a rebuil
     python benchmarks/quality_seed_demo.py --smoke     # one small world, for CI
     python benchmarks/quality_seed_demo.py --users 3000 --businesses 2000 \\
         --interactions 60000 --seed 42                  # one world
+    python benchmarks/quality_seed_demo.py --seed 42 --hide homes   # a host that knows
+        # no user's home (``--hide homes,interests``: nor their interests)
 
 Targets (issue 7): returning users NDCG@10 >= 1.2x the best baseline; new users
 >= 1.0x the best baseline.
@@ -50,9 +52,12 @@ SMOKE = ((42, 400, 200, 8_000),)
 ANCHOR_US = 1_767_225_600 * 1_000_000  # 2026-01-01, fixed so runs repeat exactly
 
 
-def world(seed: int, n_users: int, n_biz: int, n_inter: int, *, raw: bool = False):
+def world(seed: int, n_users: int, n_biz: int, n_inter: int, *, raw: bool = False,
+          hide: frozenset[str] = frozenset()):
     """A generated XO Black: businesses, users and interactions as engine arrays
-    (``raw``: also the generator's own users and businesses, for the oracle rows)."""
+    (``raw``: also the generator's own users and businesses, for the oracle rows).
+    ``hide``: what the host does not know of its users ("homes", "interests"); the
+    choices were still made from them, as people choose whatever a site knows."""
     n_cities = seed_demo.city_count(n_biz)
     users = seed_demo.generate_users(n_users, seed, n_cities)
     biz = seed_demo.generate_businesses(n_biz, seed, n_cities)
@@ -70,9 +75,12 @@ def world(seed: int, n_users: int, n_biz: int, n_inter: int, *, raw: bool = Fals
         weights=np.ones(len(inter)), counts=inter.count.astype(np.float64),
         last_seen=inter.last_us / 1e6, first_seen=inter.first_us / 1e6,
     )
+    unknown = np.full(len(users), np.nan)
     profiles = UserProfiles(ids=np.arange(1, len(users) + 1, dtype=np.int64),
-                            interests=users.interests, latitudes=users.lat,
-                            longitudes=users.lon)
+                            interests=[[] for _ in users.interests] if "interests" in hide
+                            else users.interests,
+                            latitudes=unknown if "homes" in hide else users.lat,
+                            longitudes=unknown if "homes" in hide else users.lon)
     if raw:
         return catalogue, events, profiles, users, biz
     return catalogue, events, profiles
@@ -105,8 +113,10 @@ def oracle_ndcg(evaluator: Evaluator, outer, users, biz, *, unstated: bool) -> f
     return total / max(len(outer.targets), 1)
 
 
-def run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float) -> dict:
-    catalogue, events, profiles, users, biz = world(seed, n_users, n_biz, n_inter, raw=True)
+def run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float,
+              hide: frozenset[str] = frozenset()) -> dict:
+    catalogue, events, profiles, users, biz = world(seed, n_users, n_biz, n_inter, raw=True,
+                                                    hide=hide)
     outer = temporal_split(events, seed=seed + 1)
     params = EngineParams()
     started = time.perf_counter()
@@ -128,13 +138,15 @@ def run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float) 
                                                       unstated=True)}
     return {"oracles": oracles,"world": (seed, n_users, n_biz, n_inter), "figures": figures,
             "serving": learned.serving, "learn_seconds": learn_s, "notes": learned.notes,
-            "weights": learned.ranking}
+            "weights": learned.ranking, "hide": sorted(hide)}
 
 
 def report(result: dict) -> list[float]:
     seed, n_users, n_biz, n_inter = result["world"]
+    hidden = f", the host knowing no user's {' or '.join(result['hide'])}" \
+        if result.get("hide") else ""
     print(f"\n## seed {seed}: {n_users:,} users, {n_biz:,} businesses, {n_inter:,} "
-          f"interactions (learned in {result['learn_seconds']:.1f} s; serving "
+          f"interactions{hidden} (learned in {result['learn_seconds']:.1f} s; serving "
           f"{result['serving']})")
     ratios = []
     for segment, label in (("history", "returning users"), ("cold", "new users")):
@@ -170,12 +182,19 @@ def main() -> int:
     parser.add_argument("--businesses", type=int, default=2000)
     parser.add_argument("--interactions", type=int, default=60_000)
     parser.add_argument("--budget", type=float, default=45.0, help="TUNING_SECONDS")
+    parser.add_argument("--hide", default="", help="what the host does not know of its "
+                        "users, comma-separated: homes, interests")
     args = parser.parse_args()
+    hide = frozenset(h for h in args.hide.split(",") if h)
+    if hide - {"homes", "interests"}:
+        parser.error(f"--hide: unknown {', '.join(sorted(hide - {'homes', 'interests'}))}")
     worlds = SMOKE if args.smoke else (
         ((args.seed, args.users, args.businesses, args.interactions),)
         if args.seed is not None else WORLDS)
     for w in worlds:
-        report(run_world(*w, budget=10.0 if args.smoke else args.budget))
+        report(run_world(*w, budget=10.0 if args.smoke else args.budget, hide=hide))
+    if args.smoke and not hide:  # the hosts that know less run as well
+        report(run_world(*SMOKE[0], budget=10.0, hide=frozenset({"homes", "interests"})))
     return 0
 
 

@@ -12,6 +12,7 @@ from django.test import override_settings
 from tests.factories import (
     ATL,
     NYC,
+    BusinessFactory,
     UserFactory,
     coffee_and_books,
 )
@@ -88,6 +89,24 @@ def test_user_with_nothing_gets_popular_businesses(world):
     assert len(results) == 3
     assert set(ids(results)) <= {b.pk for b in world["cafes"][:3] + world["shops"][:3]}
     assert all(r.distance_km is None for r in results)
+
+
+@pytest.mark.django_db
+def test_a_user_without_a_home_is_ranked_from_where_they_go(world, client):
+    nyc_books = BusinessFactory(name="NYC Books", categories=[world["shops"][0].categories
+                                                              .first()],
+                                latitude=NYC[0] + 0.01, longitude=NYC[1], popularity_score=1)
+    rebuild()
+    user = UserFactory(interests=[], home_latitude=None, home_longitude=None)
+    record_interaction(user, world["far_cafe"], "like")  # their one outing: New York
+    results = recommend_for(user, 4)
+    # every Atlanta place is out of reach of where they go: New York's own comes first
+    assert ids(results)[0] == nyc_books.pk
+    assert all(r.distance_km is None for r in results)  # no home given: none shown
+    client.force_login(user)
+    body = client.get(f"/api/recommend/{user.pk}/", {"max_results": 1}).json()
+    assert body["recommendations"][0]["business_id"] == nyc_books.pk
+    assert body["recommendations"][0]["distance_km"] is None
 
 
 @pytest.mark.django_db

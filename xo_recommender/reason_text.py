@@ -24,6 +24,7 @@ MESSAGES: dict[str, str] = {
     "popular": gettext_noop("Popular on {site}"),
     "rated": gettext_noop("Highly rated"),
     "distance": gettext_noop("{km} km away"),
+    "usual_area": gettext_noop("Near places you often go"),
     "shares": gettext_noop("Also {terms}"),
     "chosen_together": gettext_noop("Often chosen together"),
     "fallback": gettext_noop("Recommended for you"),

@@ -2,8 +2,10 @@
 serving path (features, ranking, reasons, diversity) must not change what users get.
 
 The expected pages were produced by the serving code before the request-time work was
-cut down (commit f5619dd); every feature of that time is weighted, so every such
-feature's code runs (features added since have tests of their own).
+cut down (commit f5619dd), but for the "no home" pages: a user without a home is ranked
+from where they usually go since (``Recommender.ranking_point``). Every feature of that
+time is weighted, so every such feature's code runs (features added since have tests of
+their own).
 """
 
 import json

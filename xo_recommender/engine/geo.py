@@ -31,6 +31,10 @@ __all__ = [
 ]
 
 EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius
+#: ``usual_point``: the places within this of the densest one make the centre.
+USUAL_RADIUS_KM = 10.0
+#: ``usual_point``: the most weighted history places it looks at (a k × k pass).
+USUAL_MAX_ITEMS = 64
 DECAYS = ("exp", "cauchy")
 
 
@@ -105,6 +109,46 @@ class ItemLocations:
         h += np.float32(math.cos(p_lat)) * cos_la * np.sin((lo - p_lon) * half) ** 2
         np.minimum(h, np.float32(1.0), out=h)
         return np.float32(2.0 * EARTH_RADIUS_KM) * np.arcsin(np.sqrt(h))
+
+    def usual_point(self, items: np.ndarray, weights: np.ndarray | None = None
+                    ) -> tuple[float, float] | None:
+        """Where a user usually goes: the centre of the densest part of ``items`` (their
+        history's indices; ``weights``: how much each counts), or None if none of them
+        has a location.
+
+        A user who gave no home still has one in effect: people go out near where they
+        live or work. The centre is found around the history place with the most weight
+        within ``USUAL_RADIUS_KM`` (a medoid, so a trip to another city does not pull it
+        half-way there), then is the weighted mean of those places; the most weighted
+        ``USUAL_MAX_ITEMS`` places are enough to find it.
+        """
+        items = np.asarray(items, np.intp)
+        w = (np.ones(items.shape[0]) if weights is None
+             else np.asarray(weights, np.float64).ravel())
+        ok = self.has_location[items] & np.isfinite(w) & (w > 0)
+        items, w = items[ok], w[ok]
+        if not items.size:
+            return None
+        if items.size > USUAL_MAX_ITEMS:
+            top = np.argsort(-w, kind="stable")[:USUAL_MAX_ITEMS]
+            items, w = items[top], w[top]
+        la = self._lat[items].astype(np.float64)
+        lo = self._lon[items].astype(np.float64)
+        h = (np.sin((la[:, None] - la[None, :]) * 0.5) ** 2
+             + np.cos(la)[:, None] * np.cos(la)[None, :]
+             * np.sin((lo[:, None] - lo[None, :]) * 0.5) ** 2)
+        apart = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(h, 1.0)))
+        close = apart <= USUAL_RADIUS_KM
+        centre = int(np.argmax(close @ w))  # the first of equals: deterministic
+        near = close[centre]
+        # the mean of unit vectors, back to degrees: right across the antimeridian too
+        wn = w[near]
+        x = float(wn @ (np.cos(la[near]) * np.cos(lo[near])))
+        y = float(wn @ (np.cos(la[near]) * np.sin(lo[near])))
+        z = float(wn @ np.sin(la[near]))
+        lat = math.degrees(math.atan2(z, math.hypot(x, y)))
+        lon = math.degrees(math.atan2(y, x))
+        return validate_point(max(-90.0, min(90.0, lat)), max(-180.0, min(180.0, lon)))
 
 
 def proximity_scores(

@@ -125,7 +125,15 @@ class Recommendation:
     item_id: int
     score: float
     reasons: list[str]
-    distance_km: float | None
+    distance_km: float | None  # from the point the user gave (their home or ``near``)
+    #: km from the point it was ranked from, when that is where the user usually goes
+    #: (no point given): what orders it within reach, never shown
+    usual_km: float | None = None
+
+    @property
+    def reach_km(self) -> float | None:
+        """The distance that says whether it is within reach (``features.FAR_KM``)."""
+        return self.distance_km if self.usual_km is None else self.usual_km
 
 
 def _text(arrays: Mapping[str, np.ndarray], name: str) -> Sequence[str]:
@@ -280,7 +288,7 @@ class Recommender:
     def _learned_rank(self, query: Query, row: sp.csr_matrix, mask: np.ndarray | None, *,
                       k: int, offset: int) -> blend.Ranking:
         weights = self.segment_weights(row)
-        point = query.near or query.location
+        point = self.ranking_point(query, row)
         distances = None if point is None else self.locations.distances_km(*point)
         within = self._within_reach(distances, mask, k + offset)
         values = features.compute(self, row, interests=query.interests, point=point,
@@ -307,6 +315,24 @@ class Recommender:
         idx = at if within is None else within[at]
         groups, contributions = features.contributions(values, weights, idx)
         return blend.Ranking(idx, total[at], contributions, groups)
+
+    def ranking_point(self, query: Query, row: sp.csr_matrix | None = None
+                      ) -> tuple[float, float] | None:
+        """Where distances are measured from when ranking: the point asked for, else the
+        user's home, else where their history says they usually go
+        (``ItemLocations.usual_point``; ``row``: their history row, if made already).
+
+        Many users never give a home, yet distance is what decides most outings; the
+        learned ranking's distance features then read from the centre of their history.
+        Shown distances (``distance_km``, "km away") stay those from a point the user gave.
+        """
+        point = query.near or query.location
+        if point is None:
+            if row is None:
+                row = self.history_row(query.history, query.now)
+            if row.nnz:
+                point = self.locations.usual_point(row.indices, row.data)
+        return point
 
     #: Score only the businesses within reach when they are at most this share of all
     #: (a city among many); past it, scoring them all costs about the same.
@@ -405,6 +431,10 @@ class Recommender:
         if not len(ranking):
             return []
         point = query.near or query.location
+        usual = False  # ranked from where they usually go (the learned ranking only)
+        if point is None and row.nnz and self.params.ranking is not None:
+            point = self.ranking_point(query, row)
+            usual = point is not None
         distances = None
         if point is not None:
             distances = self.locations.distances_km(*point, at=ranking.indices).astype(
@@ -434,17 +464,17 @@ class Recommender:
             categories=self._category_sources(row, ranking.indices)
             if row.nnz and lifted(blend.CATEGORY) else None,
             distances_km=distances, ratings=self.ratings[ranking.indices],
-            near_km=self.params.near_km,
+            near_km=self.params.near_km, usual_place=usual,
         )
         ids = self.items.to_ids(ranking.indices)
-        return [
-            Recommendation(
+        out = []
+        for r in range(len(ranking)):
+            d = None if distances is None or not math.isfinite(distances[r]) \
+                else round(float(distances[r]), 3)
+            out.append(Recommendation(
                 item_id=int(ids[r]), score=float(ranking.scores[r]), reasons=texts[r],
-                distance_km=None if distances is None or not math.isfinite(distances[r])
-                else round(float(distances[r]), 3),
-            )
-            for r in range(len(ranking))
-        ]
+                distance_km=None if usual else d, usual_km=d if usual else None))
+        return out
 
     def _category_sources(self, row: sp.csr_matrix, results: np.ndarray) -> list[str | None]:
         """Per result, its category the user engages with most (None if none of them)."""

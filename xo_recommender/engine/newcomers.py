@@ -150,13 +150,15 @@ def select(items: Catalogue, *, category: str | None = None,
 
 def rank_newcomers(model, items: Catalogue, row: sp.csr_matrix, *,
                    interests: Sequence[str] = (), point: tuple[float, float] | None = None,
-                   near_km: float = 10.0) -> list[Recommendation]:
+                   near_km: float = 10.0, usual_place: bool = False) -> list[Recommendation]:
     """Each newcomer as a ``Recommendation``, scored on the served scale (best first).
 
     ``row`` is the user's history row in the model (``Recommender.history_row``). Only a
     learned ranking has a scale newcomers can join; under fixed blend weights there is
     none, and nothing is returned. Filtering (active, category, radius, excluded) is the
-    caller's: it chose which newcomers to pass.
+    caller's: it chose which newcomers to pass. ``usual_place``: ``point`` is where the
+    user usually goes (``Recommender.ranking_point``), not one they gave: it ranks and
+    orders by reach, and no distance from it is shown.
     """
     if model.params.ranking is None or not len(items):
         return []
@@ -178,12 +180,13 @@ def rank_newcomers(model, items: Catalogue, row: sp.csr_matrix, *,
     texts = reasons_for(contributions, groups, item_names=list(items.names),
                         matching_terms=terms, distances_km=distances,
                         ratings=None if items.ratings is None else known_ratings(items.ratings),
-                        near_km=near_km)
+                        near_km=near_km, usual_place=usual_place)
     out = []
     for r, item_id in enumerate(np.asarray(items.ids, np.int64).tolist()):
         d = None if distances is None or not math.isfinite(distances[r]) \
             else round(float(distances[r]), 3)
-        out.append(Recommendation(int(item_id), float(total[r]), texts[r], d))
+        out.append(Recommendation(int(item_id), float(total[r]), texts[r],
+                                  None if usual_place else d, d if usual_place else None))
     out.sort(key=lambda rec: -rec.score)
     return out
 
@@ -202,7 +205,7 @@ def merge(ranked: Sequence[Recommendation], newcomers: Sequence[Recommendation],
 
 
 def _out_of_reach(r: Recommendation) -> bool:
-    return r.distance_km is not None and r.distance_km > features.FAR_KM
+    return r.reach_km is not None and r.reach_km > features.FAR_KM
 
 
 

@@ -46,6 +46,7 @@ TEMPLATES: dict[str, str] = {
     "popular": "Popular on {site}",
     "rated": "Highly rated",
     "distance": "{km} km away",
+    "usual_area": "Near places you often go",
     "shares": "Also {terms}",
     "chosen_together": "Often chosen together",
     "fallback": "Recommended for you",
@@ -112,6 +113,7 @@ def reasons_for(
     max_reasons: int = 3,
     site_name: str = "this site",
     fallback: str | None = None,
+    usual_place: bool = False,
 ) -> list[list[str]]:
     """Reasons per result (list of 1..``max_reasons`` strings, strongest first).
 
@@ -122,6 +124,10 @@ def reasons_for(
     ``*_types`` the user's interaction type with it ("save" -> "Because you saved X");
     ``matching_terms`` the interest labels (``ContentModel.matching_terms_for``);
     ``distances_km`` (NaN if unknown); ``ratings`` the item's rating on the site scale.
+    ``usual_place``: the distances are from where the user usually goes, not from a
+    point they gave (``ItemLocations.usual_point``), so nearness is said without a
+    number ("Near places you often go": a km from an inferred centre means nothing to
+    the user).
     A component contributing less than ``min_share`` of the result's score is not
     named unless nothing stronger could be phrased.
     """
@@ -152,6 +158,9 @@ def reasons_for(
         return str(item_names[int(src[r])])
 
     known = None if dist is None else [_distance(dist, r) for r in range(n)]
+
+    def near(d: float) -> Reason:
+        return Reason("usual_area") if usual_place else Reason("distance", km=f"{d:.1f}")
 
     def phrase(component: str, r: int) -> str | None:
         d = None if known is None else known[r]
@@ -186,7 +195,7 @@ def reasons_for(
         if component == PROXIMITY:
             # Distance is a reason only when it is near; farther, it stays a fact
             # (``distance_km``) and the fallback when nothing else can be said.
-            return None if d is None or d > near_km else Reason("distance", km=f"{d:.1f}")
+            return None if d is None or d > near_km else near(d)
         return None
 
     out: list[list[str]] = []
@@ -215,7 +224,7 @@ def reasons_for(
         reasons = (strong or weak[:1])[:max_reasons]
         if not reasons:
             d = None if known is None else known[r]
-            reasons = [Reason("distance", km=f"{d:.1f}") if d is not None else
+            reasons = [near(d) if d is not None and (not usual_place or d <= near_km) else
                        (fallback if fallback is not None else Reason("fallback"))]
         out.append(reasons)
     return out

@@ -177,20 +177,21 @@ class Evaluator:
                       now=self.split.cutoffs.get(user_id, self.now))
         row = model.history_row(hist, query.now)
         mask = model.candidate_mask(query)
-        distances = self.distances(user_id)
+        point = model.ranking_point(query, row)
+        distances = None if point is None else model.locations.distances_km(*point)
+        self._distances = (user_id, distances)
         values = features.compute(model, row, interests=query.interests,
-                                  point=query.location, mask=mask, distances=distances)
+                                  point=point, mask=mask, distances=distances)
         tidx = model.items.to_index(targets)
         tidx = np.unique(tidx[tidx >= 0])
         return values, mask, tidx
 
     def distances(self, user_id: int) -> np.ndarray | None:
-        """Each business's km from the user's home (None: no home), as served; the last
-        user's are kept, so features and ranking share one pass."""
+        """Each business's km from the point ``user_id`` was ranked from (their home or
+        usual place; None: neither), as served: kept from the user's call, so features
+        and ranking share one pass."""
         if self._distances[0] != user_id:
-            point = self.ctx.point(user_id)
-            self._distances = (user_id, None if point is None
-                               else self.model.locations.distances_km(*point))
+            raise LookupError(f"user {user_id} was not prepared last")
         return self._distances[1]
 
     def measure(self, weightings: Mapping[str, Mapping[str, Mapping[str, float]]], *,

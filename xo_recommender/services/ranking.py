@@ -198,9 +198,11 @@ def _with_newcomers(version_id: Any, model: Any, query: Query) -> list[Ranked]:
         return model.recommend(query)
     depth = query.offset + query.limit
     top = model.recommend(replace(query, offset=0, limit=depth))
+    row = model.history_row(query.history, query.now)
+    ranked_from = model.ranking_point(query, row)  # their point, else their usual place
     ranked = new_businesses.rank_newcomers(
-        model, fresh, model.history_row(query.history, query.now),
-        interests=query.interests, point=point, near_km=model.params.near_km)
+        model, fresh, row, interests=query.interests, point=ranked_from,
+        near_km=model.params.near_km, usual_place=point is None and ranked_from is not None)
     return new_businesses.merge(top, ranked, depth)[query.offset:]
 
 
