@@ -330,8 +330,11 @@ class Recommender:
         if point is None:
             if row is None:
                 row = self.history_row(query.history, query.now)
-            if row.nnz:
-                point = self.locations.usual_point(row.indices, row.data)
+            if row.nnz:  # found once per row: the ranking and its reasons both ask
+                point = getattr(row, "_xo_usual_point", False)
+                if point is False:
+                    point = self.locations.usual_point(row.indices, row.data)
+                    row._xo_usual_point = point
         return point
 
     #: Score only the businesses within reach when they are at most this share of all
