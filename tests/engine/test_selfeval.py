@@ -261,8 +261,3 @@ def test_the_guardrail_keeps_the_simplest_ranking_within_the_holdouts_noise():
     figures = {name: fig(v) for name, v in per_user.items()}
     assert figures["model"]["ndcg@10"] > 1.01 * figures["heuristic"]["ndcg@10"]
     assert choose_serving(figures, per_user) == "heuristic"
-    # collaboration alone, level with the blend that served before: the blend serves
-    per_user = {"popular": popular, "hand_set": popular + 0.1,
-                "collaborative_only": popular + 0.1 + luck - luck.mean(), "model": popular}
-    figures = {name: fig(v) for name, v in per_user.items()}
-    assert choose_serving(figures, per_user) == "hand_set"

@@ -464,14 +464,11 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
 FALLBACKS = frozenset({*BASELINES, "hand_set"})
 
 
-#: The fallbacks from the safest to the least: a later one serves only when it beats an
-#: earlier one by more than the holdout's noise (``_beats``). Popularity, then with
-#: distance, then with interests; then the hand-set blend that served before rankings
-#: were learned (never worse than before); last collaboration alone, blind to distance
-#: and interests.
-SAFEST_FIRST = ("popular", "popular_nearby", "heuristic", "hand_set", "collaborative_only")
+#: The fallbacks from the simplest to the most elaborate: a more elaborate one serves
+#: only when it beats a simpler one by more than the holdout's noise (``_beats``).
+SIMPLEST_FIRST = ("popular", "popular_nearby", "heuristic", "collaborative_only", "hand_set")
 #: How many standard errors of the paired per-user difference a fallback must win by
-#: over an earlier one, and the model over the best fallback.
+#: over a simpler one, and the model over the fallback kept.
 FALLBACK_Z = 2.0
 MODEL_Z = 1.0
 
@@ -485,7 +482,7 @@ def choose_serving(figures: Mapping | None,
     With them (``per_user``: each ranking's NDCG@10 per measured user, in one order),
     the model must beat the best fallback by ``MARGIN`` and by ``MODEL_Z`` standard
     errors of their paired difference; if it does not, the fallbacks are walked from
-    the safest (``SAFEST_FIRST``), and a later one replaces the one kept
+    the simplest (``SIMPLEST_FIRST``), and a more elaborate one replaces the one kept
     only when it beats it by ``MARGIN`` and ``FALLBACK_Z`` standard errors. Where a few
     users decide between rankings that measure alike, the simpler one is the safer.
     """
@@ -502,7 +499,7 @@ def choose_serving(figures: Mapping | None,
     best = max(baselines, key=lambda n: (figures[n]["ndcg@10"], n))
     if _beats("model", best, figures, per_user, MODEL_Z):
         return "model"
-    order = [n for n in SAFEST_FIRST if n in baselines]
+    order = [n for n in SIMPLEST_FIRST if n in baselines]
     order += sorted(n for n in baselines if n not in order)
     kept = order[0]
     for name in order[1:]:
