@@ -91,8 +91,7 @@ def test_a_baseline_serves_where_the_model_does_not_beat_it(demo_site, monkeypat
     from xo_recommender.engine import selfeval
 
     monkeypatch.setattr(selfeval, "choose_serving",
-                        lambda figures, per_user=None: None if not figures
-                        else "popular_nearby")
+                        lambda figures: None if not figures else "popular_nearby")
     run_rebuild()
     version = ModelVersion.objects.get(is_active=True)
     assert version.metrics["serving"] == "popular_nearby"

@@ -197,12 +197,9 @@ class Evaluator:
     def measure(self, weightings: Mapping[str, Mapping[str, Mapping[str, float]]], *,
                 users: Mapping[str, Sequence[int]] | None = None,
                 max_users: int | None = None, deadline: float = float("inf"),
-                notes: list[str] | None = None,
-                per_user: dict[str, dict[str, np.ndarray]] | None = None
-                ) -> dict[str, dict | None]:
+                notes: list[str] | None = None) -> dict[str, dict | None]:
         """Metrics of each weighting for ``{"history": {...}, "cold": {...}}`` users
-        (``users``: which held-out users per segment; default all, up to ``max_users``;
-        ``per_user``: filled with each segment's per-user NDCG@10 of each weighting)."""
+        (``users``: which held-out users per segment; default all, up to ``max_users``)."""
         notes = [] if notes is None else notes
         active = int(self.model.active.sum())
         out = {}
@@ -210,9 +207,7 @@ class Evaluator:
                                        ("cold", self.split.cold_targets, True)):
             ids = list(users[segment]) if users is not None else sorted(targets)[:max_users]
             out[segment] = _measure(ids, targets, cold, self, self.model.n_items, active,
-                                    weightings.get(segment, {}), deadline, notes,
-                                    None if per_user is None
-                                    else per_user.setdefault(segment, {}))
+                                    weightings.get(segment, {}), deadline, notes)
         return out
 
 
@@ -361,15 +356,14 @@ def learn_ranking(
     }
 
     say(f"Measuring on {len(report_h):,} + {len(report_c):,} other users")
-    per_user: dict[str, dict[str, np.ndarray]] = {}
     report = prepare.measure({"history": candidates_h, "cold": candidates_c},
                              users={"history": report_h, "cold": report_c},
-                             deadline=deadline, notes=notes, per_user=per_user)
+                             deadline=deadline, notes=notes)
     ranking: dict[str, dict[str, float]] = {}
     serving: dict[str, str] = {}
     learned_from = {"history": len(samples_h), "cold": len(samples_c)}
     for segment, candidates in (("history", candidates_h), ("cold", candidates_c)):
-        choice = choose_serving(report[segment], per_user.get(segment))
+        choice = choose_serving(report[segment])
         if choice is None:  # nothing measured for this segment
             choice = "model" if learned_from[segment] else "defaults"
         serving[segment] = choice
@@ -464,74 +458,29 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
 FALLBACKS = frozenset({*BASELINES, "hand_set"})
 
 
-#: The fallbacks from the simplest to the most elaborate: a more elaborate one serves
-#: only when it beats a simpler one by more than the holdout's noise (``_beats``).
-SIMPLEST_FIRST = ("popular", "popular_nearby", "heuristic", "collaborative_only", "hand_set")
-#: How many standard errors of the paired per-user difference a fallback must win by
-#: over a simpler one, and the model over the fallback kept.
-FALLBACK_Z = 2.0
-MODEL_Z = 1.0
-
-
-def choose_serving(figures: Mapping | None,
-                   per_user: Mapping[str, np.ndarray] | None = None) -> str | None:
-    """The guardrail: "model" when it beats every fallback, else the fallback to serve;
-    None when nothing was measured.
-
-    Without per-user figures, "beats" is by ``MARGIN`` and the best fallback is kept.
-    With them (``per_user``: each ranking's NDCG@10 per measured user, in one order),
-    the model must beat the best fallback by ``MARGIN`` and by ``MODEL_Z`` standard
-    errors of their paired difference; if it does not, the fallbacks are walked from
-    the simplest (``SIMPLEST_FIRST``), and a more elaborate one replaces the one kept
-    only when it beats it by ``MARGIN`` and ``FALLBACK_Z`` standard errors. Where a few
-    users decide between rankings that measure alike, the simpler one is the safer.
-    """
+def choose_serving(figures: Mapping | None) -> str | None:
+    """The guardrail: "model" when it beats every fallback by ``MARGIN``, else the best
+    fallback's name; None when nothing was measured."""
     if not figures or "model" not in figures:
         return None
     baselines = [n for n in figures if n in FALLBACKS]
     if not baselines:
         return "model"
-    if not per_user or not all(n in per_user for n in ("model", *baselines)):
-        best = max(baselines, key=lambda n: (figures[n]["ndcg@10"], n))
-        if figures["model"]["ndcg@10"] > figures[best]["ndcg@10"] * (1.0 + MARGIN):
-            return "model"
-        return best
     best = max(baselines, key=lambda n: (figures[n]["ndcg@10"], n))
-    if _beats("model", best, figures, per_user, MODEL_Z):
+    if figures["model"]["ndcg@10"] > figures[best]["ndcg@10"] * (1.0 + MARGIN):
         return "model"
-    order = [n for n in SIMPLEST_FIRST if n in baselines]
-    order += sorted(n for n in baselines if n not in order)
-    kept = order[0]
-    for name in order[1:]:
-        if _beats(name, kept, figures, per_user, FALLBACK_Z):
-            kept = name
-    return kept
-
-
-def _beats(a: str, b: str, figures: Mapping, per_user: Mapping[str, np.ndarray],
-           z: float) -> bool:
-    """``a``'s NDCG@10 is above ``b``'s by ``MARGIN`` and by ``z`` standard errors of
-    their paired per-user difference."""
-    if not figures[a]["ndcg@10"] > figures[b]["ndcg@10"] * (1.0 + MARGIN):
-        return False
-    diff = np.asarray(per_user[a], np.float64) - np.asarray(per_user[b], np.float64)
-    if diff.size < 2:
-        return True
-    se = float(diff.std(ddof=1)) / np.sqrt(diff.size)
-    return float(diff.mean()) > z * se
+    return best
 
 
 def _measure(user_ids: Sequence[int], targets: Mapping[int, np.ndarray], cold: bool,
              prepare, n_items: int, n_active: int,
              candidates: Mapping[str, Mapping[str, float]], deadline: float,
-             notes: list[str], per_user: dict[str, np.ndarray] | None = None
-             ) -> dict | None:
+             notes: list[str]) -> dict | None:
     """Rank every candidate weighting for each user as served; average the metrics."""
     if not user_ids:
         return None
     sums = {name: np.zeros(3) for name in candidates}
     lists: dict[str, list[np.ndarray]] = {name: [] for name in candidates}
-    ndcgs: dict[str, list[float]] = {name: [] for name in candidates}
     measured = 0
     for user_id in user_ids:
         if time.perf_counter() > deadline and measured >= MIN_MEASURED:
@@ -551,14 +500,11 @@ def _measure(user_ids: Sequence[int], targets: Mapping[int, np.ndarray], cold: b
             total = np.where(mask, total, np.float32(-np.inf))
             top = top_k(total, K)
             lists[name].append(top)
-            ndcgs[name].append(metrics.ndcg_at_k(top, relevant, K))
-            sums[name] += (ndcgs[name][-1],
+            sums[name] += (metrics.ndcg_at_k(top, relevant, K),
                            metrics.precision_at_k(top, relevant, K),
                            metrics.recall_at_k(top, relevant, K))
     if not measured:
         return None
-    if per_user is not None:
-        per_user.update({name: np.asarray(v) for name, v in ndcgs.items()})
     out: dict = {"users": measured}
     for name in candidates:
         ndcg, precision, recall = sums[name] / measured
