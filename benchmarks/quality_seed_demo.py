@@ -12,6 +12,7 @@ baseline's on a validation holdout carved from that training window, as a rebuil
         --interactions 60000 --seed 42                  # one world
     python benchmarks/quality_seed_demo.py --seed 42 --hide homes   # a host that knows
         # no user's home (``--hide homes,interests``: nor their interests)
+    python benchmarks/quality_seed_demo.py --seed 42 --variant local  # another world
 
 Targets (issue 7): returning users NDCG@10 >= 1.2x the best baseline; new users
 >= 1.0x the best baseline.
@@ -20,9 +21,11 @@ Targets (issue 7): returning users NDCG@10 >= 1.2x the best baseline; new users
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -52,15 +55,50 @@ SMOKE = ((42, 400, 200, 8_000),)
 ANCHOR_US = 1_767_225_600 * 1_000_000  # 2026-01-01, fixed so runs repeat exactly
 
 
+#: Other worlds from the same generator, its choice terms scaled (``--variant``; the
+#: generator itself unchanged): is the ranking's lead a property of one parameter set?
+VARIANTS = {
+    "local": "people go half as far (each user's distance scale halved)",
+    "far": "people go twice as far",
+    "nohidden": "nobody has a taste they did not state",
+    "noquality": "quality draws nobody (rating and popularity still follow it: noise)",
+    "weaktaste": "a matching category draws half as strongly (taste terms halved)",
+}
+
+
+@contextlib.contextmanager
+def variant_terms(variant: str | None):
+    """The generator's taste table as ``variant`` has it, while a world is drawn and its
+    oracle ranks (both read ``seed_demo._TASTE``)."""
+    saved = seed_demo._TASTE
+    if variant == "weaktaste":
+        seed_demo._TASTE = saved * np.float32(0.5)
+    try:
+        yield
+    finally:
+        seed_demo._TASTE = saved
+
+
 def world(seed: int, n_users: int, n_biz: int, n_inter: int, *, raw: bool = False,
-          hide: frozenset[str] = frozenset()):
+          hide: frozenset[str] = frozenset(), variant: str | None = None):
     """A generated XO Black: businesses, users and interactions as engine arrays
     (``raw``: also the generator's own users and businesses, for the oracle rows).
     ``hide``: what the host does not know of its users ("homes", "interests"); the
-    choices were still made from them, as people choose whatever a site knows."""
+    choices were still made from them, as people choose whatever a site knows.
+    ``variant``: one of ``VARIANTS`` (call inside ``variant_terms``)."""
     n_cities = seed_demo.city_count(n_biz)
     users = seed_demo.generate_users(n_users, seed, n_cities)
     biz = seed_demo.generate_businesses(n_biz, seed, n_cities)
+    if variant in ("local", "far"):
+        users = replace(users, distance_km=users.distance_km
+                        * np.float32(0.5 if variant == "local" else 2.0))
+    elif variant == "nohidden":
+        names = [c.name for c in demo_data.CATEGORIES]
+        users = replace(users, pref_bits=np.array(
+            [sum(1 << names.index(t) for t in wants if t in names) for wants in users.interests],
+            dtype=np.uint64))
+    elif variant == "noquality":
+        biz = replace(biz, quality=np.zeros_like(biz.quality))
     inter = seed_demo.generate_interactions(users, biz, n_inter, seed, ANCHOR_US)
     names = [c.name for c in demo_data.CATEGORIES]
     catalogue = Catalogue(
@@ -114,9 +152,15 @@ def oracle_ndcg(evaluator: Evaluator, outer, users, biz, *, unstated: bool) -> f
 
 
 def run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float,
-              hide: frozenset[str] = frozenset()) -> dict:
+              hide: frozenset[str] = frozenset(), variant: str | None = None) -> dict:
+    with variant_terms(variant):
+        return _run_world(seed, n_users, n_biz, n_inter, budget, hide, variant)
+
+
+def _run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float,
+               hide: frozenset[str], variant: str | None) -> dict:
     catalogue, events, profiles, users, biz = world(seed, n_users, n_biz, n_inter, raw=True,
-                                                    hide=hide)
+                                                    hide=hide, variant=variant)
     outer = temporal_split(events, seed=seed + 1)
     params = EngineParams()
     started = time.perf_counter()
@@ -138,13 +182,15 @@ def run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float,
                                                       unstated=True)}
     return {"oracles": oracles,"world": (seed, n_users, n_biz, n_inter), "figures": figures,
             "serving": learned.serving, "learn_seconds": learn_s, "notes": learned.notes,
-            "weights": learned.ranking, "hide": sorted(hide)}
+            "weights": learned.ranking, "hide": sorted(hide), "variant": variant}
 
 
 def report(result: dict) -> list[float]:
     seed, n_users, n_biz, n_inter = result["world"]
     hidden = f", the host knowing no user's {' or '.join(result['hide'])}" \
         if result.get("hide") else ""
+    if result.get("variant"):
+        hidden += f"; variant {result['variant']}: {VARIANTS[result['variant']]}"
     print(f"\n## seed {seed}: {n_users:,} users, {n_biz:,} businesses, {n_inter:,} "
           f"interactions{hidden} (learned in {result['learn_seconds']:.1f} s; serving "
           f"{result['serving']})")
@@ -184,6 +230,9 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=45.0, help="TUNING_SECONDS")
     parser.add_argument("--hide", default="", help="what the host does not know of its "
                         "users, comma-separated: homes, interests")
+    parser.add_argument("--variant", choices=sorted(VARIANTS),
+                        help="another world from the same generator: " + "; ".join(
+                            f"{k}: {v}" for k, v in VARIANTS.items()))
     args = parser.parse_args()
     hide = frozenset(h for h in args.hide.split(",") if h)
     if hide - {"homes", "interests"}:
@@ -192,9 +241,12 @@ def main() -> int:
         ((args.seed, args.users, args.businesses, args.interactions),)
         if args.seed is not None else WORLDS)
     for w in worlds:
-        report(run_world(*w, budget=10.0 if args.smoke else args.budget, hide=hide))
-    if args.smoke and not hide:  # the hosts that know less run as well
+        report(run_world(*w, budget=10.0 if args.smoke else args.budget, hide=hide,
+                         variant=args.variant))
+    if args.smoke and not hide and not args.variant:  # so that no option rots
         report(run_world(*SMOKE[0], budget=10.0, hide=frozenset({"homes", "interests"})))
+        for variant in VARIANTS:
+            report(run_world(42, 200, 100, 3_000, budget=3.0, variant=variant))
     return 0
 
 
