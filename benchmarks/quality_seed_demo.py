@@ -62,7 +62,7 @@ VARIANTS = {
     "far": "people go twice as far",
     "nohidden": "nobody has a taste they did not state",
     "noquality": "quality draws nobody (rating and popularity still follow it: noise)",
-    "weaktaste": "a matching category draws half as strongly (taste terms halved)",
+    "weaktaste": "a matching category draws half as strongly (category terms halved, tags not)",
 }
 
 
@@ -238,6 +238,8 @@ def main() -> int:
                         help="another world from the same generator: " + "; ".join(
                             f"{k}: {v}" for k, v in VARIANTS.items()))
     args = parser.parse_args()
+    if not 0 < args.holdout < 1:
+        parser.error("--holdout: a share between 0 and 1")
     hide = frozenset(h for h in args.hide.split(",") if h)
     if hide - {"homes", "interests"}:
         parser.error(f"--hide: unknown {', '.join(sorted(hide - {'homes', 'interests'}))}")

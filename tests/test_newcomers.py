@@ -66,6 +66,29 @@ def test_newcomers_follow_the_request_and_the_host_flags(site):
     assert far.pk not in ids(recommend_for(user, limit=20, radius_km=50))
 
 
+def test_for_a_user_without_a_home_newcomers_are_ranked_from_where_they_go(site):
+    # this user went to New York's only café; two cafés open after the rebuild, one
+    # around the corner from it and one in Atlanta
+    nyc_cafe = BusinessFactory(name="NYC Cafe", categories=[site["coffee"]],
+                               latitude=NYC[0], longitude=NYC[1])
+    rebuild()
+    newcomers.forget()
+    nyc_fresh = BusinessFactory(name="NYC Fresh", categories=[site["coffee"]],
+                                latitude=NYC[0] + 0.005, longitude=NYC[1], rating=3.0)
+    atl_fresh = BusinessFactory(name="ATL Fresh", categories=[site["coffee"]],
+                                latitude=ATL[0], longitude=ATL[1], rating=4.9)
+    user = UserFactory(interests=["coffee"], home_latitude=None, home_longitude=None)
+    record_interaction(user, nyc_cafe, "like")
+    results = recommend_for(user, limit=20)
+    assert ids(results)[0] == nyc_fresh.pk  # all else is out of reach of New York
+    assert atl_fresh.pk in ids(results)
+    assert all(r.distance_km is None for r in results)  # no point the user gave
+    first = results[0].reasons
+    assert "Near places you often go" in first
+    assert not any("km" in reason or "near you" in reason for r in results
+                   for reason in r.reasons)
+
+
 def test_the_next_rebuild_knows_them(site):
     fresh = BusinessFactory(name="Fresh Cafe", categories=[site["coffee"]])
     rebuild()

@@ -25,6 +25,8 @@ MESSAGES: dict[str, str] = {
     "rated": gettext_noop("Highly rated"),
     "distance": gettext_noop("{km} km away"),
     "usual_area": gettext_noop("Near places you often go"),
+    "trending_usual": gettext_noop("Trending near places you often go"),
+    "popular_usual": gettext_noop("Popular near places you often go"),
     "shares": gettext_noop("Also {terms}"),
     "chosen_together": gettext_noop("Often chosen together"),
     "fallback": gettext_noop("Recommended for you"),

@@ -130,3 +130,17 @@ def test_misaligned_evidence_raises():
         reasons_for(np.zeros((2, 6)), COMPONENTS, item_names=NAMES, distances_km=[1.0])
     with pytest.raises(ValueError):
         reasons_for(np.zeros((2, 5)), COMPONENTS, item_names=NAMES)
+
+
+def test_from_where_the_user_usually_goes_nearness_has_no_number_and_no_you():
+    # ranked from an inferred centre (no point given): "near you" and "2.0 km away"
+    # would claim a place the user never gave
+    out = _one([0, 0, 0, 0.3, 0, 0.6], distances_km=[2.0], usual_place=True)
+    assert out == ["Near places you often go", "Popular near places you often go"]
+    assert _one([0, 0, 0, 0.3, 0, 0.6], distances_km=[2.0]) == ["2.0 km away",
+                                                                  "Popular near you"]
+    # farther than near: nothing to say of distance, and the fallback has no number
+    assert _one([0, 0, 0, 0, 0, 0], distances_km=[30.0], usual_place=True) == [
+        "Recommended for you"]
+    assert _one([0, 0, 0, 0, 0, 0], distances_km=[2.0], usual_place=True) == [
+        "Near places you often go"]

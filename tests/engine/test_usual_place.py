@@ -91,6 +91,32 @@ def test_a_user_without_a_home_is_ranked_from_where_they_go():
     assert page[0].reasons[0].code == "distance"
 
 
+def visits(places, types, days_ago, now=1.3e9):
+    t = now - np.asarray(days_ago, float) * 86_400
+    n = len(places)
+    return Events(user_ids=np.ones(n, np.int64), item_ids=np.asarray(places) + 1,
+                  type_codes=np.asarray(types, np.int64), types=("view", "save"),
+                  weights=np.ones(n), counts=np.ones(n), last_seen=t, first_seen=t)
+
+
+def test_places_saved_for_a_trip_do_not_move_where_the_user_usually_goes():
+    catalogue, xy = two_towns()
+    home_town = np.flatnonzero(xy[:, 0] < 100)[:6]
+    trip = np.flatnonzero(xy[:, 0] > 100)[:2]
+    # six views at home over the last month; two saves in the other town yesterday
+    history = visits([*home_town, *trip], [0] * 6 + [1] * 2, [30, 25, 20, 15, 10, 5, 1, 1])
+    weights = {"near_3km": 1.0, "seen": -5.0}
+    model = Recommender.fit(catalogue, history, EngineParams(
+        type_weights={"view": 1.0, "save": 4.0}, ranking={"history": weights,
+                                                          "cold": weights}))
+    page = model.recommend(Query(history=history, limit=10, now=1.3e9))
+    assert all(r.item_id <= 40 for r in page)  # the home town's places, not the trip's
+    # a life split evenly between the two towns has no one usual place
+    split = visits([*home_town[:3], *trip, np.flatnonzero(xy[:, 0] > 100)[2]], [0] * 6,
+                   [5] * 6)
+    assert model.ranking_point(Query(history=split, now=1.3e9)) is None
+
+
 def test_newcomers_out_of_reach_of_the_usual_place_come_after_those_within():
     near = replace(_rec(1, 0.1), usual_km=2.0)
     far_but_higher = replace(_rec(2, 0.9), usual_km=400.0)

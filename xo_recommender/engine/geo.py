@@ -35,6 +35,9 @@ EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius
 USUAL_RADIUS_KM = 10.0
 #: ``usual_point``: the most weighted history places it looks at (a k × k pass).
 USUAL_MAX_ITEMS = 64
+#: ``usual_point``: the share of the weight the densest group must hold more than;
+#: else the user has no one usual place (a life split between two cities).
+USUAL_MIN_SHARE = 0.5
 DECAYS = ("exp", "cauchy")
 
 
@@ -120,7 +123,8 @@ class ItemLocations:
         live or work. The centre is found around the history place with the most weight
         within ``USUAL_RADIUS_KM`` (a medoid, so a trip to another city does not pull it
         half-way there), then is the weighted mean of those places; the most weighted
-        ``USUAL_MAX_ITEMS`` places are enough to find it.
+        ``USUAL_MAX_ITEMS`` places are enough to find it. None as well when that group
+        holds no more than ``USUAL_MIN_SHARE`` of the weight: no one place is usual.
         """
         items = np.asarray(items, np.intp)
         w = (np.ones(items.shape[0]) if weights is None
@@ -141,6 +145,9 @@ class ItemLocations:
         close = apart <= USUAL_RADIUS_KM
         centre = int(np.argmax(close @ w))  # the first of equals: deterministic
         near = close[centre]
+        total = float(w.sum())
+        if float(w[near].sum()) <= (USUAL_MIN_SHARE + 1e-9) * total:  # an even split too
+            return None
         # the mean of unit vectors, back to degrees: right across the antimeridian too
         wn = w[near]
         x = float(wn @ (np.cos(la[near]) * np.cos(lo[near])))

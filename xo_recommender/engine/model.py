@@ -296,7 +296,7 @@ class Recommender:
                                   distances=distances, within=within)
         if not any(w > 0 and name in values for name, w in weights.items()):
             # Nothing the weights favour exists for this user (a baseline of distance
-            # alone for a user without a home): rank by the prior, not by id.
+            # alone for a user with no point to rank from): the prior, not the id, ranks.
             weights = {"prior": 1.0, **{f: w for f, w in weights.items() if w < 0}}
             values = features.compute(self, row, interests=query.interests, point=point,
                                       mask=mask, needed=weights, compact=True,
@@ -325,17 +325,36 @@ class Recommender:
         Many users never give a home, yet distance is what decides most outings; the
         learned ranking's distance features then read from the centre of their history.
         Shown distances (``distance_km``, "km away") stay those from a point the user gave.
+        Each place of the history counts by how recently they went (the half-life), not by
+        what they did there: two places saved for a trip are not where one lives.
         """
         point = query.near or query.location
         if point is None:
             if row is None:
                 row = self.history_row(query.history, query.now)
-            if row.nnz:  # found once per row: the ranking and its reasons both ask
+            if row.nnz:  # kept on the row: the ranking and its reasons both ask
                 point = getattr(row, "_xo_usual_point", False)
                 if point is False:
-                    point = self.locations.usual_point(row.indices, row.data)
+                    point = self.locations.usual_point(row.indices,
+                                                       self._recency(query, row.indices))
                     row._xo_usual_point = point
         return point
+
+    def _recency(self, query: Query, places: np.ndarray) -> np.ndarray | None:
+        """Per place of the history (``places``: sorted indices), the half-life's decay
+        since the user's latest interaction there (None: no times known, all alike)."""
+        history = query.history
+        half_life = self.params.half_life_days * DAY if self.params.half_life_days else None
+        if history is None or history.last_seen is None or not half_life:
+            return None
+        idx = self.items.to_index(history.item_ids)
+        at = np.minimum(np.searchsorted(places, idx), places.size - 1)
+        ok = (idx >= 0) & (places[at] == idx)
+        latest = np.full(places.size, -np.inf)
+        np.maximum.at(latest, at[ok], np.asarray(history.last_seen, np.float64)[ok])
+        now = self.trained_at if query.now is None else float(query.now)
+        age = np.maximum(now - latest, 0.0)  # never seen (-inf): age inf, weight 0
+        return np.exp2(-age / half_life)
 
     #: Score only the businesses within reach when they are at most this share of all
     #: (a city among many); past it, scoring them all costs about the same.

@@ -80,7 +80,7 @@ def _newcomer_features(model, items: Catalogue, row: sp.csr_matrix,
             out["category_match"] = (share > 0).astype(np.float32)
         counts = features.visited_categories(model.categories, row.indices)[0]
         out["category_count"] = (features.per_item_max(cats, counts) >= 2).astype(np.float32)
-        home = None  # the model's businesses from the user's point, computed once
+        home = None  # the model's businesses from the user's point (home or usual place)
         if point is not None and wanted & {"category_lift", "unstated_lift", "unstated_taste",
                                            "usual_reach", "usual_nearness",
                                            "personal_nearness"}:

@@ -47,6 +47,8 @@ TEMPLATES: dict[str, str] = {
     "rated": "Highly rated",
     "distance": "{km} km away",
     "usual_area": "Near places you often go",
+    "trending_usual": "Trending near places you often go",
+    "popular_usual": "Popular near places you often go",
     "shares": "Also {terms}",
     "chosen_together": "Often chosen together",
     "fallback": "Recommended for you",
@@ -126,8 +128,8 @@ def reasons_for(
     ``distances_km`` (NaN if unknown); ``ratings`` the item's rating on the site scale.
     ``usual_place``: the distances are from where the user usually goes, not from a
     point they gave (``ItemLocations.usual_point``), so nearness is said without a
-    number ("Near places you often go": a km from an inferred centre means nothing to
-    the user).
+    number and without "you" ("Near places you often go", "Popular near places you
+    often go": a km from an inferred centre means nothing to the user).
     A component contributing less than ``min_share`` of the result's score is not
     named unless nothing stronger could be phrased.
     """
@@ -182,11 +184,11 @@ def reasons_for(
             return None if not label else Reason("category", category=label)
         if component == TRENDING:
             if d is not None and d <= near_km:
-                return Reason("trending_near")
+                return Reason("trending_usual" if usual_place else "trending_near")
             return Reason("trending", site=site_name)
         if component in (POPULARITY, PRIOR):
             if d is not None and d <= near_km:
-                return Reason("popular_near")
+                return Reason("popular_usual" if usual_place else "popular_near")
             return Reason("popular", site=site_name)
         if component == RATING:
             if rate is not None and not (np.isfinite(rate[r]) and rate[r] >= high_rating):
