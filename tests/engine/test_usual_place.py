@@ -137,6 +137,11 @@ def test_without_homes_the_learned_ranking_still_finds_that_distance_decides():
     popular_ndcg = learned.holdout["baselines"]["popular"]["history"]["ndcg@10"]
     assert learned.serving["history"] == "model"
     assert model_ndcg > 2 * popular_ndcg
+    said = [n for n in learned.notes if n.endswith(
+        "users with a history gave no home: they are ranked from where they usually go")]
+    assert len(said) == 1
+    homeless, of = said[0].split(" users with a history")[0].split(" of ")
+    assert homeless == of  # nobody gave one
     near = sum(w for f, w in learned.ranking["history"].items()
                if f.startswith("near_") or f.endswith("nearness"))
     assert near > 0

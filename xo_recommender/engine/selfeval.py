@@ -225,6 +225,13 @@ class _HistoryIndex:
         return self.events.select(self.order[lo:hi])
 
 
+def _without_a_home(user_ids, users: UserProfiles | None) -> int:
+    """How many of ``user_ids`` have no home among ``users`` (an operator's clue to why
+    distance weighs as it does)."""
+    context = _UserContext(users)
+    return sum(context.point(int(u)) is None for u in user_ids)
+
+
 def _sample_users(events: Events, cap: int, rng: np.random.Generator
                   ) -> tuple[Events, int]:
     """All events of at most ``cap`` users drawn at random (and how many, if sampled)."""
@@ -297,6 +304,12 @@ def learn_ranking(
         return SelfEvaluation(ranking={k: dict(v) for k, v in DEFAULT_RANKING.items()},
                               notes=notes, seconds=time.perf_counter() - started)
 
+    located = catalogue.latitudes is not None and bool(
+        np.isfinite(np.asarray(catalogue.latitudes, np.float64)).any())
+    homeless = _without_a_home(split.targets, users) if located else 0
+    if homeless:
+        notes.append(f"{homeless:,} of {len(split.targets):,} users with a history gave no "
+                     "home: they are ranked from where they usually go")
     say(f"Holdout: {split.users:,} users with a history, {split.cold_users:,} new users; "
         f"training the evaluation model on {len(split.train):,} interactions")
     train_times = split.train.last_seen
