@@ -96,17 +96,28 @@ def test_a_user_without_a_home_is_ranked_from_where_they_go(world, client):
     nyc_books = BusinessFactory(name="NYC Books", categories=[world["shops"][0].categories
                                                               .first()],
                                 latitude=NYC[0] + 0.01, longitude=NYC[1], popularity_score=1)
+    nyc_spots = [BusinessFactory(name=f"NYC {i}", latitude=NYC[0] - 0.01,
+                                 longitude=NYC[1] + 0.01 * i) for i in range(2)]
     rebuild()
     user = UserFactory(interests=[], home_latitude=None, home_longitude=None)
     record_interaction(user, world["far_cafe"], "like")  # their one outing: New York
+    new_york = {nyc_books.pk, *(spot.pk for spot in nyc_spots)}
     results = recommend_for(user, 4)
-    # every Atlanta place is out of reach of where they go: New York's own comes first
-    assert ids(results)[0] == nyc_books.pk
+    # every Atlanta place is out of reach of where they go: New York's own come first
+    assert set(ids(results)[:3]) == new_york
     assert all(r.distance_km is None for r in results)  # no home given: none shown
     client.force_login(user)
     body = client.get(f"/api/recommend/{user.pk}/", {"max_results": 1}).json()
-    assert body["recommendations"][0]["business_id"] == nyc_books.pk
+    assert body["recommendations"][0]["business_id"] in new_york
     assert body["recommendations"][0]["distance_km"] is None
+    # a home in Atlanta and one outing in New York: a trip, Atlanta ranks first
+    mover = UserFactory(interests=[], home_latitude=ATL[0], home_longitude=ATL[1])
+    record_interaction(mover, world["far_cafe"], "like")
+    assert ids(recommend_for(mover, 4))[0] not in new_york
+    # every outing in New York: the home is stale, New York ranks first
+    for spot in nyc_spots:
+        record_interaction(mover, spot, "like")
+    assert ids(recommend_for(mover, 4))[0] == nyc_books.pk
 
 
 @pytest.mark.django_db

@@ -84,11 +84,21 @@ def test_a_user_without_a_home_is_ranked_from_where_they_go():
     assert all(r.usual_km is not None and r.reach_km == r.usual_km for r in page)
     assert str(page[0].reasons[0]) == "Near places you often go"
     assert page[0].reasons[0].code == "usual_area"
-    # a home given wins over the usual place, and its distance is shown
-    home = (float(catalogue.latitudes[0]), float(catalogue.longitudes[0]))
+    # a home in the same town wins over the usual place, and its distance is shown
+    east = int(np.argmax(xy[:, 0]))  # the far east of the second town, ~10 km away
+    home = (float(catalogue.latitudes[east]), float(catalogue.longitudes[east]))
     page = model.recommend(Query(history=history, location=home, limit=5, now=1.3e9))
-    assert all(r.item_id <= 40 and r.distance_km is not None for r in page)
+    from_home = np.hypot(*(xy - xy[east]).T)
+    assert [r.item_id - 1 for r in page] == [
+        i for i in np.argsort(from_home) if i not in set(visits)][:5]
+    assert all(r.distance_km is not None and r.usual_km is None for r in page)
     assert page[0].reasons[0].code == "distance"
+    # a home in another town than every place they go to is stale: where they go ranks
+    stale = (float(catalogue.latitudes[0]), float(catalogue.longitudes[0]))
+    page = model.recommend(Query(history=history, location=stale, limit=5, now=1.3e9))
+    assert [r.item_id - 1 for r in page] == order[:5]
+    assert all(r.distance_km is None for r in page)
+    assert page[0].reasons[0].code == "usual_area"
 
 
 def visits(places, types, days_ago, now=1.3e9):
@@ -114,7 +124,7 @@ def test_places_saved_for_a_trip_do_not_move_where_the_user_usually_goes():
     # a life split evenly between the two towns has no one usual place
     split = visits([*home_town[:3], *trip, np.flatnonzero(xy[:, 0] > 100)[2]], [0] * 6,
                    [5] * 6)
-    assert model.ranking_point(Query(history=split, now=1.3e9)) is None
+    assert model.ranking_point(Query(history=split, now=1.3e9)) == (None, False)
 
 
 def test_newcomers_out_of_reach_of_the_usual_place_come_after_those_within():

@@ -288,7 +288,7 @@ class Recommender:
     def _learned_rank(self, query: Query, row: sp.csr_matrix, mask: np.ndarray | None, *,
                       k: int, offset: int) -> blend.Ranking:
         weights = self.segment_weights(row)
-        point = self.ranking_point(query, row)
+        point, _ = self.ranking_point(query, row)
         distances = None if point is None else self.locations.distances_km(*point)
         within = self._within_reach(distances, mask, k + offset)
         values = features.compute(self, row, interests=query.interests, point=point,
@@ -317,27 +317,53 @@ class Recommender:
         return blend.Ranking(idx, total[at], contributions, groups)
 
     def ranking_point(self, query: Query, row: sp.csr_matrix | None = None
-                      ) -> tuple[float, float] | None:
-        """Where distances are measured from when ranking: the point asked for, else the
-        user's home, else where their history says they usually go
-        (``ItemLocations.usual_point``; ``row``: their history row, if made already).
+                      ) -> tuple[tuple[float, float] | None, bool]:
+        """Where distances are measured from when ranking, and whether that is where the
+        user usually goes rather than a point they gave (``row``: their history row, if
+        made already).
 
-        Many users never give a home, yet distance is what decides most outings; the
-        learned ranking's distance features then read from the centre of their history.
-        Shown distances (``distance_km``, "km away") stay those from a point the user gave.
-        Each place of the history counts by how recently they went (the half-life), not by
-        what they did there: two places saved for a trip are not where one lives.
+        The point asked for (``near``) wins. Else the home, unless it is stale: none of
+        at least ``STALE_HOME_PLACES`` located places of the history lies within
+        ``features.FAR_KM`` of it (they moved, or use the site only in another city), and
+        ranking from it would put a city they never go to first. Else where their
+        history says they usually go (``ItemLocations.usual_point``): many users never
+        give a home, yet distance is what decides most outings.
+        Shown distances (``distance_km``, "km away") stay those from a point the user
+        gave, and only when it is the one ranked from.
         """
-        point = query.near or query.location
-        if point is None:
-            if row is None:
-                row = self.history_row(query.history, query.now)
-            if row.nnz:  # kept on the row: the ranking and its reasons both ask
-                point = getattr(row, "_xo_usual_point", False)
-                if point is False:
-                    point = self.locations.usual_point(row.indices,
-                                                       self._recency(query, row.indices))
-                    row._xo_usual_point = point
+        if query.near is not None:
+            return query.near, False
+        if row is None:
+            row = self.history_row(query.history, query.now)
+        home = query.location
+        if home is not None:
+            if row.indices.size < self.STALE_HOME_PLACES:
+                return home, False  # too few places yet to judge it
+            away = self.locations.distances_km(*home, at=row.indices)
+            located = away[np.isfinite(away)]
+            if located.size < self.STALE_HOME_PLACES or bool(
+                    (located <= np.float32(features.FAR_KM)).any()):
+                return home, False  # few located places, or some within reach of it
+        usual = self._usual_point(query, row)
+        if usual is None:
+            return home, False
+        return usual, True
+
+    #: A home is judged stale only from this many history places, none near it: one
+    #: trip says little of where a user lives.
+    STALE_HOME_PLACES = 3
+
+    def _usual_point(self, query: Query, row: sp.csr_matrix) -> tuple[float, float] | None:
+        """``ItemLocations.usual_point`` of the history, each place counted by how
+        recently the user went (the half-life), not by what they did there: two places
+        saved for a trip are not where one lives. Kept on the row: the ranking and its
+        reasons both ask."""
+        if not row.nnz:
+            return None
+        point = getattr(row, "_xo_usual_point", False)
+        if point is False:
+            point = self.locations.usual_point(row.indices, self._recency(query, row.indices))
+            row._xo_usual_point = point
         return point
 
     def _recency(self, query: Query, places: np.ndarray) -> np.ndarray | None:
@@ -452,11 +478,9 @@ class Recommender:
                  ranking: blend.Ranking) -> list[Recommendation]:
         if not len(ranking):
             return []
-        point = query.near or query.location
-        usual = False  # ranked from where they usually go (the learned ranking only)
-        if point is None and row.nnz and self.params.ranking is not None:
-            point = self.ranking_point(query, row)
-            usual = point is not None
+        point, usual = query.near or query.location, False  # the fixed blend's point
+        if self.params.ranking is not None:  # where the learned ranking ranked from
+            point, usual = self.ranking_point(query, row)
         distances = None
         if point is not None:
             distances = self.locations.distances_km(*point, at=ranking.indices).astype(

@@ -177,7 +177,7 @@ class Evaluator:
                       now=self.split.cutoffs.get(user_id, self.now))
         row = model.history_row(hist, query.now)
         mask = model.candidate_mask(query)
-        point = model.ranking_point(query, row)
+        point, _ = model.ranking_point(query, row)
         distances = None if point is None else model.locations.distances_km(*point)
         self._distances = (user_id, distances)
         values = features.compute(model, row, interests=query.interests,

@@ -199,10 +199,10 @@ def _with_newcomers(version_id: Any, model: Any, query: Query) -> list[Ranked]:
     depth = query.offset + query.limit
     top = model.recommend(replace(query, offset=0, limit=depth))
     row = model.history_row(query.history, query.now)
-    ranked_from = model.ranking_point(query, row)  # their point, else their usual place
+    ranked_from, usual = model.ranking_point(query, row)  # as the model's own page
     ranked = new_businesses.rank_newcomers(
         model, fresh, row, interests=query.interests, point=ranked_from,
-        near_km=model.params.near_km, usual_place=point is None and ranked_from is not None)
+        near_km=model.params.near_km, usual_place=usual)
     return new_businesses.merge(top, ranked, depth)[query.offset:]
 
 
