@@ -13,6 +13,7 @@ baseline's on a validation holdout carved from that training window, as a rebuil
     python benchmarks/quality_seed_demo.py --seed 42 --hide homes   # a host that knows
         # no user's home (``--hide homes,interests``: nor their interests)
     python benchmarks/quality_seed_demo.py --seed 42 --variant local  # another world
+    python benchmarks/quality_seed_demo.py --seed 42 --stale-homes 0.3  # 30 % moved away
 
 Targets (issue 7): returning users NDCG@10 >= 1.2x the best baseline; new users
 >= 1.0x the best baseline.
@@ -80,12 +81,14 @@ def variant_terms(variant: str | None):
 
 
 def world(seed: int, n_users: int, n_biz: int, n_inter: int, *, raw: bool = False,
-          hide: frozenset[str] = frozenset(), variant: str | None = None):
+          hide: frozenset[str] = frozenset(), variant: str | None = None,
+          stale_homes: float = 0.0):
     """A generated XO Black: businesses, users and interactions as engine arrays
     (``raw``: also the generator's own users and businesses, for the oracle rows).
     ``hide``: what the host does not know of its users ("homes", "interests"); the
     choices were still made from them, as people choose whatever a site knows.
-    ``variant``: one of ``VARIANTS`` (call inside ``variant_terms``)."""
+    ``variant``: one of ``VARIANTS`` (call inside ``variant_terms``). ``stale_homes``:
+    the share of users whose home on the site is another city's (they moved)."""
     n_cities = seed_demo.city_count(n_biz)
     users = seed_demo.generate_users(n_users, seed, n_cities)
     biz = seed_demo.generate_businesses(n_biz, seed, n_cities)
@@ -114,11 +117,21 @@ def world(seed: int, n_users: int, n_biz: int, n_inter: int, *, raw: bool = Fals
         last_seen=inter.last_us / 1e6, first_seen=inter.first_us / 1e6,
     )
     unknown = np.full(len(users), np.nan)
+    lat, lon = users.lat, users.lon
+    if stale_homes:  # these users' homes on the site are another city's user's
+        rng = np.random.default_rng(seed + 99)
+        moved = np.flatnonzero(rng.random(len(users)) < stale_homes)
+        lat, lon = lat.copy(), lon.copy()
+        for i in moved:
+            elsewhere = np.flatnonzero(users.city != users.city[i])
+            if elsewhere.size:
+                j = rng.choice(elsewhere)
+                lat[i], lon[i] = users.lat[j], users.lon[j]
     profiles = UserProfiles(ids=np.arange(1, len(users) + 1, dtype=np.int64),
                             interests=[[] for _ in users.interests] if "interests" in hide
                             else users.interests,
-                            latitudes=unknown if "homes" in hide else users.lat,
-                            longitudes=unknown if "homes" in hide else users.lon)
+                            latitudes=unknown if "homes" in hide else lat,
+                            longitudes=unknown if "homes" in hide else lon)
     if raw:
         return catalogue, events, profiles, users, biz
     return catalogue, events, profiles
@@ -153,15 +166,18 @@ def oracle_ndcg(evaluator: Evaluator, outer, users, biz, *, unstated: bool) -> f
 
 def run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float,
               hide: frozenset[str] = frozenset(), variant: str | None = None,
-              holdout: float = 0.2) -> dict:
+              holdout: float = 0.2, stale_homes: float = 0.0) -> dict:
     with variant_terms(variant):
-        return _run_world(seed, n_users, n_biz, n_inter, budget, hide, variant, holdout)
+        return _run_world(seed, n_users, n_biz, n_inter, budget, hide, variant, holdout,
+                          stale_homes)
 
 
 def _run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float,
-               hide: frozenset[str], variant: str | None, holdout: float) -> dict:
+               hide: frozenset[str], variant: str | None, holdout: float,
+               stale_homes: float) -> dict:
     catalogue, events, profiles, users, biz = world(seed, n_users, n_biz, n_inter, raw=True,
-                                                    hide=hide, variant=variant)
+                                                    hide=hide, variant=variant,
+                                                    stale_homes=stale_homes)
     outer = temporal_split(events, fraction=holdout, seed=seed + 1)
     params = EngineParams()
     started = time.perf_counter()
@@ -183,7 +199,8 @@ def _run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float,
                                                       unstated=True)}
     return {"oracles": oracles,"world": (seed, n_users, n_biz, n_inter), "figures": figures,
             "serving": learned.serving, "learn_seconds": learn_s, "notes": learned.notes,
-            "weights": learned.ranking, "hide": sorted(hide), "variant": variant}
+            "weights": learned.ranking, "hide": sorted(hide), "variant": variant,
+            "stale_homes": stale_homes}
 
 
 def report(result: dict) -> list[float]:
@@ -192,6 +209,8 @@ def report(result: dict) -> list[float]:
         if result.get("hide") else ""
     if result.get("variant"):
         hidden += f"; variant {result['variant']}: {VARIANTS[result['variant']]}"
+    if result.get("stale_homes"):
+        hidden += f"; {result['stale_homes']:.0%} of homes on the site another city's"
     print(f"\n## seed {seed}: {n_users:,} users, {n_biz:,} businesses, {n_inter:,} "
           f"interactions{hidden} (learned in {result['learn_seconds']:.1f} s; serving "
           f"{result['serving']})")
@@ -234,12 +253,17 @@ def main() -> int:
     parser.add_argument("--holdout", type=float, default=0.2,
                         help="the share of each user's latest discoveries measured on "
                         "(the learning inside holds out 20 %%, as a rebuild does)")
+    parser.add_argument("--stale-homes", type=float, default=0.0,
+                        help="the share of users whose home on the site is another city's "
+                        "(they moved; the choices follow where they live)")
     parser.add_argument("--variant", choices=sorted(VARIANTS),
                         help="another world from the same generator: " + "; ".join(
                             f"{k}: {v}" for k, v in VARIANTS.items()))
     args = parser.parse_args()
     if not 0 < args.holdout < 1:
         parser.error("--holdout: a share between 0 and 1")
+    if not 0 <= args.stale_homes <= 1:
+        parser.error("--stale-homes: a share between 0 and 1")
     hide = frozenset(h for h in args.hide.split(",") if h)
     if hide - {"homes", "interests"}:
         parser.error(f"--hide: unknown {', '.join(sorted(hide - {'homes', 'interests'}))}")
@@ -248,9 +272,11 @@ def main() -> int:
         if args.seed is not None else WORLDS)
     for w in worlds:
         report(run_world(*w, budget=10.0 if args.smoke else args.budget, hide=hide,
-                         variant=args.variant, holdout=args.holdout))
+                         variant=args.variant, holdout=args.holdout,
+                         stale_homes=args.stale_homes))
     if args.smoke and not hide and not args.variant:  # so that no option rots
         report(run_world(*SMOKE[0], budget=10.0, hide=frozenset({"homes", "interests"})))
+        report(run_world(*SMOKE[0], budget=5.0, stale_homes=0.3))
         for variant in VARIANTS:
             report(run_world(42, 200, 100, 3_000, budget=3.0, variant=variant))
     return 0
