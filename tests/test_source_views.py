@@ -66,8 +66,10 @@ def test_user_view_reads_json_interests_and_renamed_coordinate_columns():
 def test_changed_mapping_is_stale_until_recreated_and_supports_json_and_m2m_labels():
     host = BusinessFactory(categories=[CategoryFactory(name="Hair Salon", slug="hair-salon")],
                            tags=["braids"], rating=None)
+    UserFactory()  # with a home and interests on the host, neither mapped below
     mapping = {
-        "USER_FIELDS": {**DEMO_MAPPING["USER_FIELDS"], "interests": None},
+        "USER_FIELDS": {**DEMO_MAPPING["USER_FIELDS"], "interests": None,
+                        "latitude": None, "longitude": None},  # a host without homes
         # categories from the JSON field this time, tags from the M2M's slug
         "BUSINESS_FIELDS": {"categories": "tags", "tags": "categories__slug",
                             "popularity": None, "rating": None},
@@ -81,6 +83,9 @@ def test_changed_mapping_is_stale_until_recreated_and_supports_json_and_m2m_labe
         assert rec.tags == ["hair-salon"]
         assert rec.rating is None and rec.popularity is None
         assert RecUser.objects.filter(interests=[]).count() == RecUser.objects.count()
+        assert RecUser.objects.exists()
+        assert RecUser.objects.filter(latitude__isnull=True,
+                                      longitude__isnull=True).count() == RecUser.objects.count()
     # back on the configured mapping: the installed views are now the stale ones
     assert set(sources.view_status(connection, apps, SourceView).values()) == {"stale"}
     call_command("recommender_views", "create", verbosity=0)
