@@ -127,7 +127,8 @@ class Recommendation:
     reasons: list[str]
     distance_km: float | None  # from the point the user gave (their home or ``near``)
     #: km from the point it was ranked from, when that is where the user usually goes
-    #: (no point given): what orders it within reach, never shown
+    #: (no home given, or a stale one; ``Recommender.ranking_point``): what orders it
+    #: within reach, never shown
     usual_km: float | None = None
 
     @property
