@@ -22,7 +22,13 @@ from xo_recommender.engine import artifact_format, blend, diversity, features, g
 from xo_recommender.engine.collaborative import CollaborativeModel
 from xo_recommender.engine.content import ContentModel, normalise_term
 from xo_recommender.engine.data import Catalogue, Events
-from xo_recommender.engine.matrix import IdIndex, build_matrix, row_spans, user_row
+from xo_recommender.engine.matrix import (
+    IdIndex,
+    build_matrix,
+    interaction_weights,
+    row_spans,
+    user_row,
+)
 from xo_recommender.engine.reasons import reasons_for
 
 #: artifact_format; 1 was an .npz, 2 held terms as one fixed-width array: both readable.
@@ -130,6 +136,14 @@ class Recommendation:
     #: (no home given, or a stale one; ``Recommender.ranking_point``): what orders it
     #: within reach, never shown
     usual_km: float | None = None
+
+    @classmethod
+    def ranked_from(cls, item_id: int, score: float, reasons: list[str], km: float | None,
+                    *, usual: bool) -> Recommendation:
+        """A result ``km`` from the point it was ranked from: shown as ``distance_km``
+        when the user gave that point, else (``usual``: where they usually go) kept as
+        ``usual_km`` for ordering only."""
+        return cls(item_id, score, reasons, None if usual else km, km if usual else None)
 
     @property
     def reach_km(self) -> float | None:
@@ -377,11 +391,11 @@ class Recommender:
         idx = self.items.to_index(history.item_ids)
         at = np.minimum(np.searchsorted(places, idx), places.size - 1)
         ok = (idx >= 0) & (places[at] == idx)
-        latest = np.full(places.size, -np.inf)
+        latest = np.full(places.size, -np.inf)  # never seen: infinitely old, weight 0
         np.maximum.at(latest, at[ok], np.asarray(history.last_seen, np.float64)[ok])
-        now = self.trained_at if query.now is None else float(query.now)
-        age = np.maximum(now - latest, 0.0)  # never seen (-inf): age inf, weight 0
-        return np.exp2(-age / half_life)
+        # the history row's own decay, without its type weights and counts
+        return interaction_weights(last_seen=latest, half_life=half_life,
+                                   now=self.trained_at if query.now is None else query.now)
 
     #: Score only the businesses within reach when they are at most this share of all
     #: (a city among many); past it, scoring them all costs about the same.
@@ -514,14 +528,11 @@ class Recommender:
             near_km=self.params.near_km, usual_place=usual,
         )
         ids = self.items.to_ids(ranking.indices)
-        out = []
-        for r in range(len(ranking)):
-            d = None if distances is None or not math.isfinite(distances[r]) \
-                else round(float(distances[r]), 3)
-            out.append(Recommendation(
-                item_id=int(ids[r]), score=float(ranking.scores[r]), reasons=texts[r],
-                distance_km=None if usual else d, usual_km=d if usual else None))
-        return out
+        return [Recommendation.ranked_from(
+                    int(ids[r]), float(ranking.scores[r]), texts[r],
+                    None if distances is None or not math.isfinite(distances[r])
+                    else round(float(distances[r]), 3), usual=usual)
+                for r in range(len(ranking))]
 
     def _category_sources(self, row: sp.csr_matrix, results: np.ndarray) -> list[str | None]:
         """Per result, its category the user engages with most (None if none of them)."""

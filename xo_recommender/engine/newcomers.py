@@ -185,8 +185,8 @@ def rank_newcomers(model, items: Catalogue, row: sp.csr_matrix, *,
     for r, item_id in enumerate(np.asarray(items.ids, np.int64).tolist()):
         d = None if distances is None or not math.isfinite(distances[r]) \
             else round(float(distances[r]), 3)
-        out.append(Recommendation(int(item_id), float(total[r]), texts[r],
-                                  None if usual_place else d, d if usual_place else None))
+        out.append(Recommendation.ranked_from(int(item_id), float(total[r]), texts[r], d,
+                                              usual=usual_place))
     out.sort(key=lambda rec: -rec.score)
     return out
 
