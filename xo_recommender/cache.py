@@ -114,8 +114,11 @@ def note_failure(operation: str, exc: Exception) -> None:
 
 
 def reset_breaker() -> None:
-    """Close the breaker and forget pending invalidations (tests)."""
+    """Close the breaker and forget pending invalidations and their timer (tests)."""
     with _breaker.lock:
+        if _breaker.timer is not None:
+            _breaker.timer.cancel()
+            _breaker.timer = None
         _breaker.until = 0.0
         _breaker.users.clear()
         _breaker.businesses.clear()
