@@ -159,15 +159,40 @@ def test_seed_sync_user_errors(body, status):
 def test_health_probes_the_broker_at_most_every_few_seconds(monkeypatch):
     import importlib
 
+    from celery import current_app
+
     health = importlib.import_module("xo_recommender.services.health")
     probes = []
     monkeypatch.setattr(health, "_probe_broker", lambda: probes.append(1))
-    for _ in range(5):
-        assert APIClient().get(f"{API}health/").status_code == 200
-    assert len(probes) == 1
-    monkeypatch.setattr(health, "BROKER_PROBE_SECONDS", 0)
-    APIClient().get(f"{API}health/")
-    assert len(probes) == 2
+    conf = current_app.conf
+    saved = (conf.broker_url, conf.task_always_eager)
+    conf.broker_url, conf.task_always_eager = "amqp://127.0.0.1:5672//", False  # never dialled
+    try:
+        for _ in range(5):
+            response = APIClient().get(f"{API}health/")
+            assert response.status_code == 200 and response.json()["broker"] == {"status": "up"}
+        assert len(probes) == 1
+        monkeypatch.setattr(health, "BROKER_PROBE_SECONDS", 0)
+        APIClient().get(f"{API}health/")
+        assert len(probes) == 2
+    finally:
+        conf.broker_url, conf.task_always_eager = saved
+
+
+@pytest.mark.django_db
+def test_health_says_inline_without_a_broker_and_probes_nothing(monkeypatch, settings):
+    import importlib
+
+    health = importlib.import_module("xo_recommender.services.health")
+    health.forget_broker_probe()
+    probes = []
+    monkeypatch.setattr(health, "_probe_broker", lambda: probes.append(1))
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER,
+                               "HEALTH_REQUIRED": ["database", "broker"]}
+    response = APIClient().get(f"{API}health/")  # the test settings run tasks eagerly
+    # inline is working (tasks run where they are sent), so a required broker still answers
+    assert response.status_code == 200 and response.json()["broker"] == {"status": "inline"}
+    assert probes == []
 
 
 @pytest.mark.django_db

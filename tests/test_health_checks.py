@@ -34,7 +34,7 @@ def test_service_check_fails_when_a_required_part_is_down(settings):
     settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER,
                                "HEALTH_REQUIRED": ["database", "broker"]}
     settings.CELERY_BROKER_URL = ""
-    # no broker configured: reported as up (tasks run inline), so still healthy
+    # no broker configured: reported as inline (tasks run where sent), so still healthy
     assert run(health_checks.RecommenderHealthCheck).error is None
     settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "HEALTH_REQUIRED": ["cache"]}
     from unittest import mock

@@ -40,12 +40,13 @@ available = ServiceUnavailable is not None and _Base is not None
 def recommender_problem() -> str | None:
     """Why the recommender is unhealthy (a required part down), or None."""
     from xo_recommender import services
+    from xo_recommender.services.health import WORKING
 
     healthy, report = services.health()
     if healthy:
         return None
     down = [name for name, part in report.items()
-            if isinstance(part, dict) and part.get("status") != "up"]
+            if isinstance(part, dict) and part.get("status") not in WORKING]
     return "Recommender parts down: " + ", ".join(down or ["unknown"])
 
 

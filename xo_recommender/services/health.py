@@ -33,9 +33,13 @@ BROKER_PROBE_SECONDS = 5.0
 _broker_probe: tuple[float, dict[str, Any]] | None = None
 
 
+#: A part's statuses that count as working: ``inline`` is the broker when none is
+#: configured (tasks run in the process that sends them), reported as such so an
+#: operator who meant to have one sees that they have not.
+WORKING = ("up", "inline")
+
+
 def _probe_broker() -> str | None:
-    if not broker_configured():
-        return "no broker configured: tasks run inline"
     from celery import current_app
 
     with current_app.connection_for_write() as conn:
@@ -47,6 +51,9 @@ def _broker_part() -> dict[str, Any]:
     """The broker's part of the report, probed at most every ``BROKER_PROBE_SECONDS``."""
     global _broker_probe
     now = time.monotonic()
+    if not broker_configured():
+        return {"status": "inline", "latency_ms": 0.0,
+                "detail": "no broker configured: tasks run inline"}
     if _broker_probe is not None and now - _broker_probe[0] < BROKER_PROBE_SECONDS:
         return dict(_broker_probe[1])
     part = _timed(_probe_broker)
@@ -88,7 +95,7 @@ def health() -> tuple[bool, dict[str, Any]]:
     if parts["cache"]["status"] == "down":
         parts["cache"]["status"] = "degraded"
     required = set(rec_settings.HEALTH_REQUIRED)
-    healthy = all(parts[name]["status"] == "up" for name in required if name in parts)
+    healthy = all(parts[name]["status"] in WORKING for name in required if name in parts)
     try:
         version = artifacts.active_version_id() if parts["database"]["status"] == "up" else None
     except Exception:
