@@ -315,12 +315,18 @@ class HealthPartSerializer(serializers.Serializer):
     detail = serializers.CharField(required=False, help_text="Staff only.")
 
 
+class BrokerHealthSerializer(HealthPartSerializer):
+    status = serializers.ChoiceField(
+        choices=["up", "down", "inline"],
+        help_text='"inline": no broker is configured, tasks run where they are sent.')
+
+
 @extend_schema_serializer(many=False)
 class HealthResponseSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "unavailable"])
     database = HealthPartSerializer()
     cache = HealthPartSerializer()
-    broker = HealthPartSerializer()
+    broker = BrokerHealthSerializer()
     model_version = serializers.IntegerField(allow_null=True)
     serving = serializers.CharField(
         allow_null=True, help_text='Which ranking the live version serves: "model" (the '
