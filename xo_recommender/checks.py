@@ -13,6 +13,10 @@ Ids:
 * ``W010`` ``drf_spectacular_sidecar`` not installed (the docs pages would have no assets)
 * ``E008`` a host model's primary key is not an integer (the views, the interaction
   table's foreign keys and the model's arrays hold integer ids)
+* ``E011`` ``REQUEST_USER_FIELD`` is not a relation of the recommender's user model to
+  ``AUTH_USER_MODEL``
+* ``W011`` the recommender's users are not ``AUTH_USER_MODEL`` and ``REQUEST_USER_FIELD``
+  is unset: signed-in users act for nobody (``me/`` is a 403)
 * ``W001`` the views are missing; ``W002`` they were built from another mapping
 * ``W003`` the result cache is private to each process (local memory) while tasks run in
   other processes (a broker is configured), or in any deployment (``check --deploy``)
@@ -209,3 +213,44 @@ def check_integer_primary_keys(app_configs: Any = None, **kwargs: Any) -> list:
                 id="xo_recommender.E008",
             ))
     return errors
+
+
+@register()
+def check_request_user(app_configs: Any = None, **kwargs: Any) -> list:
+    """The API must know which recommender user a signed-in account is (``identity``)."""
+    from xo_recommender.identity import users_are_accounts
+
+    field = rec_settings.REQUEST_USER_FIELD
+    try:
+        model = global_apps.get_model(rec_settings.user_model)
+        auth = global_apps.get_model(django_settings.AUTH_USER_MODEL)
+    except (LookupError, ValueError):
+        return []  # E002 reports it
+    if users_are_accounts():
+        return []
+    if not field:
+        return [Warning(
+            f"XO_RECOMMENDER_USER_MODEL ({model._meta.label}) is not AUTH_USER_MODEL "
+            f"({auth._meta.label}), and {SETTING_NAME}[\"REQUEST_USER_FIELD\"] is unset: "
+            "signed-in users can use neither me/ nor their own recommendations and "
+            "interactions (only staff and service accounts can).",
+            hint=f"Set {SETTING_NAME}[\"REQUEST_USER_FIELD\"] to the field of "
+            f"{model._meta.label} that points at {auth._meta.label} (e.g. \"account\").",
+            id="xo_recommender.W011",
+        )]
+    try:
+        relation = model._meta.get_field(field)
+    except Exception:  # FieldDoesNotExist, or not a field name at all
+        relation = None
+    target = getattr(relation, "related_model", None)
+    if relation is None or not getattr(relation, "concrete", False) \
+            or not (relation.many_to_one or relation.one_to_one) \
+            or target is None or target._meta.label_lower != auth._meta.label_lower:
+        return [Error(
+            f'{SETTING_NAME}["REQUEST_USER_FIELD"] = {field!r} is not a ForeignKey or '
+            f"OneToOneField of {model._meta.label} to {auth._meta.label}.",
+            hint=f"Name the field of {model._meta.label} that points at the signed-in "
+            f"user ({auth._meta.label}).",
+            id="xo_recommender.E011",
+        )]
+    return []

@@ -56,6 +56,11 @@ DEFAULT_BLEND_WEIGHTS: dict[str, float] = dict(DEFAULT_BLEND)
 
 DEFAULTS: dict[str, Any] = {
     "USER_FIELDS": DEFAULT_USER_FIELDS,
+    # When the recommender's users are not AUTH_USER_MODEL (XO_RECOMMENDER_USER_MODEL is
+    # e.g. a profile): the field of that model pointing at the signed-in user (a
+    # ForeignKey or OneToOneField to AUTH_USER_MODEL), so the API knows who "me" is.
+    # Unset, a signed-in user acts for nobody; staff and service accounts as before.
+    "REQUEST_USER_FIELD": None,
     "BUSINESS_FIELDS": DEFAULT_BUSINESS_FIELDS,
     "INTERACTION_WEIGHTS": DEFAULT_INTERACTION_WEIGHTS,
     # Types after which a business is not recommended again to that user; a view is no

@@ -1,7 +1,7 @@
 """Who may call what, and how often.
 
 * A signed-in user reads only their own recommendations and interactions and records
-  interactions only for themselves.
+  interactions only for themselves ("themselves": ``identity.recommender_user_id``).
 * Staff, and users holding ``xo_recommender.sync``, act for any user and may call the
   sync and cache endpoints ("service" accounts: the host's backend, a worker).
 * Rates are DRF throttle scopes set by the host in ``REST_FRAMEWORK
@@ -23,6 +23,7 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from xo_recommender import cache as rec_cache
 from xo_recommender.conf import settings as rec_settings
+from xo_recommender.identity import recommender_user_id
 
 #: The permission that lets an account act for any user (see ``Interaction.Meta``).
 SYNC_PERMISSION = "xo_recommender.sync"
@@ -41,8 +42,9 @@ def acts_for_anyone(user: Any) -> bool:
 
 
 def may_act_for(user: Any, user_id: int) -> bool:
-    """The user themself (no permission query needed), or a service account."""
-    if user is not None and user.is_authenticated and user.pk == user_id:
+    """The user themself (``identity.recommender_user_id``), or a service account."""
+    own = recommender_user_id(user)
+    if own is not None and own == user_id:
         return True
     return acts_for_anyone(user)
 

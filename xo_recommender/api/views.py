@@ -52,7 +52,11 @@ from xo_recommender.exceptions import (
     UnknownBusiness,
     UnknownUser,
 )
+from xo_recommender.identity import recommender_user_id
 from xo_recommender.services._common import statement_timeout
+
+#: A signed-in account that is none of the recommender's users (see ``identity``).
+NO_RECOMMENDER_USER = "Your account is not one of the recommender's users."
 
 
 class ModelUnavailable(APIException):
@@ -234,7 +238,10 @@ class RecommendationViewSet(RecommenderViewSet):
     )
     @action(detail=False, methods=["get"])
     def me(self, request: Request) -> Response:
-        return self._answer(request, request.user.pk)
+        own = recommender_user_id(request.user)
+        if own is None:  # a signed-in account that is none of the recommender's users
+            raise PermissionDenied(NO_RECOMMENDER_USER)
+        return self._answer(request, own)
 
 
 _INTERACTION_BODY = PolymorphicProxySerializer(
@@ -272,10 +279,14 @@ class InteractionViewSet(RecommenderViewSet):
         serializer.is_valid(raise_exception=True)
         items = serializer.validated_data
         items = items if isinstance(items, list) else [items]
+        own = recommender_user_id(request.user)
+        anyone = acts_for_anyone(request.user)
         for item in items:  # left out: the signed-in user's own event
-            item.setdefault("user_id", request.user.pk)
-        if not acts_for_anyone(request.user) and any(
-                item["user_id"] != request.user.pk for item in items):
+            if "user_id" not in item:
+                if own is None:
+                    raise PermissionDenied(NO_RECOMMENDER_USER)
+                item["user_id"] = own
+        if not anyone and any(item["user_id"] != own for item in items):
             raise PermissionDenied("You may only record interactions for yourself.")
         with service_errors():
             services.record_interactions(
