@@ -13,13 +13,15 @@ import django
 
 django.setup()
 
+from django.core.exceptions import ValidationError  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from example_project.xo_black.models import Business, User  # noqa: E402
 from tests.profile_host.models import Profile  # noqa: E402
-from xo_recommender import record_interaction  # noqa: E402
+from xo_recommender import recommend_for, record_interaction  # noqa: E402
+from xo_recommender.exceptions import InvalidArgument  # noqa: E402
 
 API = "/api/recommend/"
 
@@ -71,6 +73,15 @@ def main() -> None:
     seen["no_profile_me"] = [response.status_code, response["Content-Type"]]
     assert response.status_code == 403 and response["Content-Type"] == "application/json", \
         response.content
+    for call in (lambda: record_interaction(alice, cafe, "view"),
+                 lambda: recommend_for(alice)):  # the account, not its profile
+        try:
+            call()
+        except (ValidationError, InvalidArgument) as exc:
+            assert "Profile" in str(exc) and "User" in str(exc), exc
+        else:
+            raise AssertionError("an account was taken for a profile")
+    assert [p.business.pk for p in recommend_for(alices)] == [clinic.pk]  # cafe liked
     print(json.dumps(seen))
 
 
