@@ -147,3 +147,46 @@ def test_docs_without_the_sidecar_app_are_a_warning(settings):
                                if a != "drf_spectacular_sidecar"]
     [warning] = check_docs_assets()
     assert warning.id == "xo_recommender.W010" and "INSTALLED_APPS" in warning.hint
+
+
+@pytest.mark.parametrize("fields", [{"tags": 5}, {"tags": ""}, {"name": ["name"]}])
+def test_a_mapped_value_that_is_no_field_name_is_an_error_not_a_traceback(fields):
+    with override_settings(XO_RECOMMENDER=configured_with(fields)):
+        errors = check_source_mapping()
+    [key] = fields
+    assert [e.id for e in errors] == ["xo_recommender.E003"]
+    assert repr(key) in errors[0].msg and errors[0].hint
+
+
+def test_a_mapping_that_is_no_dict_is_an_error():
+    with override_settings(XO_RECOMMENDER={**settings.XO_RECOMMENDER, "USER_FIELDS": "x"}):
+        errors = check_source_mapping()
+    assert [e.id for e in errors] == ["xo_recommender.E005"] and "dict" in errors[0].msg
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("MAX_RESULTS", "abc"), ("MAX_RESULTS", 0), ("MAX_RESULTS", 2.5), ("MAX_BATCH", True),
+    ("DIVERSITY_LAMBDA", 2), ("GEO_SCALE_KM", 0), ("TUNING_SECONDS", float("nan")),
+    ("CACHE_TIMEOUT", None), ("HALF_LIFE_DAYS", -1),
+])
+def test_a_numeric_setting_out_of_its_range_is_an_error(key, value):
+    with override_settings(XO_RECOMMENDER={**settings.XO_RECOMMENDER, key: value}):
+        errors = check_settings()
+    assert [e.id for e in errors] == ["xo_recommender.E012"]
+    assert key in errors[0].msg and errors[0].hint
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("HALF_LIFE_DAYS", None), ("STATEMENT_TIMEOUT_MS", None), ("STATEMENT_TIMEOUT_MS", 0),
+    ("MAX_RESULTS", 50), ("DIVERSITY_LAMBDA", 0.5), ("TUNING_SECONDS", 10),
+])
+def test_numeric_settings_in_range_pass(key, value):
+    with override_settings(XO_RECOMMENDER={**settings.XO_RECOMMENDER, key: value}):
+        assert check_settings() == []
+
+
+def test_a_boolean_interaction_weight_is_refused():
+    weights = {"view": True, "like": 3.0}
+    with override_settings(XO_RECOMMENDER={**settings.XO_RECOMMENDER,
+                                           "INTERACTION_WEIGHTS": weights}):
+        assert ids(check_settings()) == ["xo_recommender.E007"]

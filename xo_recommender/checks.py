@@ -9,6 +9,7 @@ Ids:
 * ``E005`` unknown keys in ``XO_RECOMMENDER`` or in a field mapping
 * ``E006`` ``CACHE_ALIAS`` is not in ``CACHES``
 * ``E007`` ``INTERACTION_WEIGHTS`` is not a mapping of type names to finite numbers
+* ``E012`` a numeric setting is not a number in its range
 * ``E010`` DRF's ``DEFAULT_SCHEMA_CLASS`` is not drf-spectacular's (the schema would 500)
 * ``W010`` ``drf_spectacular_sidecar`` not installed (the docs pages would have no assets)
 * ``E008`` a host model's primary key is not an integer (the views, the interaction
@@ -58,8 +59,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
         ))
     weights = rec_settings.INTERACTION_WEIGHTS
     if not isinstance(weights, dict) or not weights or not all(
-        isinstance(k, str) and 0 < len(k) <= 32
-        and isinstance(v, int | float) and math.isfinite(v)
+        isinstance(k, str) and 0 < len(k) <= 32 and _is_number(v) and math.isfinite(v)
         for k, v in weights.items()
     ):
         errors.append(Error(
@@ -68,7 +68,49 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
             hint='For example {"view": 1.0, "like": 3.0, "save": 4.0}.',
             id="xo_recommender.E007",
         ))
+    for name, (whole, low, high, none_ok) in NUMBERS.items():
+        value = getattr(rec_settings, name)
+        if value is None and none_ok:
+            continue
+        fits = _is_number(value) and math.isfinite(value) and (
+            not whole or float(value).is_integer()) and (
+            low is None or value >= low) and (high is None or value <= high)
+        if not fits:
+            span = (f"from {low} to {high}" if high is not None
+                    else f"of at least {low}" if low is not None else "")
+            errors.append(Error(
+                f'{SETTING_NAME}["{name}"] = {value!r} is not '
+                f"{'a whole number' if whole else 'a number'} {span}".rstrip() + ".",
+                hint=f"The default is {DEFAULTS[name]!r}"
+                + (" (None is allowed)." if none_ok else "."),
+                id="xo_recommender.E012",
+            ))
     return errors
+
+
+#: Numeric settings: (whole number, lowest, highest, None allowed). A wrong one would
+#: otherwise pass ``check`` and fail at the first request or rebuild that reads it.
+NUMBERS: dict[str, tuple[bool, float | None, float | None, bool]] = {
+    "MAX_RESULTS": (True, 1, None, False),
+    "MAX_BATCH": (True, 1, None, False),
+    "MAX_BODY_BYTES": (True, 1, None, False),
+    "KEEP_VERSIONS": (True, 1, None, False),
+    "TUNING_MAX_USERS": (True, 1, None, False),
+    "ARTIFACT_CHUNK_BYTES": (True, 1, None, False),
+    "TUNING_SECONDS": (False, 0, None, False),
+    "CACHE_TIMEOUT": (False, 0, None, False),
+    "CACHE_BREAKER_SECONDS": (False, 0, None, False),
+    "GEO_SCALE_KM": (False, 0.001, None, False),
+    "DIVERSITY_LAMBDA": (False, 0, 1, False),
+    "ACTIVE_CHECK_INTERVAL_MS": (False, 0, None, True),
+    "HALF_LIFE_DAYS": (False, 0, None, True),
+    "STATEMENT_TIMEOUT_MS": (False, 0, None, True),
+}
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float, and not a bool (``True`` is an int to Python, not to a setting)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @register()

@@ -230,7 +230,15 @@ def _view(apps: Any, connection: Any, *, view: str, model_setting: str, label: s
           schema: dict[str, tuple[str, bool]]) -> ViewSpec:
     model = resolve_model(apps, model_setting, label)
     setting_key = f'XO_RECOMMENDER["{fields_key}"]'
-    unknown = sorted(set(mapping) - set(schema))
+    if not isinstance(mapping, dict):
+        raise SourceMappingError(
+            f"{setting_key} must be a dict of recommender field -> host field name, not "
+            f"{type(mapping).__name__}.",
+            hint=f'For example {{"{next(iter(schema))}": "my_field"}}; only the names that '
+            "differ from the defaults are needed.",
+            check_id="xo_recommender.E005",
+        )
+    unknown = sorted(set(mapping) - set(schema), key=str)
     if unknown:
         raise SourceMappingError(
             f"{setting_key} has unknown keys: {', '.join(unknown)}.",
@@ -242,8 +250,18 @@ def _view(apps: Any, connection: Any, *, view: str, model_setting: str, label: s
     columns = [f"h.{q(model._meta.pk.column)} AS {q('id')}"]
     problems: list[SourceMappingError] = []
     for name, (kind, optional) in schema.items():
+        host_name = mapping.get(name)
+        if host_name is not None and (not isinstance(host_name, str) or not host_name):
+            problems.append(SourceMappingError(
+                f"{setting_key}[{name!r}] must be a field name of {model._meta.label} (text) "
+                f"or None, not {host_name!r}.",
+                hint=f"Name the field of {model._meta.label} that holds {name}, or None if "
+                "it has none.",
+                check_id="xo_recommender.E003",
+            ))
+            continue
         try:
-            columns.append(builder.column(name, kind, optional, mapping.get(name)))
+            columns.append(builder.column(name, kind, optional, host_name))
         except SourceMappingError as exc:  # the others are checked too: one report
             problems.append(exc)
     if len(problems) > 1:
