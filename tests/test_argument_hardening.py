@@ -2,6 +2,8 @@
 model for everyone, counts beyond the column, ids in other spellings that missed the
 cache's invalidation, instances of the wrong model, and loose types."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -38,6 +40,24 @@ def test_weights_and_counts_beyond_what_is_meaningful_are_refused(user, business
         record_interaction(user, business, "view", **kwargs)
     assert field in err.value.message_dict
     assert not Interaction.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"interaction_type": ["view"]}, "interaction_type"),
+    ({"interaction_type": None}, "interaction_type"),
+    ({"at": datetime(2020, 1, 1)}, "at"),  # naive, with USE_TZ
+    ({"at": "2020-01-01T00:00:00Z"}, "at"),
+])
+def test_a_type_or_time_of_the_wrong_kind_is_a_validation_error(user, business, kwargs,
+                                                                field):
+    arguments = {"interaction_type": "view", **kwargs}
+    with pytest.raises(ValidationError) as err:
+        record_interaction(user, business, **arguments)
+    assert field in err.value.message_dict
+    assert not Interaction.objects.exists()
+    aware = datetime(2020, 1, 1, tzinfo=UTC)
+    assert record_interaction(user, business, "view", at=aware).first_seen == aware
 
 
 @pytest.mark.django_db

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
 from django.utils import timezone
@@ -45,7 +46,7 @@ def check_values(events: list[InteractionEvent]) -> list[InteractionEvent]:
     types = rec_settings.INTERACTION_WEIGHTS
     out = []
     for event in events:
-        if event.interaction_type not in types:
+        if not isinstance(event.interaction_type, str) or event.interaction_type not in types:
             raise ValidationError(
                 {"interaction_type": f"Unknown interaction type {event.interaction_type!r}; "
                  f"expected one of: {', '.join(types)}."},
@@ -62,6 +63,13 @@ def check_values(events: list[InteractionEvent]) -> list[InteractionEvent]:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
             raise ValidationError({"count": f"Count must be a whole number from 1 to "
                                    f"{MAX_COUNT:,}."}, code="invalid")
+        at = event.at
+        if at is not None and (not isinstance(at, datetime) or (
+                django_settings.USE_TZ and timezone.is_naive(at))):
+            # with USE_TZ a naive time mixed with aware ones would fail at the write
+            kind = "a timezone-aware datetime" if django_settings.USE_TZ else "a datetime"
+            raise ValidationError({"at": f"at must be {kind}, not {at!r}."[:300]},
+                                  code="invalid")
         try:
             ids = {"user_id": user_pk(event.user_id, "user_id"),
                    "business_id": business_pk(event.business_id)}
