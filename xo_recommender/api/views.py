@@ -26,7 +26,13 @@ from drf_spectacular.utils import (
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import (
+    APIException,
+    AuthenticationFailed,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -454,6 +460,14 @@ class HealthViewSet(RecommenderViewSet):
 
     def get_throttles(self) -> list[Any]:
         return viewsets.GenericViewSet.get_throttles(self)
+
+    def perform_authentication(self, request: Request) -> None:
+        """A stale or wrong credential makes the caller anonymous here, not a 401: a load
+        balancer's probe that carries an old token still learns whether the app is up."""
+        try:
+            request.user  # noqa: B018 - DRF authenticates on first access
+        except AuthenticationFailed:
+            pass  # DRF has set the anonymous user before raising
 
     @extend_schema(
         summary="Health of the database, cache and broker",
