@@ -212,3 +212,20 @@ def test_health_answers_a_caller_with_a_stale_token_as_anyone():
     assert response.status_code == 200
     assert "latency_ms" not in response.json()["database"]  # anonymous: statuses only
     assert client.get(f"{API}me/").status_code == 401  # elsewhere the token still fails
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "path", "accept", "status"), [
+    ("get", "docs/?format=json", None, 404),
+    ("get", "redoc/?format=json", None, 404),
+    ("get", "schema/?format=bogus", None, 404),
+    ("post", "schema/", None, 405),
+    ("get", "?format=xml", None, 404),
+])
+def test_errors_of_pages_that_are_not_json_are_json(method, path, accept, status):
+    """The schema (YAML) and the docs pages (HTML): their errors are JSON all the same."""
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = getattr(APIClient(), method)(f"{API}{path}", **headers)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert "detail" in response.json() or "code" in response.json()

@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 from rest_framework.views import get_view_description as drf_view_description
 
 from xo_recommender import __version__
+from xo_recommender.api.errors import JsonErrors
 
 #: (name, path under the mount point, method, who may call it, what it answers)
 ENDPOINTS: list[tuple[str, str, str, str, str]] = [
@@ -108,7 +109,7 @@ class _SchemaBeside:
         return _mount_point(request, self.page_suffix) + "schema/"
 
 
-class SwaggerView(_SchemaBeside, SpectacularSwaggerView):
+class SwaggerView(JsonErrors, _SchemaBeside, SpectacularSwaggerView):
     """Swagger UI over this app's schema, from the sidecar's self-hosted files."""
 
     schema = None
@@ -133,7 +134,7 @@ class SwaggerView(_SchemaBeside, SpectacularSwaggerView):
         return static(SIDECAR + "swagger-ui-dist/favicon-32x32.png")
 
 
-class RedocView(_SchemaBeside, SpectacularRedocView):
+class RedocView(JsonErrors, _SchemaBeside, SpectacularRedocView):
     """Redoc over this app's schema, from the sidecar's self-hosted files."""
 
     schema = None

@@ -24,6 +24,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
@@ -73,6 +74,21 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 #: Most of a refused body read and thrown away, so that a client still sending it
 #: receives the 413 instead of a connection reset; beyond it the connection is cut.
 DRAIN_BYTES = 64 * 2**20
+
+
+class JsonErrors:
+    """A view mixin: its errors are answered by :func:`exception_handler` and rendered as
+    JSON, whatever the view renders when it succeeds (the schema's YAML, the docs' HTML)
+    or the client asked for (``?format=``, ``Accept: text/html``)."""
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(response, Response) and response.status_code >= 400:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 def drain(stream: Any) -> None:

@@ -42,7 +42,7 @@ from rest_framework.settings import api_settings
 
 from xo_recommender import services
 from xo_recommender.api import serializers as s
-from xo_recommender.api.errors import exception_handler
+from xo_recommender.api.errors import JsonErrors, exception_handler
 from xo_recommender.api.parsers import BoundedJSONParser
 from xo_recommender.api.permissions import (
     IsServiceAccount,
@@ -482,7 +482,7 @@ class HealthViewSet(RecommenderViewSet):
         return Response(report, status=200 if healthy else 503)
 
 
-class RecommenderSchemaView(SpectacularAPIView):
+class RecommenderSchemaView(JsonErrors, SpectacularAPIView):
     """OpenAPI 3 of this app's endpoints only, under the prefix the host mounted them at."""
 
     schema = None  # not part of the API it describes
