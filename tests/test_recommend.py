@@ -55,6 +55,35 @@ def test_collaborative_signal_recommends_what_similar_users_engaged_with(world):
 
 
 @pytest.mark.django_db
+def test_which_types_exclude_a_business_is_read_at_request_time(world, settings):
+    rebuild()
+    user = world["coffee_people"][0]
+    liked = {b.pk for b in world["cafes"][:3]}
+    record_interaction(user, world["shops"][0], "view")
+    assert not liked & set(ids(recommend_for(user, 20)))  # default: like excludes
+    assert world["shops"][0].pk in ids(recommend_for(user, 20))  # a view does not
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "EXCLUDE_INTERACTED_TYPES": ["view"]}
+    page = set(ids(recommend_for(user, 20)))  # no rebuild
+    assert liked <= page and world["shops"][0].pk not in page
+
+
+@pytest.mark.django_db
+def test_near_you_in_reasons_reaches_as_far_as_geo_scale_km(world, settings):
+    rebuild()
+    # home in Atlanta, 4.6 km east of every place there
+    user = UserFactory(interests=[], home_latitude=ATL[0], home_longitude=ATL[1] + 0.05)
+
+    def near_reasons():
+        return [reason for r in recommend_for(user, 8) for reason in r.reasons
+                if "near you" in reason or "km from" in reason]
+
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "GEO_SCALE_KM": 100.0}
+    assert near_reasons()
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "GEO_SCALE_KM": 4.0}
+    assert near_reasons() == []
+
+
+@pytest.mark.django_db
 def test_fresh_after_an_interaction_without_a_rebuild(world):
     rebuild()
     user = UserFactory(interests=[])
