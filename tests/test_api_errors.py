@@ -220,6 +220,8 @@ def test_health_answers_a_caller_with_a_stale_token_as_anyone():
     ("get", "redoc/?format=json", None, 404),
     ("get", "schema/?format=bogus", None, 404),
     ("post", "schema/", None, 405),
+    ("options", "docs/", None, 405),
+    ("options", "redoc/", None, 405),
     ("get", "?format=xml", None, 404),
 ])
 def test_errors_of_pages_that_are_not_json_are_json(method, path, accept, status):

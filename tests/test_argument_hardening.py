@@ -61,6 +61,15 @@ def test_a_type_or_time_of_the_wrong_kind_is_a_validation_error(user, business, 
 
 
 @pytest.mark.django_db
+def test_without_use_tz_an_aware_time_is_a_validation_error(user, business, settings):
+    settings.USE_TZ = False
+    with pytest.raises(ValidationError) as err:
+        record_interaction(user, business, "view", at=datetime(2020, 1, 1, tzinfo=UTC))
+    assert "at" in err.value.message_dict and "USE_TZ" in str(err.value)
+    assert not Interaction.objects.exists()
+
+
+@pytest.mark.django_db
 def test_the_largest_weight_allowed_is_stored(user, business):
     assert record_interaction(user, business, "view", MAX_WEIGHT).weight == MAX_WEIGHT
 

@@ -1,5 +1,8 @@
 """System checks: each wrong setting is an error naming it, with a hint; no traceback."""
 
+from decimal import Decimal
+
+import numpy as np
 import pytest
 from django.apps import apps
 from django.conf import settings
@@ -167,7 +170,8 @@ def test_a_mapping_that_is_no_dict_is_an_error():
 @pytest.mark.parametrize(("key", "value"), [
     ("MAX_RESULTS", "abc"), ("MAX_RESULTS", 0), ("MAX_RESULTS", 2.5), ("MAX_BATCH", True),
     ("DIVERSITY_LAMBDA", 2), ("GEO_SCALE_KM", 0), ("TUNING_SECONDS", float("nan")),
-    ("CACHE_TIMEOUT", None), ("HALF_LIFE_DAYS", -1),
+    ("CACHE_TIMEOUT", None), ("HALF_LIFE_DAYS", -1), ("MAX_RESULTS", 10**400),
+    ("DIVERSITY_LAMBDA", 1j),
 ])
 def test_a_numeric_setting_out_of_its_range_is_an_error(key, value):
     with override_settings(XO_RECOMMENDER={**settings.XO_RECOMMENDER, key: value}):
@@ -179,6 +183,7 @@ def test_a_numeric_setting_out_of_its_range_is_an_error(key, value):
 @pytest.mark.parametrize(("key", "value"), [
     ("HALF_LIFE_DAYS", None), ("STATEMENT_TIMEOUT_MS", None), ("STATEMENT_TIMEOUT_MS", 0),
     ("MAX_RESULTS", 50), ("DIVERSITY_LAMBDA", 0.5), ("TUNING_SECONDS", 10),
+    ("MAX_RESULTS", np.int64(50)), ("DIVERSITY_LAMBDA", Decimal("0.5")),
 ])
 def test_numeric_settings_in_range_pass(key, value):
     with override_settings(XO_RECOMMENDER={**settings.XO_RECOMMENDER, key: value}):
@@ -190,3 +195,17 @@ def test_a_boolean_interaction_weight_is_refused():
     with override_settings(XO_RECOMMENDER={**settings.XO_RECOMMENDER,
                                            "INTERACTION_WEIGHTS": weights}):
         assert ids(check_settings()) == ["xo_recommender.E007"]
+
+
+def test_a_mapping_key_that_is_no_text_is_an_error_not_a_traceback():
+    with override_settings(XO_RECOMMENDER={**settings.XO_RECOMMENDER, "USER_FIELDS": {5: "x"}}):
+        errors = check_source_mapping()
+    assert [e.id for e in errors] == ["xo_recommender.E005"] and "5" in errors[0].msg
+
+
+def test_a_user_model_setting_that_is_no_text_is_an_error_not_a_traceback():
+    from xo_recommender.checks import check_integer_primary_keys, check_request_user
+
+    with override_settings(XO_RECOMMENDER_USER_MODEL=5):
+        assert "xo_recommender.E002" in ids(check_source_mapping())
+        assert check_request_user() == [] and check_integer_primary_keys() == []

@@ -65,6 +65,33 @@ def test_a_request_user_field_that_is_no_relation_to_the_accounts_is_an_error(fi
     assert error.id == "xo_recommender.E011" and str(field) in error.msg
 
 
+@override_settings(XO_RECOMMENDER_USER_MODEL="xo_black.Business",
+                   XO_RECOMMENDER=with_field("categories"))
+def test_a_relation_that_is_not_one_account_per_row_is_an_error():
+    [error] = check_request_user()  # a many-to-many, and to categories at that
+    assert error.id == "xo_recommender.E011"
+
+
+@pytest.mark.django_db
+def test_a_proxy_of_the_accounts_is_the_accounts():
+    from django.contrib.auth import get_user_model
+
+    class Member(get_user_model()):
+        class Meta:
+            proxy = True
+            app_label = "xo_black"
+
+    try:
+        with override_settings(XO_RECOMMENDER_USER_MODEL="xo_black.Member"):
+            user = UserFactory()
+            assert recommender_user_id(user) == user.pk and check_request_user() == []
+    finally:
+        from django.apps import apps
+
+        del apps.all_models["xo_black"]["member"]
+        apps.clear_cache()
+
+
 def test_a_relation_to_the_accounts_passes():
     # authtoken's Token has a OneToOneField "user" to AUTH_USER_MODEL
     with override_settings(XO_RECOMMENDER_USER_MODEL="authtoken.Token",
@@ -83,4 +110,5 @@ def test_a_profile_host_acts_for_its_own_profiles(tmp_path):
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen == {"bobs_history": 403, "own_history": [200, 0], "record_own": 201,
                     "record_for_bob": 403, "me": [200, seen["me"][1]],
-                    "no_profile_me": [403, "application/json"]}
+                    "no_profile_me": [403, "application/json"],
+                    "me_by_username_link": seen["me"][1], "named_history": 403}

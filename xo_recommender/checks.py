@@ -26,6 +26,7 @@ Ids:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from django.apps import apps as global_apps
@@ -59,7 +60,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
         ))
     weights = rec_settings.INTERACTION_WEIGHTS
     if not isinstance(weights, dict) or not weights or not all(
-        isinstance(k, str) and 0 < len(k) <= 32 and _is_number(v) and math.isfinite(v)
+        isinstance(k, str) and 0 < len(k) <= 32 and _as_float(v) is not None
+        and math.isfinite(_as_float(v))
         for k, v in weights.items()
     ):
         errors.append(Error(
@@ -72,9 +74,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
         value = getattr(rec_settings, name)
         if value is None and none_ok:
             continue
-        fits = _is_number(value) and math.isfinite(value) and (
-            not whole or float(value).is_integer()) and (
-            low is None or value >= low) and (high is None or value <= high)
+        number = _as_float(value)
+        fits = number is not None and math.isfinite(number) and (
+            not whole or number.is_integer()) and (
+            low is None or number >= low) and (high is None or number <= high)
         if not fits:
             span = (f"from {low} to {high}" if high is not None
                     else f"of at least {low}" if low is not None else "")
@@ -108,9 +111,15 @@ NUMBERS: dict[str, tuple[bool, float | None, float | None, bool]] = {
 }
 
 
-def _is_number(value: Any) -> bool:
-    """An int or float, and not a bool (``True`` is an int to Python, not to a setting)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _as_float(value: Any) -> float | None:
+    """A real number of any kind (NumPy's, ``Decimal``) as a float; None for a bool
+    (``True`` is an int to Python, not to a setting), text, or what no float holds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Number):
+        return None
+    try:
+        return float(value)
+    except (OverflowError, TypeError, ValueError):  # 10**400; a complex number
+        return None
 
 
 @register()
@@ -243,7 +252,7 @@ def check_integer_primary_keys(app_configs: Any = None, **kwargs: Any) -> list:
                            ("XO_RECOMMENDER_BUSINESS_MODEL", rec_settings.business_model)):
         try:
             model = global_apps.get_model(label)
-        except (LookupError, ValueError):
+        except (LookupError, ValueError, TypeError, AttributeError):
             continue  # E001 / E002 report it
         pk = model._meta.pk
         if not isinstance(pk, models.IntegerField | models.AutoField):
@@ -266,7 +275,7 @@ def check_request_user(app_configs: Any = None, **kwargs: Any) -> list:
     try:
         model = global_apps.get_model(rec_settings.user_model)
         auth = global_apps.get_model(django_settings.AUTH_USER_MODEL)
-    except (LookupError, ValueError):
+    except (LookupError, ValueError, TypeError, AttributeError):
         return []  # E002 reports it
     if users_are_accounts():
         return []
@@ -286,11 +295,13 @@ def check_request_user(app_configs: Any = None, **kwargs: Any) -> list:
         relation = None
     target = getattr(relation, "related_model", None)
     if relation is None or not getattr(relation, "concrete", False) \
-            or not (relation.many_to_one or relation.one_to_one) \
-            or target is None or target._meta.label_lower != auth._meta.label_lower:
+            or not (relation.many_to_one or relation.one_to_one) or not relation.unique \
+            or target is None or target._meta.concrete_model._meta.label_lower \
+            != auth._meta.concrete_model._meta.label_lower:
         return [Error(
-            f'{SETTING_NAME}["REQUEST_USER_FIELD"] = {field!r} is not a ForeignKey or '
-            f"OneToOneField of {model._meta.label} to {auth._meta.label}.",
+            f'{SETTING_NAME}["REQUEST_USER_FIELD"] = {field!r} is not a OneToOneField (or '
+            f"unique ForeignKey) of {model._meta.label} to {auth._meta.label}: each "
+            "signed-in account must be one recommender user at most.",
             hint=f"Name the field of {model._meta.label} that points at the signed-in "
             f"user ({auth._meta.label}).",
             id="xo_recommender.E011",

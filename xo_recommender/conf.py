@@ -58,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "USER_FIELDS": DEFAULT_USER_FIELDS,
     # When the recommender's users are not AUTH_USER_MODEL (XO_RECOMMENDER_USER_MODEL is
     # e.g. a profile): the field of that model pointing at the signed-in user (a
-    # ForeignKey or OneToOneField to AUTH_USER_MODEL), so the API knows who "me" is.
+    # OneToOneField, or unique ForeignKey, to AUTH_USER_MODEL), so the API knows who "me" is.
     # Unset, a signed-in user acts for nobody; staff and service accounts as before.
     "REQUEST_USER_FIELD": None,
     "BUSINESS_FIELDS": DEFAULT_BUSINESS_FIELDS,

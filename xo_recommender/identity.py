@@ -26,12 +26,12 @@ _UNSET = object()
 
 def users_are_accounts() -> bool:
     """Whether the recommender's users are the signed-in accounts themselves."""
-    try:
-        ours = apps.get_model(rec_settings.user_model)._meta.label_lower
-        auth = apps.get_model(django_settings.AUTH_USER_MODEL)._meta.label_lower
-    except (LookupError, ValueError):
+    try:  # a proxy of the accounts is the same rows
+        ours = apps.get_model(rec_settings.user_model)._meta.concrete_model
+        auth = apps.get_model(django_settings.AUTH_USER_MODEL)._meta.concrete_model
+    except (LookupError, ValueError, TypeError, AttributeError):
         return False  # a wrong setting: checks name it, and nobody acts for themself
-    return ours == auth
+    return ours._meta.label_lower == auth._meta.label_lower
 
 
 def recommender_user_id(user: Any) -> Any:
@@ -48,7 +48,8 @@ def recommender_user_id(user: Any) -> Any:
     if kept is not _UNSET:
         return kept
     model = apps.get_model(rec_settings.user_model)
-    found = (model._default_manager.filter(**{field: user.pk})
+    # ``__pk``: the account's key, whatever column the relation points at (``to_field``)
+    found = (model._default_manager.filter(**{f"{field}__pk": user.pk})
              .order_by("pk").values_list("pk", flat=True).first())
     setattr(user, _KEPT, found)
     return found

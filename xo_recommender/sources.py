@@ -101,7 +101,7 @@ def resolve_model(apps: Any, setting: str, label: str) -> Any:
     try:
         app_label, model_name = label.split(".")
         return apps.get_model(app_label, model_name)
-    except (ValueError, LookupError):
+    except (ValueError, LookupError, AttributeError):  # AttributeError: not text at all
         raise SourceMappingError(
             f"{setting} = {label!r} does not name an installed model.",
             hint='Use the form "app_label.ModelName" of a model in INSTALLED_APPS.',
@@ -238,7 +238,7 @@ def _view(apps: Any, connection: Any, *, view: str, model_setting: str, label: s
             "differ from the defaults are needed.",
             check_id="xo_recommender.E005",
         )
-    unknown = sorted(set(mapping) - set(schema), key=str)
+    unknown = [str(k) for k in sorted(set(mapping) - set(schema), key=str)]
     if unknown:
         raise SourceMappingError(
             f"{setting_key} has unknown keys: {', '.join(unknown)}.",

@@ -13,8 +13,10 @@ import django
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.core.exceptions import ValidationError  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.test import override_settings  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
@@ -28,7 +30,7 @@ API = "/api/recommend/"
 
 def client(account: User) -> APIClient:
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=account).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=account)[0].key}")
     return api
 
 
@@ -82,6 +84,21 @@ def main() -> None:
         else:
             raise AssertionError("an account was taken for a profile")
     assert [p.business.pk for p in recommend_for(alices)] == [clinic.pk]  # cafe liked
+
+    # Linked by username: the account named after alice's id must stay another person.
+    named = User.objects.create(username=str(alice.pk))
+    theirs = Profile.objects.create(account=named, handle=named)
+    record_interaction(theirs, clinic, "save")
+    Profile.objects.filter(pk=alices.pk).update(handle=alice)
+    with override_settings(XO_RECOMMENDER={**settings.XO_RECOMMENDER,
+                                           "REQUEST_USER_FIELD": "handle"}):
+        call_command("check", fail_level="WARNING")
+        response = client(alice).get(f"{API}me/")
+        seen["me_by_username_link"] = response.json().get("user_id")
+        assert response.json()["user_id"] == alices.pk, response.content
+        response = client(alice).get(f"{API}user/{theirs.pk}/interactions/")
+        seen["named_history"] = response.status_code
+        assert response.status_code == 403, response.content
     print(json.dumps(seen))
 
 

@@ -113,6 +113,7 @@ class SwaggerView(JsonErrors, _SchemaBeside, SpectacularSwaggerView):
     """Swagger UI over this app's schema, from the sidecar's self-hosted files."""
 
     schema = None
+    metadata_class = None  # OPTIONS: 405, not the page's template without data
     page_suffix = "docs/"
     permission_classes = [AllowAny]
     title = "Recommender API"
@@ -138,6 +139,7 @@ class RedocView(JsonErrors, _SchemaBeside, SpectacularRedocView):
     """Redoc over this app's schema, from the sidecar's self-hosted files."""
 
     schema = None
+    metadata_class = None  # OPTIONS: 405, not the page's template without data
     page_suffix = "redoc/"
     permission_classes = [AllowAny]
     title = "Recommender API"

@@ -65,9 +65,10 @@ def check_values(events: list[InteractionEvent]) -> list[InteractionEvent]:
                                    f"{MAX_COUNT:,}."}, code="invalid")
         at = event.at
         if at is not None and (not isinstance(at, datetime) or (
-                django_settings.USE_TZ and timezone.is_naive(at))):
-            # with USE_TZ a naive time mixed with aware ones would fail at the write
-            kind = "a timezone-aware datetime" if django_settings.USE_TZ else "a datetime"
+                timezone.is_naive(at) if django_settings.USE_TZ else timezone.is_aware(at))):
+            # the database refuses the other kind at the write, after the checks
+            kind = ("a timezone-aware datetime" if django_settings.USE_TZ
+                    else "a naive datetime (USE_TZ is off)")
             raise ValidationError({"at": f"at must be {kind}, not {at!r}."[:300]},
                                   code="invalid")
         try:

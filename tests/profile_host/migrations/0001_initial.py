@@ -18,6 +18,9 @@ class Migration(migrations.Migration):
                 ("latitude", models.FloatField(blank=True, null=True)),
                 ("longitude", models.FloatField(blank=True, null=True)),
                 ("is_active", models.BooleanField(default=True)),
+                ("handle", models.OneToOneField(
+                    null=True, on_delete=django.db.models.deletion.CASCADE, related_name="+",
+                    to=settings.AUTH_USER_MODEL, to_field="username")),
                 ("account", models.OneToOneField(
                     on_delete=django.db.models.deletion.CASCADE, related_name="profile",
                     to=settings.AUTH_USER_MODEL)),
