@@ -68,6 +68,29 @@ def test_which_types_exclude_a_business_is_read_at_request_time(world, settings)
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("half_life", [10.0, 30.0])
+def test_half_life_days_is_how_fast_an_interaction_fades(world, settings, half_life):
+    """Trained in and served with: an interaction ``half_life`` days old weighs half one of
+    today (the data is too small for the holdout to choose another value)."""
+    import numpy as np
+
+    from xo_recommender.engine.data import Events
+
+    settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER, "HALF_LIFE_DAYS": half_life}
+    rebuild()
+    _, model = artifacts.active_model()
+    assert model.params.half_life_days == half_life
+    cafes = [world["cafes"][0].pk, world["cafes"][1].pk]
+    now = model.trained_at
+    history = Events(np.array([1, 1]), np.array(cafes), np.array([0, 0]), ("like",),
+                     weights=np.ones(2), counts=np.ones(2),
+                     last_seen=np.array([now, now - half_life * 86_400.0]))
+    row = model.history_row(history, now).toarray().ravel()
+    fresh, old = row[model.items.to_index(np.array(cafes))]
+    assert old / fresh == pytest.approx(0.5, rel=1e-3)
+
+
+@pytest.mark.django_db
 def test_near_you_in_reasons_reaches_as_far_as_geo_scale_km(world, settings):
     rebuild()
     # home in Atlanta, 4.6 km east of every place there
