@@ -199,9 +199,11 @@ def test_health_says_inline_without_a_broker_and_probes_nothing(monkeypatch, set
 def test_health_writes_nothing_to_the_cache(django_assert_num_queries):
     from django.core.cache import caches
 
-    before = caches["default"].get("xo_rec:health")
+    from xo_recommender import cache
+
+    before = caches["default"].get(f"{cache.site_prefix()}:health")
     APIClient().get(f"{API}health/")
-    assert caches["default"].get("xo_rec:health") is before is None
+    assert caches["default"].get(f"{cache.site_prefix()}:health") is before is None
 
 
 @pytest.mark.django_db

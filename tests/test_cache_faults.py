@@ -93,6 +93,27 @@ def test_dead_cache_trips_the_breaker_and_answers_keep_coming(built, settings):
     assert cache.breaker_open()
 
 
+def test_two_sites_sharing_one_cache_never_read_each_others_answers(monkeypatch):
+    """Same Redis database, same KEY_PREFIX, another database name: user 1 of one site
+    is not user 1 of the other (a staging copy, a second project on one Redis)."""
+    from django.db import connections
+
+    def answer_for(site):
+        return cache.cached_answer("t", 1, {"a": 1}, lambda version: {"site": site},
+                                   lambda: 7)
+
+    cache.publish_model_version(7)
+    assert answer_for("a")[0] == {"site": "a"}
+    assert answer_for("a") == ({"site": "a"}, True)  # cached for this site
+    here = cache.site_prefix()
+    monkeypatch.setitem(connections["default"].settings_dict, "NAME", "another_site")
+    assert cache.site_prefix() != here
+    cache.publish_model_version(7)
+    assert answer_for("b") == ({"site": "b"}, False)  # not the first site's entry
+    monkeypatch.undo()
+    assert answer_for("a") == ({"site": "a"}, True) and cache.site_prefix() == here
+
+
 @pytest.mark.django_db
 def test_an_evicted_counter_never_falls_back_to_an_old_value(built):
     owner = built["owner"]
@@ -121,11 +142,12 @@ def test_a_lock_is_released_only_by_its_owner(settings, monkeypatch):
     cache.publish_model_version(7)
     cache.cached_answer("t", 1, {"a": 1}, compute, lambda: 7)  # seeds the counters
     cache.invalidate_user(1)
-    stamp = backend.get_many([cache.CATALOGUE_GENERATION, cache.user_generation_key(1)])
+    stamp = backend.get_many([cache.catalogue_generation_key(), cache.user_generation_key(1)])
     import hashlib
     import json
     digest = hashlib.sha1(json.dumps({"a": 1}, sort_keys=True).encode()).hexdigest()[:20]
-    lock = (f"{cache.PREFIX}:t:u1:{digest}:lock:7:{stamp[cache.CATALOGUE_GENERATION]}:"
+    lock = (f"{cache.site_prefix()}:t:u1:{digest}:lock:7:"
+            f"{stamp[cache.catalogue_generation_key()]}:"
             f"{stamp[cache.user_generation_key(1)]}")
     backend.add(lock, "someone-else", timeout=30)
     answer, cached = cache.cached_answer("t", 1, {"a": 1}, compute, lambda: 7)

@@ -264,3 +264,25 @@ def test_a_worker_that_starts_flushes_what_is_buffered(redis_buffer, broker):
     flush_when_a_worker_starts(sender=None)
     assert broker == [(key,)]
     assert flush_interactions.acks_late and flush_interactions.reject_on_worker_lost
+
+
+@pytest.mark.django_db
+def test_the_buffer_is_the_sites_own_and_an_older_versions_is_still_written(
+        redis_buffer, user, business):
+    import json
+
+    from django.utils import timezone
+
+    from xo_recommender import cache
+
+    redis, key = redis_buffer
+    assert cache.site_prefix() in key  # another site's events never land here
+    legacy = ingestion._legacy_key()
+    redis.rpush(legacy, json.dumps([user.pk, business.pk, "like", 1.0, 1,
+                                    timezone.now().isoformat()]))
+    try:
+        assert ingestion.flush_deferred() == 1
+        assert Interaction.objects.get(user=user, business=business).interaction_type == "like"
+        assert redis.llen(legacy) == 0
+    finally:
+        redis.delete(legacy, f"{legacy}:scheduled", f"{legacy}:claims")

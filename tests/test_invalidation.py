@@ -103,8 +103,8 @@ def test_a_lost_change_record_retires_the_entry(world, django_capture_on_commit_
     alice = world["people"][0]
     recommendation_payload(alice.pk, 5)
     cache.invalidate_business(world["cafes"][0].pk)  # not listed ...
-    generation = caches["default"].get(cache.CATALOGUE_GENERATION)
-    caches["default"].delete(f"{cache.PREFIX}:catalogue:change:{generation}")  # ... unknown
+    generation = caches["default"].get(cache.catalogue_generation_key())
+    caches["default"].delete(f"{cache.site_prefix()}:catalogue:change:{generation}")  # ... unknown
     assert recommendation_payload(alice.pk, 5)["cached"] is False
 
 

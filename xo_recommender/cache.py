@@ -48,16 +48,15 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.core.cache import caches
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from xo_recommender.conf import settings as rec_settings
 
 logger = logging.getLogger("xo_recommender.cache")
 
 PREFIX = "xo_rec"
-CATALOGUE_GENERATION = f"{PREFIX}:gen:catalogue"
-#: The active model version, published on every switch. It lives only a few seconds so
+#: How long the active model version published in the cache lives: a few seconds, so
 #: that processes with a private cache (local memory) re-read it from the database soon.
-MODEL_VERSION = f"{PREFIX}:model:active"
 MODEL_VERSION_SECONDS = 5
 LOCK_SECONDS = 10
 WAIT_SECONDS = 2.0
@@ -70,8 +69,33 @@ def _cache():
     return caches[rec_settings.CACHE_ALIAS]
 
 
+_SITE_PREFIXES: dict[Any, str] = {}
+
+
+def site_prefix() -> str:
+    """``xo_rec:<site>``, the start of every key of this app. ``<site>`` is a digest of
+    the name of the site's database, so two sites (or a staging copy) that share one
+    cache — the same Redis database, the same ``KEY_PREFIX`` — never read each other's
+    answers, counters or model version: user 7 of one site is not user 7 of the other."""
+    name = connections[DEFAULT_DB_ALIAS].settings_dict.get("NAME")
+    prefix = _SITE_PREFIXES.get(name)
+    if prefix is None:
+        digest = hashlib.sha1(str(name).encode()).hexdigest()[:10]
+        prefix = _SITE_PREFIXES.setdefault(name, f"{PREFIX}:{digest}")
+    return prefix
+
+
+def catalogue_generation_key() -> str:
+    return f"{site_prefix()}:gen:catalogue"
+
+
+def model_version_key() -> str:
+    """The active model version, published on every switch."""
+    return f"{site_prefix()}:model:active"
+
+
 def user_generation_key(user_id: Any) -> str:
-    return f"{PREFIX}:gen:user:{user_id}"
+    return f"{site_prefix()}:gen:user:{user_id}"
 
 
 class _Breaker:
@@ -216,7 +240,7 @@ def _raw_bump(cache: Any, key: str) -> int:
 
 
 def _raw_record_change(cache: Any, what: Any) -> None:
-    generation = _raw_bump(cache, CATALOGUE_GENERATION)
+    generation = _raw_bump(cache, catalogue_generation_key())
     cache.set(_change_key(generation), what,
               timeout=max(int(rec_settings.CACHE_TIMEOUT), 60) * 2)
 
@@ -270,7 +294,7 @@ def invalidate_users(user_ids: Iterable[Any]) -> None:
 
 
 def _change_key(generation: int) -> str:
-    return f"{PREFIX}:catalogue:change:{generation}"
+    return f"{site_prefix()}:catalogue:change:{generation}"
 
 
 def invalidate_business(business_id: Any) -> None:
@@ -407,7 +431,7 @@ def _read_stamped(cache: Any, keys: list[str]) -> dict | None:
 
 
 def publish_model_version(version_id: int) -> None:
-    write(MODEL_VERSION, version_id, MODEL_VERSION_SECONDS)
+    write(model_version_key(), version_id, MODEL_VERSION_SECONDS)
 
 
 def params_digest(params: dict[str, Any]) -> str:
@@ -435,23 +459,25 @@ def cached_answer(
     (``cache.add``); others wait up to ``WAIT_SECONDS`` for the answer, then compute
     themselves rather than fail.
     """
-    key = f"{PREFIX}:{kind}:u{user_id}:{(digest or params_digest(params))[:20]}"
-    user_gen = user_generation_key(user_id)
+    site = site_prefix()
+    key = f"{site}:{kind}:u{user_id}:{(digest or params_digest(params))[:20]}"
+    user_gen, catalogue_gen, model_version = (
+        f"{site}:gen:user:{user_id}", f"{site}:gen:catalogue", f"{site}:model:active")
     cache = _cache()
-    found = _read_stamped(cache, [key, MODEL_VERSION, CATALOGUE_GENERATION, user_gen])
+    found = _read_stamped(cache, [key, model_version, catalogue_gen, user_gen])
     if found is None:  # cache down
         return compute(active_version()), False
-    version = found.get(MODEL_VERSION)
+    version = found.get(model_version)
     if version is None:
         version = active_version()
         if version is not None:
             publish_model_version(version)
-    missing = [k for k in (CATALOGUE_GENERATION, user_gen) if k not in found]
+    missing = [k for k in (catalogue_gen, user_gen) if k not in found]
     if missing:  # never stamped yet, or evicted: start it past any value it ever had
         found.update(_guarded("seed counters", {}, lambda: _seed(cache, missing)))
         if any(k not in found for k in missing):
             return compute(active_version()), False
-    stamp = [version, found[CATALOGUE_GENERATION], found[user_gen]]
+    stamp = [version, found[catalogue_gen], found[user_gen]]
     entry = found.get(key)
     if entry is not None and entry.get("stamp") == stamp:
         return entry["answer"], True
@@ -504,5 +530,5 @@ def healthy() -> tuple[bool, float]:
     """
     started = time.perf_counter()
     sentinel = object()
-    found = _guarded("health check", sentinel, lambda: _cache().get(f"{PREFIX}:health"))
+    found = _guarded("health check", sentinel, lambda: _cache().get(f"{site_prefix()}:health"))
     return found is not sentinel, (time.perf_counter() - started) * 1000

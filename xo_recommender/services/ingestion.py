@@ -36,6 +36,7 @@ from django.db import DataError, IntegrityError, router, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from xo_recommender import cache as rec_cache
 from xo_recommender.broker import broker_configured
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.models import IngestedBatch
@@ -86,14 +87,25 @@ return 1
 """
 
 
+#: The buffer's key before it was the site's own (a site's events could be flushed into
+#: another site's database when both shared one Redis database): still drained.
+LEGACY_KEY = "xo:ingest"
+
+
 def _redis() -> tuple[Any, str] | None:
-    """The Redis client of the recommender's cache and the key prefix, if it is Redis."""
+    """The Redis client of the recommender's cache and this site's buffer key, if it is
+    Redis (the key names the site's database, as the cache's keys do)."""
     cache = caches[rec_settings.CACHE_ALIAS]
     if "django_redis" not in type(cache).__module__:
         return None
     from django_redis import get_redis_connection
 
-    return get_redis_connection(rec_settings.CACHE_ALIAS), cache.make_key("xo:ingest")
+    return (get_redis_connection(rec_settings.CACHE_ALIAS),
+            cache.make_key(f"{rec_cache.site_prefix()}:ingest"))
+
+
+def _legacy_key() -> str:
+    return caches[rec_settings.CACHE_ALIAS].make_key(LEGACY_KEY)
 
 
 def defer_interaction(user: Any, business: Any, interaction_type: str, weight: float = 1.0,
@@ -169,7 +181,12 @@ def flush_deferred(key: str | None = None) -> int:
     redis, own_key = target
     key = key or own_key
     mark = f"{key}:scheduled"
-    written = _adopt_orphans(redis, key)
+    written = 0
+    if key == own_key:  # what an older version left in the shared key: written here
+        legacy = _legacy_key()
+        if redis.llen(legacy) or redis.hlen(_claims_key(legacy)):
+            written += flush_deferred(legacy)
+    written += _adopt_orphans(redis, key)
     lease_ms = int(CLAIM_LEASE_SECONDS * 1000)
     while True:
         token = secrets.token_hex(16)
