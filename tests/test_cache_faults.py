@@ -220,3 +220,20 @@ def test_without_the_live_check_a_hit_costs_no_query(built, settings,
     recommendation_page(owner.pk)
     with django_assert_max_num_queries(2):  # + the active check
         assert recommendation_page(owner.pk).cached is True
+
+
+def test_a_users_counter_expires_and_the_catalogues_does_not(own_redis, settings):
+    """No key for every user who ever interacted: a user's counter lives twice an entry's
+    life (seeded again past its old values when it is gone); the catalogue's one stays."""
+    backend = caches["default"]
+    cache.invalidate_user(5)  # created by INCR-or-ADD
+    cache.invalidate_users([6, 7])  # created by the bump script
+    cache.invalidate_business(3)
+    longest = 2 * max(int(settings.XO_RECOMMENDER.get("CACHE_TIMEOUT", 300)), 60)
+    for user_id in (5, 6, 7):
+        assert 0 < backend.ttl(cache.user_generation_key(user_id)) <= longest
+    assert backend.ttl(cache.catalogue_generation_key()) is None  # for ever
+    backend.delete(cache.user_generation_key(5))  # expired
+    seen = backend.get(cache.user_generation_key(6))
+    cache.invalidate_user(5)
+    assert backend.get(cache.user_generation_key(5)) > seen - 10**9  # from the clock, not 1

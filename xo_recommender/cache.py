@@ -229,12 +229,22 @@ def _counter_base() -> int:
     return time.time_ns() // 1000
 
 
+def _counter_timeout(key: str) -> int | None:
+    """How long a counter lives: the catalogue's for ever (one key), a user's twice an
+    entry's life. A user's expired counter is seeded again past any value it had
+    (``_counter_base``), so it costs at most a miss, and a site keeps no key for every
+    user who ever interacted."""
+    if key.endswith(":gen:catalogue"):
+        return None
+    return max(int(rec_settings.CACHE_TIMEOUT), 60) * 2
+
+
 def _raw_bump(cache: Any, key: str) -> int:
     try:
         return cache.incr(key)
     except ValueError:  # missing: start a new counter (add is atomic)
         base = _counter_base()
-        if cache.add(key, base, timeout=None):
+        if cache.add(key, base, timeout=_counter_timeout(key)):
             return base
         return cache.incr(key)
 
@@ -263,9 +273,11 @@ def invalidate_user(user_id: Any) -> None:
         _remember(user_id=user_id)
 
 
-#: ``_raw_bump`` as one server-side step: INCR, or start a missing counter at ARGV[1].
+#: ``_raw_bump`` as one server-side step: INCR, or start a missing counter at ARGV[1]
+#: that lives ARGV[2] seconds.
 _BUMP_SCRIPT = ("if redis.call('exists', KEYS[1]) == 1 then return redis.call('incr', KEYS[1]) "
-                "end redis.call('set', KEYS[1], ARGV[1]) return tonumber(ARGV[1])")
+                "end redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
+                "return tonumber(ARGV[1])")
 
 
 def invalidate_users(user_ids: Iterable[Any]) -> None:
@@ -283,8 +295,9 @@ def invalidate_users(user_ids: Iterable[Any]) -> None:
 
         pipe = get_redis_connection(rec_settings.CACHE_ALIAS).pipeline(transaction=False)
         base = _counter_base()
+        ttl = _counter_timeout(user_generation_key(ids[0]))
         for user_id in ids:
-            pipe.eval(_BUMP_SCRIPT, 1, cache.make_key(user_generation_key(user_id)), base)
+            pipe.eval(_BUMP_SCRIPT, 1, cache.make_key(user_generation_key(user_id)), base, ttl)
         pipe.execute()
         return True
 
@@ -513,7 +526,7 @@ def _seed(cache: Any, keys: list[str]) -> dict[str, int]:
     return their current values."""
     base = _counter_base()
     for key in keys:
-        cache.add(key, base, timeout=None)
+        cache.add(key, base, timeout=_counter_timeout(key))
     return cache.get_many(keys)
 
 
