@@ -209,3 +209,19 @@ def test_a_user_model_setting_that_is_no_text_is_an_error_not_a_traceback():
     with override_settings(XO_RECOMMENDER_USER_MODEL=5):
         assert "xo_recommender.E002" in ids(check_source_mapping())
         assert check_request_user() == [] and check_integer_primary_keys() == []
+
+
+def test_token_authentication_without_its_app_is_an_error(monkeypatch):
+    from xo_recommender import checks as checks_module
+    from xo_recommender.checks import check_token_authentication
+
+    assert check_token_authentication() == []  # the example project has both
+    installed = checks_module.global_apps.is_installed
+    monkeypatch.setattr(checks_module.global_apps, "is_installed",
+                        lambda name: name != "rest_framework.authtoken" and installed(name))
+    [error] = check_token_authentication()
+    assert error.id == "xo_recommender.E013" and "rest_framework.authtoken" in error.hint
+    rest = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication"]}
+    with override_settings(REST_FRAMEWORK=rest):
+        assert check_token_authentication() == []

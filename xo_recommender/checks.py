@@ -10,6 +10,8 @@ Ids:
 * ``E006`` ``CACHE_ALIAS`` is not in ``CACHES``
 * ``E007`` ``INTERACTION_WEIGHTS`` is not a mapping of type names to finite numbers
 * ``E012`` a numeric setting is not a number in its range
+* ``E013`` DRF's ``TokenAuthentication`` without ``rest_framework.authtoken`` installed
+  (every request carrying a token would be a 500)
 * ``E010`` DRF's ``DEFAULT_SCHEMA_CLASS`` is not drf-spectacular's (the schema would 500)
 * ``W010`` ``drf_spectacular_sidecar`` not installed (the docs pages would have no assets)
 * ``E008`` a host model's primary key is not an integer (the views, the interaction
@@ -307,3 +309,29 @@ def check_request_user(app_configs: Any = None, **kwargs: Any) -> list:
             id="xo_recommender.E011",
         )]
     return []
+
+
+@register()
+def check_token_authentication(app_configs: Any = None, **kwargs: Any) -> list:
+    """``TokenAuthentication`` looks tokens up in ``rest_framework.authtoken``'s table: without
+    the app, any request with an ``Authorization: Token`` header fails inside DRF."""
+    from rest_framework.authentication import TokenAuthentication
+    from rest_framework.settings import api_settings
+
+    if global_apps.is_installed("rest_framework.authtoken"):
+        return []
+    try:
+        classes = list(api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    except ImportError:
+        return []  # DRF's own check names a class it cannot import
+    if not any(isinstance(c, type) and issubclass(c, TokenAuthentication)
+               and c.model is None for c in classes):
+        return []
+    return [Error(
+        "REST_FRAMEWORK lists TokenAuthentication, but rest_framework.authtoken is not in "
+        "INSTALLED_APPS: every request to the recommender's API that carries a token "
+        "would fail with a 500.",
+        hint='Add "rest_framework.authtoken" to INSTALLED_APPS (and migrate), or remove '
+        "TokenAuthentication.",
+        id="xo_recommender.E013",
+    )]
