@@ -121,6 +121,20 @@ def test_metrics_have_the_stored_shape():
     assert metrics["serving"]
 
 
+def test_a_segment_nobody_of_was_held_out_says_it_was_not_measured():
+    """120 users: enough to learn from, too few to hold any out whole as new users. The
+    new users' ranking is learned from the returning ones (history features zeroed) and
+    serves, and the output says it was not measured rather than that it won."""
+    catalogue, events, users = site("interest", seed=3, n_users=120)
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=10, max_users=200)
+    assert learned.holdout["users"] > 0 and learned.holdout["cold_users"] == 0
+    assert learned.serving["cold"] == "model"
+    text = learned.guardrail_text()
+    assert "new users: the learned model (not measured: too few new users" in text
+    assert "users with a history: the learned model (not" not in text
+
+
 @pytest.mark.parametrize("case", ["one user", "one business", "one instant", "empty"])
 def test_tiny_or_degenerate_data_gets_defaults_and_a_reason(case):
     catalogue, events, users = site("random", n_users=30, n_items=20, per_user=5)

@@ -128,10 +128,15 @@ class SelfEvaluation:
         if not self.serving:
             return "; ".join(self.notes) or "defaults: nothing to learn from"
         parts = []
+        measured = (self.holdout or {}).get("model", {})
         for segment, name in sorted(self.serving.items()):
             who = "users with a history" if segment == "history" else "new users"
-            parts.append(f"{who}: the learned model" if name == "model" else
-                         f"{who}: {name} (the learned model did not beat it)")
+            if name == "model" and segment not in measured:  # nobody of it held out
+                parts.append(f"{who}: the learned model (not measured: too few {who} "
+                             "to hold out)")
+            else:
+                parts.append(f"{who}: the learned model" if name == "model" else
+                             f"{who}: {name} (the learned model did not beat it)")
         return "; ".join(parts)
 
 
