@@ -37,14 +37,14 @@ def host_id(value: Any, kinds: tuple[type[models.Model], ...], field: str) -> in
     label = kinds[0]._meta.label
     if isinstance(value, models.Model):
         if not isinstance(value, kinds):
-            raise InvalidArgument(field, f"{field} must be a {label} or its id, not a "
-                                  f"{type(value)._meta.label}")
+            raise InvalidArgument(field, f"{field} must be an instance of {label} or its "
+                                  f"id, not of {type(value)._meta.label}")
         value = value.pk
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidArgument(field, f"{field} must be a {label} or its integer id, not "
-                              f"{value!r}"[:300])
+        raise InvalidArgument(field, f"{field} must be an instance of {label} or its "
+                              f"integer id, not {value!r}"[:300])
     if int(value) not in _ID_RANGE:
         raise InvalidArgument(field, f"{field} id {value} is out of range")
     return int(value)
