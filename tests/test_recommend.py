@@ -144,7 +144,12 @@ def test_user_with_nothing_gets_popular_businesses(world):
 
 
 @pytest.mark.django_db
-def test_a_user_without_a_home_is_ranked_from_where_they_go(world, client):
+@pytest.mark.parametrize("fixed_blend", [False, True], ids=["learned", "fixed blend"])
+def test_a_user_without_a_home_is_ranked_from_where_they_go(world, client, settings,
+                                                           fixed_blend):
+    if fixed_blend:  # BLEND_WEIGHTS set: the same point, weighed by its proximity term
+        settings.XO_RECOMMENDER = {**settings.XO_RECOMMENDER,
+                                   "BLEND_WEIGHTS": {"proximity": 1.0}}
     nyc_books = BusinessFactory(name="NYC Books", categories=[world["shops"][0].categories
                                                               .first()],
                                 latitude=NYC[0] + 0.01, longitude=NYC[1], popularity_score=1)

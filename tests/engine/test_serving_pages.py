@@ -72,7 +72,8 @@ def pages(*, learned: bool = True) -> dict[str, list]:
 #: ``{case: [[business id, score to 4 places, reasons], ...]}`` from the reference run.
 EXPECTED = json.loads((Path(__file__).parent / "serving_pages.json").read_text())
 #: The same for the fixed blend, from the code of commit 8cabbca (before its serving
-#: path was made faster).
+#: path was made faster), but for "7 no home": the fixed blend too ranks a user without a
+#: home from where they usually go since (the other "no home" users have no such place).
 EXPECTED_BLEND = json.loads((Path(__file__).parent / "serving_pages_blend.json").read_text())
 
 

@@ -422,7 +422,7 @@ class Recommender:
             components[blend.PROFILE] = self.content.profile_scores(row)
         if query.interests:
             components[blend.INTEREST] = self.content.interest_scores(query.interests)
-        point = query.near or query.location
+        point, _ = self.ranking_point(query, row)  # as the learned ranking's: one rule
         if point is not None:
             distances = self.locations.distances_km(*point)
             components[blend.PROXIMITY] = geo.proximity_scores(
@@ -493,9 +493,7 @@ class Recommender:
                  ranking: blend.Ranking) -> list[Recommendation]:
         if not len(ranking):
             return []
-        point, usual = query.near or query.location, False  # the fixed blend's point
-        if self.params.ranking is not None:  # where the learned ranking ranked from
-            point, usual = self.ranking_point(query, row)
+        point, usual = self.ranking_point(query, row)  # where the page was ranked from
         distances = None
         if point is not None:
             distances = self.locations.distances_km(*point, at=ranking.indices).astype(
