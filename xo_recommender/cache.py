@@ -85,17 +85,18 @@ def site_prefix() -> str:
     return prefix
 
 
-def catalogue_generation_key() -> str:
-    return f"{site_prefix()}:gen:catalogue"
+def catalogue_generation_key(site: str | None = None) -> str:
+    """``site``: ``site_prefix()``, when the caller has it already (several keys at once)."""
+    return f"{site or site_prefix()}:gen:catalogue"
 
 
-def model_version_key() -> str:
+def model_version_key(site: str | None = None) -> str:
     """The active model version, published on every switch."""
-    return f"{site_prefix()}:model:active"
+    return f"{site or site_prefix()}:model:active"
 
 
-def user_generation_key(user_id: Any) -> str:
-    return f"{site_prefix()}:gen:user:{user_id}"
+def user_generation_key(user_id: Any, site: str | None = None) -> str:
+    return f"{site or site_prefix()}:gen:user:{user_id}"
 
 
 class _Breaker:
@@ -229,14 +230,17 @@ def _counter_base() -> int:
     return time.time_ns() // 1000
 
 
+def _twice_an_entry() -> int:
+    """Seconds a change record or a user's counter lives: twice an entry's life."""
+    return max(int(rec_settings.CACHE_TIMEOUT), 60) * 2
+
+
 def _counter_timeout(key: str) -> int | None:
     """How long a counter lives: the catalogue's for ever (one key), a user's twice an
     entry's life. A user's expired counter is seeded again past any value it had
     (``_counter_base``), so it costs at most a miss, and a site keeps no key for every
     user who ever interacted."""
-    if key.endswith(":gen:catalogue"):
-        return None
-    return max(int(rec_settings.CACHE_TIMEOUT), 60) * 2
+    return None if key == catalogue_generation_key() else _twice_an_entry()
 
 
 def _raw_bump(cache: Any, key: str) -> int:
@@ -251,8 +255,7 @@ def _raw_bump(cache: Any, key: str) -> int:
 
 def _raw_record_change(cache: Any, what: Any) -> None:
     generation = _raw_bump(cache, catalogue_generation_key())
-    cache.set(_change_key(generation), what,
-              timeout=max(int(rec_settings.CACHE_TIMEOUT), 60) * 2)
+    cache.set(_change_key(generation), what, timeout=_twice_an_entry())
 
 
 def read(key: str) -> Any:
@@ -295,7 +298,7 @@ def invalidate_users(user_ids: Iterable[Any]) -> None:
 
         pipe = get_redis_connection(rec_settings.CACHE_ALIAS).pipeline(transaction=False)
         base = _counter_base()
-        ttl = _counter_timeout(user_generation_key(ids[0]))
+        ttl = _twice_an_entry()
         for user_id in ids:
             pipe.eval(_BUMP_SCRIPT, 1, cache.make_key(user_generation_key(user_id)), base, ttl)
         pipe.execute()
@@ -474,8 +477,9 @@ def cached_answer(
     """
     site = site_prefix()
     key = f"{site}:{kind}:u{user_id}:{(digest or params_digest(params))[:20]}"
-    user_gen, catalogue_gen, model_version = (
-        f"{site}:gen:user:{user_id}", f"{site}:gen:catalogue", f"{site}:model:active")
+    user_gen, catalogue_gen, model_version = (user_generation_key(user_id, site),
+                                              catalogue_generation_key(site),
+                                              model_version_key(site))
     cache = _cache()
     found = _read_stamped(cache, [key, model_version, catalogue_gen, user_gen])
     if found is None:  # cache down

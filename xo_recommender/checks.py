@@ -62,8 +62,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
         ))
     weights = rec_settings.INTERACTION_WEIGHTS
     if not isinstance(weights, dict) or not weights or not all(
-        isinstance(k, str) and 0 < len(k) <= 32 and _as_float(v) is not None
-        and math.isfinite(_as_float(v))
+        isinstance(k, str) and 0 < len(k) <= 32 and _finite(v) is not None
         for k, v in weights.items()
     ):
         errors.append(Error(
@@ -76,8 +75,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
         value = getattr(rec_settings, name)
         if value is None and none_ok:
             continue
-        number = _as_float(value)
-        fits = number is not None and math.isfinite(number) and (
+        number = _finite(value)
+        fits = number is not None and (
             not whole or number.is_integer()) and (
             low is None or number >= low) and (high is None or number <= high)
         if not fits:
@@ -113,15 +112,17 @@ NUMBERS: dict[str, tuple[bool, float | None, float | None, bool]] = {
 }
 
 
-def _as_float(value: Any) -> float | None:
-    """A real number of any kind (NumPy's, ``Decimal``) as a float; None for a bool
-    (``True`` is an int to Python, not to a setting), text, or what no float holds."""
+def _finite(value: Any) -> float | None:
+    """A finite real number of any kind (NumPy's, ``Decimal``) as a float; None for a
+    bool (``True`` is an int to Python, not to a setting), text, NaN, infinity, or what
+    no float holds."""
     if isinstance(value, bool) or not isinstance(value, numbers.Number):
         return None
     try:
-        return float(value)
+        number = float(value)
     except (OverflowError, TypeError, ValueError):  # 10**400; a complex number
         return None
+    return number if math.isfinite(number) else None
 
 
 @register()
@@ -271,7 +272,7 @@ def check_integer_primary_keys(app_configs: Any = None, **kwargs: Any) -> list:
 @register()
 def check_request_user(app_configs: Any = None, **kwargs: Any) -> list:
     """The API must know which recommender user a signed-in account is (``identity``)."""
-    from xo_recommender.identity import users_are_accounts
+    from xo_recommender.identity import same_rows, users_are_accounts
 
     field = rec_settings.REQUEST_USER_FIELD
     try:
@@ -298,8 +299,7 @@ def check_request_user(app_configs: Any = None, **kwargs: Any) -> list:
     target = getattr(relation, "related_model", None)
     if relation is None or not getattr(relation, "concrete", False) \
             or not (relation.many_to_one or relation.one_to_one) or not relation.unique \
-            or target is None or target._meta.concrete_model._meta.label_lower \
-            != auth._meta.concrete_model._meta.label_lower:
+            or target is None or not same_rows(target, auth):
         return [Error(
             f'{SETTING_NAME}["REQUEST_USER_FIELD"] = {field!r} is not a OneToOneField (or '
             f"unique ForeignKey) of {model._meta.label} to {auth._meta.label}: each "

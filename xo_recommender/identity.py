@@ -10,6 +10,7 @@ reading profile 1's history).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from django.apps import apps
@@ -17,21 +18,31 @@ from django.conf import settings as django_settings
 
 from xo_recommender.conf import settings as rec_settings
 
-__all__ = ["recommender_user_id", "users_are_accounts"]
+__all__ = ["recommender_user_id", "same_rows", "users_are_accounts"]
 
 #: Where the answer is kept on the user object (one per request) after a lookup.
 _KEPT = "_xo_recommender_user_id"
 _UNSET = object()
 
 
+def same_rows(a: Any, b: Any) -> bool:
+    """Whether two models read the same table's rows (a proxy reads its concrete model's)."""
+    return a._meta.concrete_model._meta.label_lower == b._meta.concrete_model._meta.label_lower
+
+
 def users_are_accounts() -> bool:
     """Whether the recommender's users are the signed-in accounts themselves."""
-    try:  # a proxy of the accounts is the same rows
-        ours = apps.get_model(rec_settings.user_model)._meta.concrete_model
-        auth = apps.get_model(django_settings.AUTH_USER_MODEL)._meta.concrete_model
+    return _labels_name_same_rows(rec_settings.user_model, django_settings.AUTH_USER_MODEL)
+
+
+@lru_cache(maxsize=8)
+def _labels_name_same_rows(ours: Any, auth: Any) -> bool:
+    """``same_rows`` of two model settings, resolved once per pair (every API request
+    asks, and the app registry does not change once loaded)."""
+    try:
+        return same_rows(apps.get_model(ours), apps.get_model(auth))
     except (LookupError, ValueError, TypeError, AttributeError):
         return False  # a wrong setting: checks name it, and nobody acts for themself
-    return ours._meta.label_lower == auth._meta.label_lower
 
 
 def recommender_user_id(user: Any) -> Any:
