@@ -6,13 +6,16 @@ import json
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.cache import caches
 from django.core.management import call_command
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
+from rest_framework.test import APIClient, APIRequestFactory
 
 from tests.factories import BusinessFactory, CategoryFactory, UserFactory
+from xo_recommender import cache as rec_cache
 from xo_recommender import record_interaction
+from xo_recommender.api.permissions import RecommenderRateThrottle
 from xo_recommender.models import Interaction
 from xo_recommender.services import rebuild
 
@@ -542,6 +545,28 @@ def test_read_and_write_scopes_are_throttled_separately(built, settings):
     body = {"user_id": owner.pk, "business_id": built["shops"][3].pk, "interaction_type": "view"}
     assert [post(client, f"{API}interaction/", body).status_code for _ in range(2)] == [201, 429]
     assert client_for().get(f"{API}health/").status_code == 200  # health is not throttled
+
+
+@pytest.mark.django_db
+def test_two_sites_sharing_one_cache_count_their_clients_apart(built, settings, monkeypatch):
+    """Account 1 of one site and account 1 of another (same Redis database, same
+    KEY_PREFIX, another database name) each have the whole rate."""
+    from django.db import connections
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+        "xo_recommender_read": "2/min"}}
+    client = client_for(built["owner"])
+    assert [client.get(f"{API}me/").status_code for _ in range(2)] == [200, 200]
+    monkeypatch.setitem(connections["default"].settings_dict, "NAME", "another_site")
+    throttle = RecommenderRateThrottle()
+    throttle.scope = "xo_recommender_read"
+    request = APIRequestFactory().get(f"{API}me/")
+    request.user = built["owner"]
+    key = throttle.get_cache_key(request, None)
+    assert key.startswith(rec_cache.site_prefix() + ":throttle_xo_recommender_read_")
+    assert rec_cache.count_window(key, 60, cache=caches["default"]) == 1  # its own count
+    monkeypatch.undo()
+    assert client.get(f"{API}me/").status_code == 429  # this site's third in the window
 
 
 @pytest.mark.django_db

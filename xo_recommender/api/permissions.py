@@ -97,6 +97,12 @@ class RecommenderRateThrottle(ScopedRateThrottle):
                                        cache=caches[DEFAULT_CACHE_ALIAS])
         return count is None or count <= self.num_requests
 
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        """DRF's key (scope and account or address) under the site's prefix: two sites
+        sharing one cache count their clients apart, as they keep their answers apart."""
+        key = super().get_cache_key(request, view)
+        return None if key is None else f"{rec_cache.site_prefix()}:{key}"
+
     def admit(self, count: int | None) -> None:
         """Refuse (429) a request counted beyond the rate; None (cache down) passes."""
         if count is not None and count > self.num_requests:
