@@ -141,6 +141,35 @@ def test_concurrent_records_of_one_key_lose_nothing():
     assert rows == [threads * per_thread]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_batches_of_the_same_rows_in_opposite_orders_never_deadlock():
+    """Rows are written in one order whatever order a batch lists them in: two writers
+    of the same rows, listed backwards, take their row locks in the same order."""
+    users, shops = UserFactory.create_batch(40), BusinessFactory.create_batch(50)
+    events = [InteractionEvent(u.pk, b.pk, "view") for u in users for b in shops]
+    record_interactions(events)
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def worker(batch):
+        try:
+            barrier.wait()
+            for _ in range(5):
+                record_interactions(batch)
+        except Exception as exc:  # surfaced below, with the thread's error
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=worker, args=(b,)) for b in (events, events[::-1])]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert errors == []
+    assert set(Interaction.objects.values_list("count", flat=True)) == {11}
+
+
 @pytest.mark.django_db
 def test_the_table_has_the_indexes_the_recommender_reads_by():
     with connection.cursor() as cursor:

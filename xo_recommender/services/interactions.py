@@ -127,7 +127,9 @@ def record_interactions(events: Iterable[InteractionEvent]) -> int:
                 row[2], row[5] = float(e.weight), at
         else:
             folded[key] = [e.user_id, e.business_id, float(e.weight), e.count, at, at]
-    _upsert(list(folded.items()))
+    # In key order whatever the batch's order: two writers of the same rows then take
+    # their row locks in one order, and cannot deadlock.
+    _upsert(sorted(folded.items(), key=lambda item: item[0]))
     _invalidate_users({e.user_id for e in events})
     return len(events)
 
