@@ -2,10 +2,11 @@
 model for everyone, counts beyond the column, ids in other spellings that missed the
 cache's invalidation, instances of the wrong model, and loose types."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from tests.factories import ATL, UserFactory, coffee_and_books
 from tests.test_api import API, client_for
@@ -58,6 +59,23 @@ def test_a_type_or_time_of_the_wrong_kind_is_a_validation_error(user, business, 
     assert not Interaction.objects.exists()
     aware = datetime(2020, 1, 1, tzinfo=UTC)
     assert record_interaction(user, business, "view", at=aware).first_seen == aware
+
+
+@pytest.mark.django_db
+def test_a_time_in_the_future_is_a_validation_error(user, business):
+    """A row's weight follows its newest event: one dated next year would pin the row's
+    weight and age until then, whatever came after."""
+    later = timezone.now() + timedelta(days=365)
+    with pytest.raises(ValidationError) as err:
+        record_interaction(user, business, "save", 2.0, at=later)
+    assert "at" in err.value.message_dict and "future" in str(err.value)
+    assert not Interaction.objects.exists()
+    soon = timezone.now() + timedelta(minutes=1)  # another machine's clock, a bit ahead
+    assert record_interaction(user, business, "save", 2.0, at=soon).last_seen == soon
+    assert record_interaction(user, business, "save", 0.5).weight == 2.0  # soon is later
+    without_skew = timezone.now() + timedelta(minutes=6)
+    with pytest.raises(ValidationError):
+        record_interaction(user, business, "save", 1.0, at=without_skew)
 
 
 @pytest.mark.django_db

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -38,6 +38,10 @@ MAX_WEIGHT = 1e6
 #: largest value (``STORED_COUNT_MAX``) rather than fail the write.
 MAX_COUNT = 1_000_000
 STORED_COUNT_MAX = 2**31 - 1
+#: How far ahead of this server's clock an event's ``at`` may be (another machine's clock
+#: runs a little ahead). Later is refused: the newest ``last_seen`` wins a row's weight,
+#: so one event dated next year would freeze the row's weight and age until then.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 def check_values(events: list[InteractionEvent]) -> list[InteractionEvent]:
@@ -70,6 +74,10 @@ def check_values(events: list[InteractionEvent]) -> list[InteractionEvent]:
             kind = ("a timezone-aware datetime" if django_settings.USE_TZ
                     else "a naive datetime (USE_TZ is off)")
             raise ValidationError({"at": f"at must be {kind}, not {at!r}."[:300]},
+                                  code="invalid")
+        if at is not None and at > timezone.now() + MAX_CLOCK_SKEW:
+            raise ValidationError({"at": f"at is in the future ({at.isoformat()}); an "
+                                   "event is recorded when it has happened."[:300]},
                                   code="invalid")
         try:
             ids = {"user_id": user_pk(event.user_id, "user_id"),
