@@ -199,3 +199,15 @@ def test_a_site_without_businesses_is_told_what_to_do_and_no_version_is_left():
                                    "business table yet, so there is nothing to recommend: "
                                    "add businesses, then rebuild.")
     assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_infinite_host_popularity_counts_as_unknown_not_as_the_largest():
+    """One business whose popularity_score is infinite must not scale every other
+    business's popularity to nothing (the signals are divided by the largest)."""
+    from xo_recommender import snapshot
+
+    shops = [BusinessFactory(popularity_score=p) for p in (5.0, 50.0, float("inf"))]
+    catalogue = snapshot.load_catalogue()
+    by_id = dict(zip(catalogue.ids.tolist(), catalogue.popularity.tolist(), strict=True))
+    assert [by_id[s.pk] for s in shops] == [5.0, 50.0, 0.0]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from django.db import connections, router
 
-from xo_recommender.engine.data import Catalogue, Events, UserProfiles
+from xo_recommender.engine.data import Catalogue, Events, UserProfiles, known_popularity
 from xo_recommender.models import Interaction, RecBusiness, RecUser
 
 CHUNK_ROWS = 200_000
@@ -61,7 +61,7 @@ def load_catalogue(*, after_id: int | None = None, limit: int | None = None,
         tags=[terms(t) for t in tags],
         latitudes=_float(lat),
         longitudes=_float(lon),
-        popularity=np.nan_to_num(_float(pop), nan=0.0),
+        popularity=known_popularity(_float(pop)),  # NaN and infinite ones: 0
         ratings=_float(rating),
         active=np.array([bool(a) for a in active], dtype=bool),
     )
