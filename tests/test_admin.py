@@ -135,3 +135,24 @@ def test_chart_axis_tops_are_round_numbers():
     from xo_recommender.charts import _nice_max
 
     assert [_nice_max(v) for v in (0.41, 0.26, 3, 120, 0)] == [0.5, 0.5, 5, 200, 1.0]
+
+
+@pytest.mark.django_db
+def test_an_interaction_edited_by_hand_is_checked_as_a_recorded_one(staff_client):
+    """No add form (a row needs the times recording sets: it was a 500); the change
+    form refuses an unknown type and an out-of-range weight, and saves a valid edit."""
+    from xo_recommender.models import Interaction
+
+    assert staff_client.get(reverse("admin:xo_recommender_interaction_add")).status_code == 403
+    row = record_interaction(UserFactory(), BusinessFactory(), "view")
+    url = reverse("admin:xo_recommender_interaction_change", args=[row.pk])
+    form = {"user": row.user_id, "business": row.business_id, "interaction_type": "view",
+            "weight": "2.5"}
+    for bad in ({"interaction_type": "bogus"}, {"weight": "999999999"}, {"weight": "nan"},
+                {"weight": "-1"}):
+        response = staff_client.post(url, {**form, **bad})
+        assert response.status_code == 200 and response.context["adminform"].form.errors
+    assert Interaction.objects.get(pk=row.pk).weight == 1.0  # nothing saved
+    assert staff_client.post(url, {**form, "interaction_type": "save"}).status_code == 302
+    saved = Interaction.objects.get(pk=row.pk)
+    assert (saved.interaction_type, saved.weight) == ("save", 2.5)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, connections
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from tests.factories import BusinessFactory, UserFactory
@@ -179,3 +179,44 @@ def test_the_table_has_the_indexes_the_recommender_reads_by():
     assert ("business_id",) in indexed
     assert ("last_seen",) in indexed
     assert ("user_id", "last_seen") in indexed
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("values", [{"weight": math.inf}, {"weight": math.nan},
+                                    {"weight": 5e9}, {"weight": -1.0}, {"count": 0}])
+def test_the_table_refuses_what_record_interaction_refuses(user, business, values):
+    """Written past the service (the ORM, an admin, raw SQL), an out-of-range weight or
+    count is refused by the database itself: NaN and infinity too."""
+    row = {"weight": 1.0, "count": 1, "first_seen": timezone.now(),
+           "last_seen": timezone.now(), **values}
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Interaction.objects.create(user=user, business=business, interaction_type="view",
+                                   **row)
+    assert not Interaction.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_brings_rows_written_past_the_checks_into_range():
+    from django.db.migrations.executor import MigrationExecutor
+
+    user, shops = UserFactory(), BusinessFactory.create_batch(4)
+    app, before = "xo_recommender", "0006_ingested_batches"
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes(app)
+    executor.migrate([(app, before)])
+    bad = [(5e9, 1), (math.inf, 1), (2.0, 0)]
+    if connection.vendor == "postgresql":  # SQLite stores NaN as NULL: never was there
+        bad.append((math.nan, 3))
+    try:
+        old = MigrationExecutor(connection).loader.project_state([(app, before)]).apps
+        now = timezone.now()
+        for shop, (weight, count) in zip(shops, bad, strict=False):
+            old.get_model(app, "Interaction").objects.create(
+                user_id=user.pk, business_id=shop.pk, interaction_type="view",
+                weight=weight, count=count, first_seen=now, last_seen=now)
+    finally:
+        MigrationExecutor(connection).migrate(latest)
+    stored = dict(Interaction.objects.values_list("business_id", "weight"))
+    counts = dict(Interaction.objects.values_list("business_id", "count"))
+    expected = [(1e6, 1), (1e6, 1), (2.0, 1), (1.0, 3)][:len(bad)]
+    assert [(stored[s.pk], counts[s.pk]) for s in shops[:len(bad)]] == expected

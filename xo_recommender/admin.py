@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -18,8 +19,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from xo_recommender import charts
+from xo_recommender.conf import settings as rec_settings
 from xo_recommender.holdout_report import tuning_text
-from xo_recommender.models import Interaction, ModelVersion
+from xo_recommender.models import MAX_WEIGHT, Interaction, ModelVersion
 
 #: Holdout figures shown, in this order, with their labels.
 METRICS = [("ndcg@10", "NDCG@10"), ("precision@10", "P@10"), ("recall@10", "R@10"),
@@ -69,6 +71,26 @@ class RecommendationPreviewMixin:
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+class InteractionForm(forms.ModelForm):
+    """An interaction edited by hand gets the checks a recorded one gets: a configured
+    type, a finite weight from 0 to ``MAX_WEIGHT``."""
+
+    weight = forms.FloatField(min_value=0, max_value=MAX_WEIGHT)
+
+    class Meta:
+        model = Interaction
+        fields = ("user", "business", "interaction_type", "weight")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        types = list(rec_settings.INTERACTION_WEIGHTS)
+        current = self.instance.interaction_type if self.instance.pk else None
+        if current and current not in types:  # a type since removed from settings stays
+            types.append(current)
+        self.fields["interaction_type"] = forms.ChoiceField(
+            choices=[(t, t) for t in types], label=self.fields["interaction_type"].label)
+
+
 @admin.register(Interaction)
 class InteractionAdmin(admin.ModelAdmin):
     list_display = ("user", "business", "interaction_type", "count", "rounded_weight",
@@ -81,6 +103,12 @@ class InteractionAdmin(admin.ModelAdmin):
     readonly_fields = ("first_seen", "last_seen", "count", "preview_link")
     show_full_result_count = False  # no COUNT(*) over millions of rows per page
     change_list_template = "xo_recommender/admin/interaction_change_list.html"
+    form = InteractionForm
+
+    def has_add_permission(self, request) -> bool:
+        """Interactions are recorded (``record_interaction``, the API), which folds repeats
+        into one row and sets the times the form cannot; the admin corrects them."""
+        return False
 
     @admin.display(description="weight", ordering="weight")
     def rounded_weight(self, obj: Interaction) -> str:

@@ -81,6 +81,12 @@ class SourceView(models.Model):
         return self.name
 
 
+#: The largest weight an interaction may carry (``record_interaction`` and the API refuse
+#: more; the table refuses it too, and with it NaN and infinity, which compare above
+#: every number in PostgreSQL).
+MAX_WEIGHT = 1e6
+
+
 class Interaction(models.Model):
     """One row per (user, business, type); repeats bump ``count`` and ``last_seen``.
 
@@ -107,7 +113,11 @@ class Interaction(models.Model):
                 name="xo_rec_interaction_unique_key",
             ),
             models.CheckConstraint(
-                condition=models.Q(weight__gte=0), name="xo_rec_interaction_weight_gte_0"
+                condition=models.Q(weight__gte=0, weight__lte=MAX_WEIGHT),
+                name="xo_rec_interaction_weight_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(count__gte=1), name="xo_rec_interaction_count_gte_1"
             ),
         ]
         indexes = [

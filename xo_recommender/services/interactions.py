@@ -15,7 +15,7 @@ from django.utils import timezone
 from xo_recommender import cache
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.exceptions import InvalidArgument, UnknownUser
-from xo_recommender.models import Interaction, RecUser
+from xo_recommender.models import MAX_WEIGHT, Interaction, RecUser
 from xo_recommender.services._common import bounded, business_pk, user_pk
 
 
@@ -31,9 +31,9 @@ class InteractionEvent:
     at: datetime | None = None
 
 
-#: A weight beyond this is a client bug, not a strength (the API refuses it too); far
-#: beyond it, float32 model arithmetic would overflow and spoil every user's ranking.
-MAX_WEIGHT = 1e6
+#: A weight beyond ``MAX_WEIGHT`` is a client bug, not a strength (the API and the table
+#: refuse it too); far beyond it, float32 model arithmetic would overflow and spoil every
+#: user's ranking.
 #: Most times one event may say it happened; a stored count saturates at the column's
 #: largest value (``STORED_COUNT_MAX``) rather than fail the write.
 MAX_COUNT = 1_000_000
