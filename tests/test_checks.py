@@ -225,3 +225,44 @@ def test_token_authentication_without_its_app_is_an_error(monkeypatch):
         "rest_framework.authentication.SessionAuthentication"]}
     with override_settings(REST_FRAMEWORK=rest):
         assert check_token_authentication() == []
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("BLEND_WEIGHTS", {"collaborative": "high"}), ("BLEND_WEIGHTS", ["x"]),
+    ("BLEND_WEIGHTS", {"teleport": 1.0}), ("COLLABORATIVE", ["x"]),
+    ("COLLABORATIVE", {"lambda": 3.0}), ("COLLABORATIVE", {"l2_rel": "big"}),
+    ("EXCLUDE_INTERACTED_TYPES", None), ("EXCLUDE_INTERACTED_TYPES", "like"),
+    ("HEALTH_REQUIRED", ["Database"]), ("HEALTH_REQUIRED", "database"),
+    ("DIVERSIFY", "no"), ("LIVE_ACTIVE_CHECK", 1), ("ARTIFACT_DIR", 5),
+    ("SITE_NAME", 7),
+])
+def test_a_setting_of_the_wrong_shape_is_an_error(key, value):
+    """Each of these passed ``check`` and then made every request a 500, or (a flag
+    given as "no", a health part misspelt) silently meant something else."""
+    with override_settings(XO_RECOMMENDER={**settings.XO_RECOMMENDER, key: value}):
+        errors = check_settings()
+    assert [e.id for e in errors] == ["xo_recommender.E014"]
+    assert key in errors[0].msg and errors[0].hint
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("BLEND_WEIGHTS", {"collaborative": 2, "proximity": 0.5}),
+    ("COLLABORATIVE", {"l2_rel": 8.0, "top_k": None}), ("EXCLUDE_INTERACTED_TYPES", ()),
+    ("HEALTH_REQUIRED", ["database", "cache"]), ("DIVERSIFY", True),
+    ("ARTIFACT_DIR", False), ("ARTIFACT_DIR", "/tmp/xo"), ("SITE_NAME", "XO Black"),
+])
+def test_settings_of_the_right_shape_pass(key, value):
+    with override_settings(XO_RECOMMENDER={**settings.XO_RECOMMENDER, key: value}):
+        assert check_settings() == []
+
+
+@pytest.mark.parametrize("rate", ["10/fortnight", "5 per minute", "x/min", 10])
+def test_a_throttle_rate_drf_cannot_read_is_an_error(rate):
+    rates = {"xo_recommender_read": "100/min", "xo_recommender_write": rate}
+    with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK,
+                                           "DEFAULT_THROTTLE_RATES": rates}):
+        errors = check_settings()
+        rates["xo_recommender_write"] = "20/hour"
+        assert check_settings() == []
+    assert [e.id for e in errors] == ["xo_recommender.E014"]
+    assert "xo_recommender_write" in errors[0].msg

@@ -10,6 +10,8 @@ Ids:
 * ``E006`` ``CACHE_ALIAS`` is not in ``CACHES``
 * ``E007`` ``INTERACTION_WEIGHTS`` is not a mapping of type names to finite numbers
 * ``E012`` a numeric setting is not a number in its range
+* ``E014`` a setting has the wrong shape (a list, a mapping, a flag, a path, a known
+  name: ``SHAPES``), or one of the API's throttle rates is one DRF cannot read
 * ``E013`` DRF's ``TokenAuthentication`` without ``rest_framework.authtoken`` installed
   (every request carrying a token would be a 500)
 * ``E010`` DRF's ``DEFAULT_SCHEMA_CLASS`` is not drf-spectacular's (the schema would 500)
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any
 
 from django.apps import apps as global_apps
@@ -89,6 +92,88 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
                 + (" (None is allowed)." if none_ok else "."),
                 id="xo_recommender.E012",
             ))
+    for name, (test, expected) in SHAPES.items():
+        value = getattr(rec_settings, name)
+        if not test(value):
+            errors.append(Error(
+                f'{SETTING_NAME}["{name}"] = {value!r} is not {expected}.'[:500],
+                hint=f"The default is {DEFAULTS[name]!r}.", id="xo_recommender.E014"))
+    errors += _throttle_rate_errors()
+    return errors
+
+
+def _texts(value: Any, known: frozenset[str] | None = None) -> bool:
+    return isinstance(value, list | tuple) and all(
+        isinstance(v, str) and (known is None or v in known) for v in value)
+
+
+def _numbers_by_name(value: Any, known: frozenset[str], *, none_ok: bool = False) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and k in known
+        and ((v is None and none_ok) or _finite(v) is not None) for k, v in value.items())
+
+
+def _collaborative_options() -> frozenset[str]:
+    import inspect
+
+    from xo_recommender.engine.collaborative import CollaborativeModel
+
+    return frozenset(inspect.signature(CollaborativeModel).parameters)
+
+
+def _blend_components() -> frozenset[str]:
+    from xo_recommender.conf import DEFAULT_BLEND_WEIGHTS
+
+    return frozenset(DEFAULT_BLEND_WEIGHTS)
+
+
+#: Settings read as a list, a mapping, a flag or a path: (test, what is expected). A wrong
+#: one would otherwise pass ``check`` and fail (or, for a flag, silently mean something
+#: else: "no" is true) at the first request or rebuild that reads it.
+SHAPES: dict[str, tuple[Any, str]] = {
+    "BLEND_WEIGHTS": (lambda v: v is None or _numbers_by_name(v, _blend_components()),
+                      "None or a mapping of the blend's components (collaborative, "
+                      "profile, interest, proximity, prior) to finite numbers"),
+    "COLLABORATIVE": (lambda v: _numbers_by_name(v, _collaborative_options(), none_ok=True),
+                      "a mapping of the collaborative model's options (l2_rel, dropout, "
+                      "user_alpha, top_k, …) to numbers"),
+    "EXCLUDE_INTERACTED_TYPES": (_texts, "a list of interaction type names"),
+    "HEALTH_REQUIRED": (lambda v: _texts(v, frozenset({"database", "cache", "broker"})),
+                        'a list of the parts "database", "cache" and "broker"'),
+    "DIVERSIFY": (lambda v: isinstance(v, bool), "True or False"),
+    "LIVE_ACTIVE_CHECK": (lambda v: isinstance(v, bool), "True or False"),
+    "ACTIVE_CHECK_BACKGROUND": (lambda v: isinstance(v, bool), "True or False"),
+    "SITE_NAME": (lambda v: v is None or isinstance(v, str), "None or text"),
+    "ARTIFACT_DIR": (lambda v: v is None or v is False or isinstance(v, str | os.PathLike),
+                     "None (the default folder), False (no files) or a folder's path"),
+}
+
+
+def _throttle_rate_errors() -> list:
+    """The API's two scopes' rates as DRF reads them (``"100/min"``): another form
+    (``"10/fortnight"``, ``"5 per minute"``) made every request a 500."""
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    from xo_recommender.api.permissions import READ_SCOPE, WRITE_SCOPE
+
+    errors = []
+    rates = api_settings.DEFAULT_THROTTLE_RATES or {}
+    for scope in (READ_SCOPE, WRITE_SCOPE):
+        rate = rates.get(scope) if isinstance(rates, dict) else None
+        if rate is None:
+            continue
+        try:
+            number, _ = SimpleRateThrottle.parse_rate(None, rate)
+            fits = number >= 0
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+            fits = False
+        if not fits:
+            errors.append(Error(
+                f'REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["{scope}"] = {rate!r} is not a '
+                "rate DRF can read.", hint='A count, "/" and a period: "100/min", '
+                '"10/s", "5000/day" (s, m, h or d is what DRF reads of the period).',
+                id="xo_recommender.E014"))
     return errors
 
 
