@@ -3,7 +3,7 @@
 import pytest
 
 from tests.factories import BusinessFactory, CategoryFactory, UserFactory
-from xo_recommender import artifacts, recommend_for, record_interaction
+from xo_recommender import artifacts, cache, recommend_for, record_interaction
 from xo_recommender.services import newcomers, rebuild
 from xo_recommender.services.ranking import popular_businesses, similar_businesses
 
@@ -143,7 +143,8 @@ def test_each_process_reads_the_newcomers_again_after_the_refresh_interval(site,
     user = UserFactory(interests=["coffee"])
     recommend_for(user, limit=20)  # this process now holds the (empty) list
     fresh = BusinessFactory(name="Fresh Cafe", categories=[site["coffee"]],
-                            latitude=ATL[0], longitude=ATL[1])  # by another process
+                            latitude=ATL[0], longitude=ATL[1])  # by another process,
+    # its counter not bumped (or the cache down): the list is read again after the interval
     assert fresh.pk not in ids(recommend_for(user, limit=19))  # (other pages: no cache hit)
     monkeypatch.setattr(newcomers, "REFRESH_SECONDS", 0.0)  # the interval has passed
     assert fresh.pk in ids(recommend_for(user, limit=18))
@@ -171,3 +172,24 @@ def test_a_business_reactivated_since_the_rebuild_waits_for_the_next(
     with django_capture_on_commit_callbacks(execute=True):  # the new version is published
         rebuild()
     assert closed.pk in ids(recommend_for(user, limit=20))
+
+
+def test_a_business_created_by_another_process_joins_the_next_page_computed_here(site):
+    """The other process's commit bumps the newcomers' counter: this process reads its
+    list again at its next miss, not after its refresh interval (it was 30 s, and a page
+    computed meanwhile left the new business out for as long as it stayed cached)."""
+    user = UserFactory(interests=["coffee"])
+    recommend_for(user, limit=20)  # this process now holds the (empty) list
+    fresh = BusinessFactory(name="Fresh Cafe", categories=[site["coffee"]],
+                            latitude=ATL[0], longitude=ATL[1])  # another process's commit
+    cache.note_new_business()  # ... and what it does after it
+    assert fresh.pk in ids(recommend_for(user, limit=19))
+
+
+def test_creating_a_business_bumps_the_newcomers_counter_after_the_commit(
+        site, django_capture_on_commit_callbacks):
+    before = cache.newcomers_generation()
+    with django_capture_on_commit_callbacks(execute=True):
+        BusinessFactory(name="Fresh Cafe", categories=[site["coffee"]])
+        assert cache.newcomers_generation() == before  # not before the commit
+    assert cache.newcomers_generation() not in (None, before)

@@ -90,6 +90,12 @@ def catalogue_generation_key(site: str | None = None) -> str:
     return f"{site or site_prefix()}:gen:catalogue"
 
 
+def newcomers_generation_key(site: str | None = None) -> str:
+    """Bumped when a business is created: each process's list of the businesses the
+    model does not know (``services.newcomers``) is read again at its next miss."""
+    return f"{site or site_prefix()}:gen:newcomers"
+
+
 def model_version_key(site: str | None = None) -> str:
     """The active model version, published on every switch."""
     return f"{site or site_prefix()}:model:active"
@@ -330,6 +336,18 @@ def invalidate_businesses(business_ids: Iterable[Any]) -> None:
         return
     for business_id in ids:
         invalidate_business(business_id)
+
+
+def note_new_business() -> None:
+    """A business was created: every process reads its newcomers again at its next miss
+    (cache down: within ``newcomers.REFRESH_SECONDS``, as before)."""
+    _guarded("note a new business", None,
+             lambda: _raw_bump(_cache(), newcomers_generation_key()))
+
+
+def newcomers_generation() -> Any:
+    """The newcomers' counter (None: never bumped, expired, or the cache is down)."""
+    return read(newcomers_generation_key())
 
 
 def invalidate_catalogue() -> None:

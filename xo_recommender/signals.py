@@ -130,15 +130,16 @@ def user_changed(*, instance: Any, update_fields: Any = None, **kwargs: Any) -> 
 def business_changed(*, instance: Any, created: bool = False, **kwargs: Any) -> None:
     """A host business was saved or deleted: retire the cached lists that show it.
 
-    A new business is in no cached list yet, so creating one retires nothing; this
-    process reads its list of businesses the model does not know again (other
-    processes within ``newcomers.REFRESH_SECONDS``). The change is recorded after the
-    commit (a rolled-back save retires nothing).
+    A new business is in no cached list yet, so creating one retires nothing; every
+    process reads its list of businesses the model does not know again at its next
+    miss (``cache.note_new_business``). The change is recorded after the commit (a
+    rolled-back save retires nothing).
     """
     if created:
         from xo_recommender.services import newcomers  # services import the models
 
         transaction.on_commit(newcomers.forget)
+        transaction.on_commit(cache.note_new_business)
         return
     field = _active_field(type(instance))
     was = getattr(instance, "_xo_was_active", None)
