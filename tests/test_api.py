@@ -315,6 +315,15 @@ def test_owner_records_an_interaction(world):
                                                    "interaction_type": "view", "weight": 2.5})
     row.refresh_from_db()
     assert (row.weight, row.count) == (2.5, 2)
+    body = {"business_id": shop.pk, "interaction_type": "view", "count": 5}  # as in Python
+    assert post(client_for(owner), f"{API}interaction/", body).status_code == 201
+    row.refresh_from_db()
+    assert row.count == 7
+    for bad in (0, -1, 10**7, "many", 2.5):
+        answer = post(client_for(owner), f"{API}interaction/", {**body, "count": bad})
+        assert answer.status_code == 400 and "count" in answer.json()
+    row.refresh_from_db()
+    assert row.count == 7
 
 
 @pytest.mark.django_db

@@ -18,7 +18,7 @@ from rest_framework.renderers import JSONRenderer
 
 from xo_recommender.conf import settings as rec_settings
 from xo_recommender.services import InteractionEvent, PageRendering
-from xo_recommender.services.interactions import MAX_WEIGHT
+from xo_recommender.services.interactions import MAX_COUNT, MAX_WEIGHT
 
 #: Largest id a bigint primary key can hold; larger ids cannot exist.
 MAX_ID = 2**63 - 1
@@ -176,6 +176,10 @@ class InteractionCreateSerializer(serializers.Serializer):
     interaction_type = serializers.CharField(
         max_length=32, help_text="One of the INTERACTION_WEIGHTS types, e.g. view, like, save.")
     weight = StrictFloatField(required=False, default=1.0, min_value=0, max_value=MAX_WEIGHT)
+    count = serializers.IntegerField(
+        required=False, default=1, min_value=1, max_value=MAX_COUNT,
+        help_text="How many times it happened (as record_interaction's count): a repeat "
+        "adds to the row's count.")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -189,7 +193,7 @@ class InteractionCreateSerializer(serializers.Serializer):
     @staticmethod
     def to_event(data: dict[str, Any]) -> InteractionEvent:
         return InteractionEvent(data["user_id"], data["business_id"], data["interaction_type"],
-                                data["weight"])
+                                data["weight"], data["count"])
 
 
 class _SyncSerializer(serializers.Serializer):

@@ -164,7 +164,8 @@ def _rank(user: Any, limit: int, offset: int, category: str | None, near: Any,
             home = None  # a host row with nonsense coordinates is treated as unknown
     if radius is not None and point is None and home is None:
         raise InvalidArgument("radius_km",
-                              "radius_km needs near=(lat, lng) for a user without a location")
+                              "radius_km needs a point: lat and lng (near= in Python), as "
+                              "this user has no home")
     in_memory = version is not None and artifacts.loaded_version() == version
     with contextlib.nullcontext() if in_memory else statement_timeout():
         version_id, model = artifacts.active_model(version)  # the artifact may be big
@@ -512,7 +513,8 @@ def popular_businesses(limit: int = 10, *, category: str | None = None, near: An
     point = _validated_point(near)
     radius = _validated_radius(radius_km)
     if radius is not None and point is None:
-        raise InvalidArgument("radius_km", "radius_km needs near=(lat, lng)")
+        raise InvalidArgument("radius_km",
+                              "radius_km needs a point: lat and lng (near= in Python)")
     category = _validated_category(category)
     version_id, model = artifacts.active_model()
     results = _with_newcomers(version_id, model, Query(
