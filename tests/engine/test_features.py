@@ -1,6 +1,7 @@
 """Per-user features the learned ranking weighs: what each says about one history."""
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from xo_recommender.engine import features
@@ -149,3 +150,28 @@ def test_personal_nearness_falls_in_the_users_own_unit_and_only_from_the_history
     assert homebody[-1] == traveller[-1] == 0.0  # an unknown distance is not near
     assert homebody.dtype == np.float32
     assert not features.personal_nearness(distances, None).any()
+
+
+def test_any_taste_is_one_where_a_stated_interest_matches_else_the_unstated_chance():
+    """A place matching a named taste matches for sure; elsewhere the chance is that of
+    the unstated one; a place in both counts once (not the sum of the two)."""
+    of_item = np.array([0, 1, 2, 2])
+    unstated = features.PerSet(np.array([0.0, 0.7, 0.4], np.float32), of_item)
+    stated = features.PerSet(np.array([1.0, 0.0, 1.0], np.float32), of_item)
+    assert features.any_taste(unstated, stated).dense().tolist() == \
+        [1.0, pytest.approx(0.7), 1.0, 1.0]
+    assert features.any_taste(unstated, None) is unstated  # no interests named
+
+
+def test_any_tastes_share_of_a_score_is_told_as_the_interest_or_the_habit_it_came_from():
+    values = {"any_taste": np.array([1.0, 0.6, 0.0], np.float32),
+              "interest_category": np.array([1.0, 0.0, 0.0], np.float32),
+              "nearness": np.array([0.5, 0.5, 0.5], np.float32)}
+    groups, out = features.contributions(values, {"any_taste": 2.0, "nearness": 1.0})
+    share = {g: out[:, groups.index(g)].tolist() for g in groups}
+    assert share["interest"] == [2.0, 0.0, 0.0]  # a named interest: "matches your …"
+    assert share["category"] == [0.0, pytest.approx(1.2), 0.0]  # read from the history
+    assert share["proximity"] == [0.5, 0.5, 0.5]
+    no_interests = {k: v for k, v in values.items() if k != "interest_category"}
+    groups, out = features.contributions(no_interests, {"any_taste": 2.0})
+    assert groups == ("category",) and out[:, 0].tolist() == [2.0, pytest.approx(1.2), 0.0]

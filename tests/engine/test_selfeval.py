@@ -208,6 +208,13 @@ def test_reasons_follow_the_features_that_lifted_each_result():
     ranked = model.recommend(query)
     assert all(not reason.startswith("Because you") for r in ranked for reason in r.reasons)
     assert any(reason == "Matches your interest in cafe" for r in ranked for reason in r.reasons)
+    by_taste = {"any_taste": 3.0, "nearness": 0.5}  # a named interest is told as such
+    model = Recommender.fit(catalogue, events,
+                            EngineParams(ranking={"history": by_taste, "cold": by_taste}))
+    ranked = model.recommend(query)
+    assert any(reason == "Matches your interest in cafe" for r in ranked for reason in r.reasons)
+    assert all(not reason.startswith("You often go to cafe") for r in ranked
+               for reason in r.reasons)
     by_history = {"collaborative": 3.0, "nearness": 0.1}
     model = Recommender.fit(catalogue, events,
                             EngineParams(ranking={"history": by_history, "cold": by_history}))

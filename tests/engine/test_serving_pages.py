@@ -20,7 +20,8 @@ from xo_recommender.engine.model import EngineParams, Query, Recommender
 
 #: The features at the reference commit, in their order then (the pin's weights).
 PINNED = tuple(f for f in FEATURES
-               if f not in {"unstated_taste", "usual_nearness", "personal_nearness"})
+               if f not in {"unstated_taste", "any_taste", "usual_nearness",
+                            "personal_nearness"})
 
 TAGS = ("vegan", "late", "family", "wifi", "outdoor", "cash")
 

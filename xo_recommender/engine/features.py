@@ -39,8 +39,8 @@ FAR_KM = 50.0
 #: Features that need the user's history; a user without one has them all at zero.
 HISTORY_FEATURES: tuple[str, ...] = (
     "collaborative", "profile", "category", "category_match", "category_count",
-    "category_lift", "unstated_lift", "unstated_taste", "usual_reach", "usual_nearness",
-    "personal_nearness", "seen",
+    "category_lift", "unstated_lift", "unstated_taste", "any_taste", "usual_reach",
+    "usual_nearness", "personal_nearness", "seen",
 )
 
 #: Features a user without history still has.
@@ -55,14 +55,15 @@ FEATURES: tuple[str, ...] = HISTORY_FEATURES + COLD_FEATURES
 _USE_DISTANCE = frozenset({*DISTANCE_SCALES, "nearness", "log_nearness", "popular_nearby",
                            "usual_reach", "usual_nearness", "personal_nearness",
                            "category_lift",
-                           "unstated_lift", "unstated_taste"})
+                           "unstated_lift", "unstated_taste", "any_taste"})
 
 #: Which reason a feature's contribution stands for (``None``: never a reason).
 REASON_GROUP: dict[str, str | None] = {
     "collaborative": "collaborative", "profile": "profile", "category": "category",
     "category_match": "category", "category_count": "category",
     "category_lift": "category",
-    "unstated_lift": "category", "unstated_taste": "category", "usual_reach": "proximity",
+    "unstated_lift": "category", "unstated_taste": "category", "any_taste": "category",
+    "usual_reach": "proximity",
     "usual_nearness": "proximity", "personal_nearness": "proximity",
     "seen": None, "interest": "interest",
     "interest_category": "interest", "interest_tag": "interest",
@@ -71,6 +72,13 @@ REASON_GROUP: dict[str, str | None] = {
     "popularity": "popularity", "trend": "trending", "hosted": "popularity",
     "rating": "rating", "popular_nearby": "popularity", "prior": "popularity",
 }
+
+
+#: A feature whose contribution is told by another reason where a second feature is
+#: positive: ``any_taste`` lifts a business that matches a stated interest as that
+#: interest ("matches your interest in …"), and one that matches a taste read from the
+#: history as that category ("you often go to …").
+REASON_WHERE: dict[str, tuple[str, str]] = {"any_taste": ("interest_category", "interest")}
 
 
 def _max_normalised(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -503,6 +511,22 @@ def unstated_taste_by_category(categories: sp.csr_matrix, row: sp.csr_matrix,
     return post.astype(np.float32)
 
 
+def any_taste(unstated: PerSet, stated: PerSet | None) -> PerSet:
+    """The probability that a business matches at least one of the user's tastes: 1 where
+    it is in a category they named, else the probability that it is in their unstated
+    one (``unstated_taste``; a user has at most one, so the events are exclusive).
+
+    Why beside the two it is made of: a place that matches a taste draws a person about
+    as much whether it matches one of their tastes or two, and a linear ranking that
+    adds the two features counts a place matching both twice. With this one it can
+    weigh "matches a taste" once (the learned weights of the other two then fall to
+    about zero on ``seed_demo``'s worlds).
+    """
+    if stated is None:
+        return unstated
+    return PerSet(np.maximum(unstated.values, stated.values), unstated.of_item)
+
+
 def compute(
     model,
     row: sp.csr_matrix,
@@ -556,9 +580,12 @@ def compute(
             out["seen"] = Sparse(n, seen, np.ones(seen.size, np.float32))
     if interests and "interest" in want:
         out["interest"] = _max_normalised(model.content.interest_scores(interests), mask)
+    if "any_taste" in want and has_history:
+        want.add("interest_category")  # the reason its contribution is told by
     if interests and want & {"interest_category", "interest_tag"}:
         out.update(_interest_matches(model, interests, compact=True))
-    if has_history and want & {"category_lift", "unstated_lift", "unstated_taste"}:
+    if has_history and want & {"category_lift", "unstated_lift", "unstated_taste",
+                               "any_taste"}:
         reach = None if distances is None else _decay(distances, 3.0)
         base = category_base(model.categories, model.active, reach)
         if "category_lift" in want:
@@ -568,9 +595,13 @@ def compute(
             stated = _stated_columns(model, interests)
             out["unstated_lift"] = per_set_max(model.categories, category_lift_by_category(
                 model.categories, row, base, stated=stated if stated.size else None))
-        if "unstated_taste" in want:
-            out["unstated_taste"] = per_set_max(model.categories, unstated_taste_by_category(
+        if want & {"unstated_taste", "any_taste"}:
+            taste = per_set_max(model.categories, unstated_taste_by_category(
                 model.categories, row, base, _stated_columns(model, interests)))
+            if "unstated_taste" in want:
+                out["unstated_taste"] = taste
+            if "any_taste" in want:
+                out["any_taste"] = any_taste(taste, out.get("interest_category"))
     if distances is not None:
         by_distance: dict[str, np.ndarray] = {}
         here = distances if within is None else distances[within]
@@ -660,16 +691,27 @@ def contributions(values: Mapping[str, np.ndarray], weights: Mapping[str, float]
         n = rows.shape[0]
     else:
         n = next(iter(values.values())).shape[0] if values else 0
+    def at(v):
+        if rows is None:
+            return dense(v)
+        return v.at(rows) if isinstance(v, PerSet | Sparse) else v[rows]
+
+    for name in weights:  # a split feature's second group is a group too
+        if name in REASON_WHERE and name in values and REASON_WHERE[name][0] in values:
+            other = REASON_WHERE[name][1]
+            if other not in groups:
+                groups.append(other)
     out = np.zeros((n, len(groups)), np.float32)
     for name, w in weights.items():
         group = REASON_GROUP.get(name)
         if group is not None and name in values:
-            v = values[name]
-            if rows is None:
-                v = dense(v)
-            else:
-                v = v.at(rows) if isinstance(v, PerSet | Sparse) else v[rows]
-            out[:, groups.index(group)] += np.float32(w) * v
+            term = np.float32(w) * at(values[name])
+            where = REASON_WHERE.get(name)
+            if where is not None and where[0] in values:
+                told = at(values[where[0]]) > 0
+                out[:, groups.index(where[1])] += np.where(told, term, np.float32(0.0))
+                term = np.where(told, np.float32(0.0), term)
+            out[:, groups.index(group)] += term
     return tuple(groups), out
 
 
