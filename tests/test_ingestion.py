@@ -90,8 +90,8 @@ def test_bad_events_fail_at_once_and_unknown_ids_are_skipped_at_flush(
 
 
 @pytest.mark.django_db
-def test_a_failed_write_puts_the_batch_back_in_order(redis_buffer, broker, user, business,
-                                                     monkeypatch):
+def test_a_failed_write_is_retried_first_and_in_order(redis_buffer, broker, user, business,
+                                                      monkeypatch):
     redis, key = redis_buffer
     for t in ("view", "like", "save"):
         ingestion.defer_interaction(user, business, t)
@@ -103,10 +103,71 @@ def test_a_failed_write_puts_the_batch_back_in_order(redis_buffer, broker, user,
     monkeypatch.setattr(ingestion, "record_interactions", down)
     with pytest.raises(OperationalError):
         ingestion.flush_deferred()
-    assert [ingestion._decode(r).interaction_type for r in redis.lrange(key, 0, -1)] == [
-        "view", "like", "save"]
-    monkeypatch.setattr(ingestion, "record_interactions", real)
-    assert ingestion.flush_deferred() == 3 and stored() == 3
+    ingestion.defer_interaction(user, business, "share")  # after it, in the list
+    written = []
+    monkeypatch.setattr(ingestion, "record_interactions",
+                        lambda events: written.extend(e.interaction_type for e in events)
+                        or real(events))
+    assert ingestion.flush_deferred() == 4 and stored() == 4
+    assert written == ["view", "like", "save", "share"]
+    assert not redis.exists(f"{key}:claims") and not redis.keys(f"{key}:claim:*")
+
+
+@pytest.mark.django_db
+def test_a_push_whose_answer_timed_out_is_written_once(redis_buffer, broker, user, business,
+                                                       monkeypatch):
+    """Redis ran the push but its answer was lost: the events are written inline, and
+    the flusher skips them when it finds them in the buffer after all."""
+    from redis.client import Pipeline
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    redis, key = redis_buffer
+    real = Pipeline.execute
+
+    def answer_lost(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise RedisTimeout("Timeout reading from socket")
+
+    monkeypatch.setattr(Pipeline, "execute", answer_lost)
+    ingestion.defer_interactions([InteractionEvent(user.pk, business.pk, "view", count=2),
+                                  InteractionEvent(user.pk, business.pk, "like")])
+    monkeypatch.undo()
+    assert stored() == 3 and redis.llen(key) == 2  # written, and in the buffer too
+    ingestion.defer_interaction(user, business, "save")  # a later hand-over, buffered
+    assert ingestion.flush_deferred() == 1
+    assert stored() == 4  # each event once
+
+
+@pytest.mark.django_db
+def test_events_buffered_by_an_older_version_without_tokens_are_written(
+        redis_buffer, broker, user, business):
+    import json
+
+    redis, key = redis_buffer
+    redis.rpush(key, json.dumps([user.pk, business.pk, "view", 1.0, 3,
+                                 "2026-01-01T00:00:00+00:00"]))
+    assert ingestion.flush_deferred() == 1 and stored() == 3
+
+
+@pytest.mark.django_db
+def test_a_commit_whose_acknowledgement_was_lost_is_not_written_again(
+        redis_buffer, broker, user, business, monkeypatch):
+    """The batch and its token committed, then the connection dropped before the
+    flusher heard so: the retry finds the token and writes nothing twice."""
+    for t in ("view", "like", "save"):
+        ingestion.defer_interaction(user, business, t)
+    real = ingestion._write_once
+
+    def committed_then_lost(token, raw):
+        real(token, raw)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(ingestion, "_write_once", committed_then_lost)
+    with pytest.raises(OperationalError):
+        ingestion.flush_deferred()
+    monkeypatch.setattr(ingestion, "_write_once", real)
+    assert ingestion.flush_deferred() == 0
+    assert stored() == 3  # once
 
 
 @pytest.mark.django_db

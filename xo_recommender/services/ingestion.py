@@ -7,15 +7,21 @@ Celery worker then drains the list in batches through the same validated upsert 
 were deferred, not the time they are written.
 
 Without a broker, or without a Redis cache to buffer in, or when Redis fails, the
-events are written inline as ``record_interactions`` would. Scheduling is race-free: a
-flusher clears its "scheduled" mark before its last look at the list, and a producer
-pushes before it tries to set the mark, so every event is seen by a running flusher or
-schedules a new one.
+events are written inline as ``record_interactions`` would. A push whose answer was lost
+(a timeout) may still have reached the buffer: such events are written inline with
+their hand-over's token (every buffered event carries one), and the flusher skips the
+events of a hand-over whose token is written (kept ``KEEP_TOKENS_SECONDS``).
+
+Scheduling is race-free: a flusher clears its "scheduled" mark before its last look at
+the list, and a producer pushes before it tries to set the mark, so every event is seen
+by a running flusher or schedules a new one.
 
 Each batch is written exactly once. A flusher *claims* it: one script moves it from the
 list into a list of its own under a random token, with a lease. The batch's upsert and a
 row with that token (``IngestedBatch``) commit in one transaction; then the claim is
-dropped. A write that fails puts the batch back at the head of the list. A flusher that
+dropped. A write that fails ends the claim's lease, so the next flush adopts the batch
+first, under the same token (a commit whose acknowledgement was lost is then seen as
+written, not written again). A flusher that
 dies holding a claim leaves it to the next flusher once the lease has run out: that one
 adopts the batch under the same token, so if the dead one had committed, the token's
 row is there and nothing is counted twice; if not, the batch is written now.
@@ -128,8 +134,9 @@ def defer_interactions(events: Iterable[InteractionEvent]) -> int:
         return record_interactions(events)
     redis, key = target
     now = timezone.now()
+    handed = secrets.token_hex(16)  # this hand-over's token, carried by each of its events
     payload = [json.dumps([e.user_id, e.business_id, e.interaction_type, float(e.weight),
-                           e.count, (e.at or now).isoformat()]) for e in events]
+                           e.count, (e.at or now).isoformat(), handed]) for e in events]
     try:  # push, then claim the flush: in order, in one round trip
         pipe = redis.pipeline(transaction=False)
         pipe.rpush(key, *payload)
@@ -137,7 +144,7 @@ def defer_interactions(events: Iterable[InteractionEvent]) -> int:
         _, claimed = pipe.execute()
     except Exception as exc:  # Redis down or hung: no buffer, so write now
         logger.warning("Interaction buffer unavailable (%s); writing inline", exc)
-        return record_interactions(events)
+        return _write_inline(handed, events)
     try:
         if claimed:
             _schedule(key)
@@ -145,6 +152,16 @@ def defer_interactions(events: Iterable[InteractionEvent]) -> int:
         logger.warning("Could not schedule an interaction flush (%s); flushing inline", exc)
         flush_deferred(key)
     return len(events)
+
+
+def _write_inline(handed: str, events: list[InteractionEvent]) -> int:
+    """Write events whose push failed, with their hand-over's token in the same
+    transaction: a push that reached Redis though its answer did not (a timeout) leaves
+    them in the buffer too, and the flusher then skips them by that token."""
+    using = router.db_for_write(IngestedBatch)
+    with transaction.atomic(using=using):
+        IngestedBatch.objects.using(using).create(token=handed)
+        return record_interactions(events)
 
 
 def _schedule(key: str, countdown: float | None = None) -> None:
@@ -203,7 +220,7 @@ def flush_deferred(key: str | None = None) -> int:
         try:
             written += _write_once(token, raw)
         except Exception:
-            _release(redis, key, token, requeue=raw)  # at the head, in order, for the retry
+            _end_lease(redis, key, token)  # the retry adopts it first, under this token
             raise
         _release(redis, key, token)
 
@@ -246,6 +263,14 @@ def _release(redis, key: str, token: str, requeue: list[bytes] | None = None) ->
         pipe.execute()
 
 
+def _end_lease(redis, key: str, token: str) -> None:
+    """Give a claim whose write failed to the next flush (which adopts such claims before
+    anything else, in order) under the same token. Put back in the list, it would be
+    claimed under a new token: a commit that reached the database but whose
+    acknowledgement was lost would then be counted twice."""
+    redis.hset(_claims_key(key), token, 0)
+
+
 def _adopt_orphans(redis, key: str) -> int:
     """Write the batches whose flusher's lease ran out (it died holding them), once."""
     written = 0
@@ -272,7 +297,11 @@ def _write_once(token: str, raw: list[bytes]) -> int:
                 IngestedBatch.objects.using(using).create(token=token)
         except IntegrityError:
             return 0  # its first flusher committed it before it stopped
-        return _write([_decode(r) for r in raw])
+        decoded = [_decode_handed(r) for r in raw]
+        handed = {h for _, h in decoded if h is not None}
+        inline = set(IngestedBatch.objects.using(using).filter(token__in=handed)
+                     .values_list("token", flat=True)) if handed else set()
+        return _write([e for e, h in decoded if h is None or h not in inline])
 
 
 def _prune_tokens() -> None:
@@ -281,8 +310,14 @@ def _prune_tokens() -> None:
 
 
 def _decode(raw: bytes) -> InteractionEvent:
-    user_id, business_id, itype, weight, count, at = json.loads(raw)
-    return InteractionEvent(user_id, business_id, itype, weight, count, parse_datetime(at))
+    return _decode_handed(raw)[0]
+
+
+def _decode_handed(raw: bytes) -> tuple[InteractionEvent, str | None]:
+    """An event and its hand-over's token (None: buffered by a version without them)."""
+    user_id, business_id, itype, weight, count, at, *handed = json.loads(raw)
+    return (InteractionEvent(user_id, business_id, itype, weight, count, parse_datetime(at)),
+            handed[0] if handed else None)
 
 
 def _write(events: list[InteractionEvent]) -> int:
