@@ -133,6 +133,7 @@ def test_a_host_without_drf_spectacular_schema_class_is_told_what_to_set(setting
     [error] = check_schema_class()
     assert error.id == "xo_recommender.E010"
     assert "DEFAULT_SCHEMA_CLASS" in error.msg
+    assert "is rest_framework.schemas.openapi.AutoSchema;" in error.msg  # which AutoSchema
     assert "drf_spectacular.openapi.AutoSchema" in error.hint
 
 

@@ -306,10 +306,11 @@ def check_schema_class(app_configs: Any = None, **kwargs: Any) -> list:
     configured = api_settings.DEFAULT_SCHEMA_CLASS
     if isinstance(configured, type) and issubclass(configured, AutoSchema):
         return []
-    name = getattr(configured, "__qualname__", repr(configured))
+    name = (f"{configured.__module__}.{configured.__qualname__}"
+            if isinstance(configured, type) else repr(configured))  # both are "AutoSchema"
     return [Error(
         f'REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] is {name}; the recommender\'s API schema '
-        "needs drf-spectacular's AutoSchema.",
+        "needs drf_spectacular.openapi.AutoSchema (or a subclass).",
         hint='Add "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema" to '
         "REST_FRAMEWORK in your settings.",
         id="xo_recommender.E010",
