@@ -63,6 +63,10 @@ def test_the_hyperparameter_line_marks_what_was_chosen():
     assert tuning_text(metrics) == ("half_life_days 90: 0.4100, 30: 0.4300 (chosen), "
                                     "none: 0.4000; l2_rel 4: 0.4300 (chosen), 1: 0.4200")
     assert tuning_text({}) == ""
+    kept = {"tuning": {"hyperparameters": {},
+                       "tried": {"half_life_days": {"90": 0.7843, "30": 0.7876}}}}
+    assert tuning_text(kept) == ("half_life_days 90: 0.7843 (kept: none beat it by 1%), "
+                                 "30: 0.7876")  # 30 scored higher, not by the margin
 
 
 def test_on_generated_data_the_learned_model_beats_popular(demo_site):

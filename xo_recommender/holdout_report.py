@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from xo_recommender.engine.selfeval import MARGIN
+
 COLUMNS = (("ndcg@10", "NDCG@10"), ("precision@10", "P@10"), ("recall@10", "R@10"),
            ("coverage", "cover"))
 SEGMENTS = (("history", "returning users"), ("cold", "new users"))
@@ -59,7 +61,10 @@ def tuning_text(metrics: Mapping) -> str:
     for name, values in (tuning.get("tried") or {}).items():
         default = next(iter(values), None)
         pick = chosen.get(name, default)
+        # a default that another value outscored, by less than the margin a change needs
+        kept = pick == default and any(v > values[pick] for v in values.values())
+        mark = f" (kept: none beat it by {MARGIN:.0%})" if kept else " (chosen)"
         parts.append(f"{name} " + ", ".join(
-            f"{value}: {ndcg:.4f}" + (" (chosen)" if value == pick else "")
+            f"{value}: {ndcg:.4f}" + (mark if value == pick else "")
             for value, ndcg in values.items()))
     return "; ".join(parts)
