@@ -180,18 +180,21 @@ def test_the_last_page_and_a_page_past_it(world):
 
 
 @pytest.mark.django_db
-def test_a_non_finite_weight_stored_around_the_checks_is_listed_as_null(world):
-    """Raw SQL can store what ``record_interaction`` refuses (PostgreSQL's CHECK passes
-    NaN and infinity): the list answers JSON with ``null``, not an HTML 500."""
-    from django.db import connection
+def test_a_non_finite_weight_cannot_be_stored_around_the_checks(world):
+    """Raw SQL could store what ``record_interaction`` refuses (PostgreSQL's old CHECK
+    passed NaN and infinity; the list then had to answer them as ``null``): the table
+    refuses them now, and the list is unchanged."""
+    from django.db import IntegrityError, connection, transaction
 
     user = world["coffee_people"][0]
+    before = client_for(user).get(f"{API}user/{user.pk}/interactions/").json()["results"]
     odd = [float("inf")] + ([float("nan")] if connection.vendor == "postgresql" else [])
     for value in odd:
-        Interaction.objects.filter(user_id=user.pk).update(weight=value)
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Interaction.objects.filter(user_id=user.pk).update(weight=value)
         response = client_for(user).get(f"{API}user/{user.pk}/interactions/")
-        assert response.status_code == 200
-        assert [row["weight"] for row in response.json()["results"]] == [None] * 3
+        assert response.status_code == 200 and response.json()["results"] == before
+    assert all(isinstance(row["weight"], float) for row in before)
 
 
 @pytest.mark.django_db
