@@ -232,6 +232,7 @@ def test_token_authentication_without_its_app_is_an_error(monkeypatch):
     ("BLEND_WEIGHTS", {"collaborative": "high"}), ("BLEND_WEIGHTS", ["x"]),
     ("BLEND_WEIGHTS", {"teleport": 1.0}), ("COLLABORATIVE", ["x"]),
     ("COLLABORATIVE", {"lambda": 3.0}), ("COLLABORATIVE", {"l2_rel": "big"}),
+    ("COLLABORATIVE", {"l2_rel": None}),
     ("EXCLUDE_INTERACTED_TYPES", None), ("EXCLUDE_INTERACTED_TYPES", "like"),
     ("HEALTH_REQUIRED", ["Database"]), ("HEALTH_REQUIRED", "database"),
     ("DIVERSIFY", "no"), ("LIVE_ACTIVE_CHECK", 1), ("ARTIFACT_DIR", 5),
@@ -249,6 +250,7 @@ def test_a_setting_of_the_wrong_shape_is_an_error(key, value):
 @pytest.mark.parametrize(("key", "value"), [
     ("BLEND_WEIGHTS", {"collaborative": 2, "proximity": 0.5}),
     ("COLLABORATIVE", {"l2_rel": 8.0, "top_k": None}), ("EXCLUDE_INTERACTED_TYPES", ()),
+    ("EXCLUDE_INTERACTED_TYPES", {"like", "save"}), ("HEALTH_REQUIRED", frozenset({"cache"})),
     ("HEALTH_REQUIRED", ["database", "cache"]), ("DIVERSIFY", True),
     ("ARTIFACT_DIR", False), ("ARTIFACT_DIR", "/tmp/xo"), ("SITE_NAME", "XO Black"),
 ])

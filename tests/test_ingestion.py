@@ -139,6 +139,45 @@ def test_a_push_whose_answer_timed_out_is_written_once(redis_buffer, broker, use
 
 
 @pytest.mark.django_db
+def test_a_batch_that_fails_twice_is_still_written_first(redis_buffer, broker, user,
+                                                         business, monkeypatch):
+    real = ingestion.record_interactions
+    for t in ("view", "like", "save"):
+        ingestion.defer_interaction(user, business, t)
+
+    def down(events):
+        raise OperationalError("database restarting")
+
+    monkeypatch.setattr(ingestion, "record_interactions", down)
+    for _ in range(2):  # the task's first two tries, the database still down
+        with pytest.raises(OperationalError):
+            ingestion.flush_deferred()
+    ingestion.defer_interaction(user, business, "share")
+    written = []
+    monkeypatch.setattr(ingestion, "record_interactions",
+                        lambda events: written.extend(e.interaction_type for e in events)
+                        or real(events))
+    assert ingestion.flush_deferred() == 4 and stored() == 4
+    assert written == ["view", "like", "save", "share"]
+
+
+@pytest.mark.django_db
+def test_an_event_stamped_by_a_web_clock_ahead_of_the_workers_is_written(
+        redis_buffer, broker, user, business, monkeypatch):
+    """Checked at hand-over by the web process's clock, an event is not refused later
+    for a time the worker's clock thinks is in the future."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    ahead = timezone.now() + timedelta(minutes=4)  # accepted: within the skew allowed
+    ingestion.defer_interaction(user, business, "view", at=ahead)
+    worker_now = ahead - timedelta(minutes=6)  # the worker's clock is behind the web's
+    monkeypatch.setattr(timezone, "now", lambda: worker_now)
+    assert ingestion.flush_deferred() == 1 and stored() == 1
+
+
+@pytest.mark.django_db
 def test_events_buffered_by_an_older_version_without_tokens_are_written(
         redis_buffer, broker, user, business):
     import json

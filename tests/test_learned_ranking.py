@@ -65,8 +65,12 @@ def test_the_hyperparameter_line_marks_what_was_chosen():
     assert tuning_text({}) == ""
     kept = {"tuning": {"hyperparameters": {},
                        "tried": {"half_life_days": {"90": 0.7843, "30": 0.7876}}}}
-    assert tuning_text(kept) == ("half_life_days 90: 0.7843 (kept: none beat it by 1%), "
+    assert tuning_text(kept) == ("half_life_days 90: 0.7843 (chosen: none beat it by 1%), "
                                  "30: 0.7876")  # 30 scored higher, not by the margin
+    later = {"tuning": {"hyperparameters": {"half_life_days": 30.0}, "tried": {
+        "half_life_days": {"90": 0.41, "30": 0.43, "none": 0.432}}}}
+    assert tuning_text(later) == ("half_life_days 90: 0.4100, 30: 0.4300 (chosen: none "
+                                  "beat it by 1%), none: 0.4320")
 
 
 def test_on_generated_data_the_learned_model_beats_popular(demo_site):

@@ -103,14 +103,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
 
 
 def _texts(value: Any, known: frozenset[str] | None = None) -> bool:
-    return isinstance(value, list | tuple) and all(
+    return isinstance(value, list | tuple | set | frozenset) and all(
         isinstance(v, str) and (known is None or v in known) for v in value)
 
 
-def _numbers_by_name(value: Any, known: frozenset[str], *, none_ok: bool = False) -> bool:
+def _numbers_by_name(value: Any, known: frozenset[str],
+                     none_ok: frozenset[str] = frozenset()) -> bool:
     return isinstance(value, dict) and all(
         isinstance(k, str) and k in known
-        and ((v is None and none_ok) or _finite(v) is not None) for k, v in value.items())
+        and ((v is None and k in none_ok) or _finite(v) is not None) for k, v in value.items())
 
 
 def _collaborative_options() -> frozenset[str]:
@@ -134,7 +135,8 @@ SHAPES: dict[str, tuple[Any, str]] = {
     "BLEND_WEIGHTS": (lambda v: v is None or _numbers_by_name(v, _blend_components()),
                       "None or a mapping of the blend's components (collaborative, "
                       "profile, interest, proximity, prior) to finite numbers"),
-    "COLLABORATIVE": (lambda v: _numbers_by_name(v, _collaborative_options(), none_ok=True),
+    "COLLABORATIVE": (lambda v: _numbers_by_name(v, _collaborative_options(),
+                                                 frozenset({"top_k", "threads"})),
                       "a mapping of the collaborative model's options (l2_rel, dropout, "
                       "user_alpha, top_k, …) to numbers"),
     "EXCLUDE_INTERACTED_TYPES": (_texts, "a list of interaction type names"),

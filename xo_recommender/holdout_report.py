@@ -61,9 +61,9 @@ def tuning_text(metrics: Mapping) -> str:
     for name, values in (tuning.get("tried") or {}).items():
         default = next(iter(values), None)
         pick = chosen.get(name, default)
-        # a default that another value outscored, by less than the margin a change needs
-        kept = pick == default and any(v > values[pick] for v in values.values())
-        mark = f" (kept: none beat it by {MARGIN:.0%})" if kept else " (chosen)"
+        # another value outscored it, by less than the margin a change needs
+        kept = pick in values and any(v > values[pick] for v in values.values())
+        mark = f" (chosen: none beat it by {MARGIN:.0%})" if kept else " (chosen)"
         parts.append(f"{name} " + ", ".join(
             f"{value}: {ndcg:.4f}" + (mark if value == pick else "")
             for value, ndcg in values.items()))

@@ -53,6 +53,8 @@ def _newcomer_features(model, items: Catalogue, row: sp.csr_matrix,
     m = len(items)
     cats = _category_matrix(model, items.categories)
     out: dict[str, np.ndarray] = {}
+    if "any_taste" in wanted:  # made of these two; the first also tells its reason
+        wanted = wanted | {"interest_category", "unstated_taste"}
     keys = {normalise_term(t) for t in interests or ()} - {""}
     if keys:
         stated = np.zeros(cats.shape[1], np.float32)
@@ -97,6 +99,8 @@ def _newcomer_features(model, items: Catalogue, row: sp.csr_matrix,
                     model.categories, row, base, stated=stated if stated.size else None))
             out["unstated_taste"] = features.per_item_max(
                 cats, features.unstated_taste_by_category(model.categories, row, base, stated))
+            out["any_taste"] = np.maximum(out["unstated_taste"],
+                                          out.get("interest_category", np.float32(0.0)))
         if home is not None and distances is not None and (
                 wanted & {"usual_reach", "usual_nearness", "personal_nearness"}):
             d_hist = home[row.indices]

@@ -33,6 +33,7 @@ import json
 import logging
 import secrets
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -283,7 +284,11 @@ def _adopt_orphans(redis, key: str) -> int:
         if raw:
             logger.warning("Adopting a batch of %d deferred interactions left claimed by a "
                            "flusher that stopped", len(raw))
-            written += _write_once(token, raw)
+            try:
+                written += _write_once(token, raw)
+            except Exception:
+                _end_lease(redis, key, token)  # failed again: still first for the next
+                raise
         _release(redis, key, token)
     return written
 
@@ -323,7 +328,11 @@ def _decode_handed(raw: bytes) -> tuple[InteractionEvent, str | None]:
 def _write(events: list[InteractionEvent]) -> int:
     """Write a batch; an event that cannot be stored (an id gone since, or a value the
     database refuses) is logged and dropped, so it never holds up the events behind it.
-    A fault of the database itself (``OperationalError``) is raised: the batch is kept."""
+    A fault of the database itself (``OperationalError``) is raised: the batch is kept.
+    An event's time was checked when it was handed over, by the web process's clock:
+    one ahead of this worker's is taken as now, not refused as a time in the future."""
+    now = timezone.now()
+    events = [replace(e, at=now) if e.at is not None and e.at > now else e for e in events]
     try:
         with transaction.atomic(using=router.db_for_write(IngestedBatch)):
             return record_interactions(events)

@@ -21,6 +21,9 @@ from xo_recommender.engine.data import Catalogue
 #: How long a process keeps its list of newcomers before reading it again when it cannot
 #: tell whether a business was created since (the cache is down).
 REFRESH_SECONDS = 30.0
+#: However often businesses are created (a bulk import bumps the counter for each), a
+#: process reads its list at most this often.
+MIN_REREAD_SECONDS = 1.0
 #: At most this many newcomers (the newest) take part; past it, rebuild.
 MAX_NEWCOMERS = 2000
 
@@ -35,7 +38,8 @@ def newcomers(version_id: object, model) -> Catalogue:
     generation = cache.newcomers_generation()
     with _lock:
         hit = _cached.get(key)
-        if hit is not None and now - hit[0] < REFRESH_SECONDS and hit[2] == generation:
+        if hit is not None and now - hit[0] < REFRESH_SECONDS and (
+                hit[2] == generation or now - hit[0] < MIN_REREAD_SECONDS):
             return hit[1]
     known = model.items.ids
     after = int(known[-1]) if len(known) else None
