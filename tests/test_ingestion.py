@@ -90,30 +90,6 @@ def test_bad_events_fail_at_once_and_unknown_ids_are_skipped_at_flush(
 
 
 @pytest.mark.django_db
-def test_a_failed_write_is_retried_first_and_in_order(redis_buffer, broker, user, business,
-                                                      monkeypatch):
-    redis, key = redis_buffer
-    for t in ("view", "like", "save"):
-        ingestion.defer_interaction(user, business, t)
-    real = ingestion.record_interactions
-
-    def down(events):
-        raise OperationalError("database restarting")
-
-    monkeypatch.setattr(ingestion, "record_interactions", down)
-    with pytest.raises(OperationalError):
-        ingestion.flush_deferred()
-    ingestion.defer_interaction(user, business, "share")  # after it, in the list
-    written = []
-    monkeypatch.setattr(ingestion, "record_interactions",
-                        lambda events: written.extend(e.interaction_type for e in events)
-                        or real(events))
-    assert ingestion.flush_deferred() == 4 and stored() == 4
-    assert written == ["view", "like", "save", "share"]
-    assert not redis.exists(f"{key}:claims") and not redis.keys(f"{key}:claim:*")
-
-
-@pytest.mark.django_db
 def test_a_push_whose_answer_timed_out_is_written_once(redis_buffer, broker, user, business,
                                                        monkeypatch):
     """Redis ran the push but its answer was lost: the events are written inline, and
@@ -139,26 +115,29 @@ def test_a_push_whose_answer_timed_out_is_written_once(redis_buffer, broker, use
 
 
 @pytest.mark.django_db
-def test_a_batch_that_fails_twice_is_still_written_first(redis_buffer, broker, user,
-                                                         business, monkeypatch):
-    real = ingestion.record_interactions
+@pytest.mark.parametrize("failures", [1, 2])  # the task's tries, the database still down
+def test_a_failed_write_is_retried_first_and_in_order(redis_buffer, broker, user, business,
+                                                      monkeypatch, failures):
+    redis, key = redis_buffer
     for t in ("view", "like", "save"):
         ingestion.defer_interaction(user, business, t)
+    real = ingestion.record_interactions
 
     def down(events):
         raise OperationalError("database restarting")
 
     monkeypatch.setattr(ingestion, "record_interactions", down)
-    for _ in range(2):  # the task's first two tries, the database still down
+    for _ in range(failures):
         with pytest.raises(OperationalError):
             ingestion.flush_deferred()
-    ingestion.defer_interaction(user, business, "share")
+    ingestion.defer_interaction(user, business, "share")  # after it, in the list
     written = []
     monkeypatch.setattr(ingestion, "record_interactions",
                         lambda events: written.extend(e.interaction_type for e in events)
                         or real(events))
     assert ingestion.flush_deferred() == 4 and stored() == 4
     assert written == ["view", "like", "save", "share"]
+    assert not redis.exists(f"{key}:claims") and not redis.keys(f"{key}:claim:*")
 
 
 @pytest.mark.django_db

@@ -81,9 +81,10 @@ class SourceView(models.Model):
         return self.name
 
 
-#: The largest weight an interaction may carry (``record_interaction`` and the API refuse
-#: more; the table refuses it too, and with it NaN and infinity, which compare above
-#: every number in PostgreSQL).
+#: The largest weight an interaction may carry: more is a client bug, not a strength,
+#: and far more would overflow the model's float32 arithmetic and spoil every user's
+#: ranking. ``record_interaction`` and the API refuse more; the table refuses it too, and
+#: with it NaN and infinity, which compare above every number in PostgreSQL.
 MAX_WEIGHT = 1e6
 
 

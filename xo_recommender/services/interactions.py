@@ -31,9 +31,6 @@ class InteractionEvent:
     at: datetime | None = None
 
 
-#: A weight beyond ``MAX_WEIGHT`` is a client bug, not a strength (the API and the table
-#: refuse it too); far beyond it, float32 model arithmetic would overflow and spoil every
-#: user's ranking.
 #: Most times one event may say it happened; a stored count saturates at the column's
 #: largest value (``STORED_COUNT_MAX``) rather than fail the write.
 MAX_COUNT = 1_000_000

@@ -35,12 +35,13 @@ def newcomers(version_id: object, model) -> Catalogue:
     """The active businesses the model ``version_id`` does not know (newest first)."""
     now = time.monotonic()
     key = (version_id, float(model.trained_at))  # an id a test database may hand out again
-    generation = cache.newcomers_generation()
     with _lock:
         hit = _cached.get(key)
-        if hit is not None and now - hit[0] < REFRESH_SECONDS and (
-                hit[2] == generation or now - hit[0] < MIN_REREAD_SECONDS):
-            return hit[1]
+    if hit is not None and now - hit[0] < min(MIN_REREAD_SECONDS, REFRESH_SECONDS):
+        return hit[1]  # read this second: the counter is not asked (no round trip)
+    generation = cache.newcomers_generation()
+    if hit is not None and now - hit[0] < REFRESH_SECONDS and hit[2] == generation:
+        return hit[1]
     known = model.items.ids
     after = int(known[-1]) if len(known) else None
     items = snapshot.load_catalogue(after_id=after, limit=MAX_NEWCOMERS, active_only=True)
