@@ -255,3 +255,26 @@ def test_a_site_whose_businesses_are_all_inactive_says_so_and_keeps_the_defaults
     learned = learn_ranking(closed, events, users, EngineParams(), budget_seconds=5)
     assert learned.ranking == {k: dict(v) for k, v in DEFAULT_RANKING.items()}
     assert any("no business is active" in note for note in learned.notes)
+
+
+def test_learning_compares_only_the_businesses_a_page_ranks_together():
+    """A page lists the businesses within ``FAR_KM`` before any other, so the learner's
+    candidates are those (another city's are no negatives a page would show), unless
+    fewer than a page of them are within reach."""
+    catalogue, events, users = site("distance", n_users=80, n_items=120, per_user=6, seed=3)
+    moved = np.random.default_rng(0).random(len(catalogue.ids)) < 0.4
+    elsewhere = replace(catalogue, latitudes=np.where(moved, catalogue.latitudes + 2.0,
+                                                      catalogue.latitudes))  # ~220 km
+    split = temporal_split(events, seed=1)
+    now = float(split.train.last_seen.max())
+    model = Recommender.fit(elsewhere, split.train, EngineParams(), now=now)
+    evaluator = Evaluator(model, split, users, now)
+    user = sorted(split.targets)[0]
+    _, mask, _ = evaluator(user, split.targets[user], cold=False)
+    far = evaluator.distances(user) > features.FAR_KM  # from where it was ranked
+    assert far[mask].any() and (~far & mask).sum() >= 10
+    assert np.array_equal(evaluator.within_reach(user, mask), mask & ~far)
+
+    few = mask & (far | (np.cumsum(~far) <= 9))  # nine within reach: less than a page
+    assert (few & ~far).sum() == 9
+    assert np.array_equal(evaluator.within_reach(user, few), few)

@@ -199,6 +199,22 @@ class Evaluator:
             raise LookupError(f"user {user_id} was not prepared last")
         return self._distances[1]
 
+    def within_reach(self, user_id: int, mask: np.ndarray) -> np.ndarray:
+        """The candidates of ``mask`` a page ranks against each other: those within
+        ``features.FAR_KM`` of where ``user_id`` was ranked from, when at least a page
+        of them is (``within_reach_first`` puts the others after them all).
+
+        Learning from these alone is learning what serving does: with businesses of
+        other cities among the candidates, most sampled "negatives" are ones no page
+        would show, and the weights learn to push another city down (which distance
+        already does) instead of how to order the places within reach.
+        """
+        distances = self.distances(user_id)
+        if distances is None:
+            return mask
+        near = mask & ~(distances > np.float32(features.FAR_KM))  # unknown: within
+        return near if int(near.sum()) >= K else mask
+
     def measure(self, weightings: Mapping[str, Mapping[str, Mapping[str, float]]], *,
                 users: Mapping[str, Sequence[int]] | None = None,
                 max_users: int | None = None, deadline: float = float("inf"),
@@ -342,14 +358,15 @@ def learn_ranking(
             notes.append(f"time budget: learned from {len(samples_h)} of {len(learn_h)} users")
             break
         values, mask, tidx = prepare(user_id, split.targets[user_id], cold=False)
-        cand = candidate_indices(values, mask, rng)
+        cand = candidate_indices(values, prepare.within_reach(user_id, mask), rng)
         samples_h.add(values, cand, tidx[mask[tidx]])
         samples_c.add(values, cand, tidx[mask[tidx]], zero=features.HISTORY_FEATURES)
     for user_id in learn_c:
         if time.perf_counter() > learn_budget and len(samples_c) >= MIN_MEASURED:
             break
         values, mask, tidx = prepare(user_id, split.cold_targets[user_id], cold=True)
-        samples_c.add(values, candidate_indices(values, mask, rng), tidx[mask[tidx]])
+        samples_c.add(values, candidate_indices(values, prepare.within_reach(user_id, mask), rng),
+                      tidx[mask[tidx]])
 
     say(f"Learning weights from {len(samples_h):,} users")
     refine_until = tuned + 0.6 * (deadline - tuned)
@@ -426,7 +443,8 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
         samples = ListwiseSamples()
         for user_id in fit_ids:
             values, mask, tidx = prepare(user_id, split.targets[user_id], cold=False)
-            samples.add(values, candidate_indices(values, mask, rng), tidx[mask[tidx]])
+            samples.add(values, candidate_indices(values, prepare.within_reach(user_id, mask),
+                                                  rng), tidx[mask[tidx]])
         weights = fit_listwise(samples, features.FEATURES)
         figures = prepare.measure({"history": {"model": weights}},
                                   users={"history": test_ids, "cold": []})
