@@ -259,8 +259,8 @@ def test_a_site_whose_businesses_are_all_inactive_says_so_and_keeps_the_defaults
 
 def test_learning_compares_only_the_businesses_a_page_ranks_together():
     """A page lists the businesses within ``FAR_KM`` before any other, so the learner's
-    candidates are those (another city's are no negatives a page would show), unless
-    fewer than a page of them are within reach."""
+    candidates and targets are those (another city's are no negatives a page would show,
+    nor discoveries it could), unless fewer than a page of them are within reach."""
     catalogue, events, users = site("distance", n_users=80, n_items=120, per_user=6, seed=3)
     moved = np.random.default_rng(0).random(len(catalogue.ids)) < 0.4
     elsewhere = replace(catalogue, latitudes=np.where(moved, catalogue.latitudes + 2.0,
@@ -274,6 +274,11 @@ def test_learning_compares_only_the_businesses_a_page_ranks_together():
     far = evaluator.distances(user) > features.FAR_KM  # from where it was ranked
     assert far[mask].any() and (~far & mask).sum() >= 10
     assert np.array_equal(evaluator.within_reach(user, mask), mask & ~far)
+    far_id, near_id = model.items.ids[far & mask][0], model.items.ids[~far & mask][0]
+    _, candidates, targets = evaluator.sample(user, np.array([far_id, near_id]), False,
+                                              np.random.default_rng(0))
+    assert candidates.size and not far[candidates].any()
+    assert model.items.ids[targets].tolist() == [near_id]  # the far one can't reach a page
 
     few = mask & (far | (np.cumsum(~far) <= 9))  # nine within reach: less than a page
     assert (few & ~far).sum() == 9

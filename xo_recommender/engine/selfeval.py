@@ -215,6 +215,15 @@ class Evaluator:
         near = mask & ~(distances > np.float32(features.FAR_KM))  # unknown: within
         return near if int(near.sum()) >= K else mask
 
+    def sample(self, user_id: int, targets: np.ndarray, cold: bool,
+               rng: np.random.Generator) -> tuple[dict, np.ndarray, np.ndarray]:
+        """(features, candidates, targets) of one held-out user to learn from: the
+        businesses a page ranks together (``within_reach``) and the held-out ones among
+        them (one beyond reach could never reach the page, so it teaches nothing)."""
+        values, mask, tidx = self(user_id, targets, cold)
+        reach = self.within_reach(user_id, mask)
+        return values, candidate_indices(values, reach, rng), tidx[reach[tidx]]
+
     def measure(self, weightings: Mapping[str, Mapping[str, Mapping[str, float]]], *,
                 users: Mapping[str, Sequence[int]] | None = None,
                 max_users: int | None = None, deadline: float = float("inf"),
@@ -357,16 +366,13 @@ def learn_ranking(
         if time.perf_counter() > learn_budget and len(samples_h) >= MIN_MEASURED:
             notes.append(f"time budget: learned from {len(samples_h)} of {len(learn_h)} users")
             break
-        values, mask, tidx = prepare(user_id, split.targets[user_id], cold=False)
-        cand = candidate_indices(values, prepare.within_reach(user_id, mask), rng)
-        samples_h.add(values, cand, tidx[mask[tidx]])
-        samples_c.add(values, cand, tidx[mask[tidx]], zero=features.HISTORY_FEATURES)
+        values, cand, tidx = prepare.sample(user_id, split.targets[user_id], False, rng)
+        samples_h.add(values, cand, tidx)
+        samples_c.add(values, cand, tidx, zero=features.HISTORY_FEATURES)
     for user_id in learn_c:
         if time.perf_counter() > learn_budget and len(samples_c) >= MIN_MEASURED:
             break
-        values, mask, tidx = prepare(user_id, split.cold_targets[user_id], cold=True)
-        samples_c.add(values, candidate_indices(values, prepare.within_reach(user_id, mask), rng),
-                      tidx[mask[tidx]])
+        samples_c.add(*prepare.sample(user_id, split.cold_targets[user_id], True, rng))
 
     say(f"Learning weights from {len(samples_h):,} users")
     refine_until = tuned + 0.6 * (deadline - tuned)
@@ -442,9 +448,7 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
         rng = np.random.default_rng(seed + 1)  # the same candidates for every value
         samples = ListwiseSamples()
         for user_id in fit_ids:
-            values, mask, tidx = prepare(user_id, split.targets[user_id], cold=False)
-            samples.add(values, candidate_indices(values, prepare.within_reach(user_id, mask),
-                                                  rng), tidx[mask[tidx]])
+            samples.add(*prepare.sample(user_id, split.targets[user_id], False, rng))
         weights = fit_listwise(samples, features.FEATURES)
         figures = prepare.measure({"history": {"model": weights}},
                                   users={"history": test_ids, "cold": []})
