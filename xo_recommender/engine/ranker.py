@@ -7,7 +7,8 @@ in the admin, and each feature's share of a result's score is an honest reason. 
 weights minimise a listwise softmax loss (the negative log-probability that the user's
 held-out businesses come first among sampled candidates; a smooth stand-in for NDCG)
 with a little L2, by L-BFGS. Candidates are the held-out businesses, the top businesses
-of each feature (the hard negatives a ranking must get right) and a random few.
+of each feature (the hard negatives a ranking must get right) and a random few, all
+among those a page ranks together (within reach: ``selfeval.Evaluator.within_reach``).
 """
 
 from __future__ import annotations
