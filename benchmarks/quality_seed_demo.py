@@ -170,7 +170,7 @@ def run_world(seed: int, n_users: int, n_biz: int, n_inter: int, budget: float,
               holdout: float = 0.2, stale_homes: float = 0.0,
               learner_seed: int | None = None) -> dict:
     """``learner_seed``: the seed of the learning's own random draws (which users learn
-    and which report, the sampled candidates); default the world's."""
+    and which report, its own holdout, the sampled candidates); default the world's."""
     with variant_terms(variant):
         return _run_world(seed, n_users, n_biz, n_inter, budget, hide, variant, holdout,
                           stale_homes, seed if learner_seed is None else learner_seed)
@@ -229,7 +229,7 @@ def report(result: dict) -> list[float]:
     print(f"\n## seed {seed}: {n_users:,} users, {n_biz:,} businesses, {n_inter:,} "
           f"interactions{hidden} (learned in {result['learn_seconds']:.1f} s; serving "
           f"{result['serving']})")
-    ratios = []
+    found = []
     for segment, label in (("history", "returning users"), ("cold", "new users")):
         figures = result["figures"].get(segment)
         if not figures:
@@ -247,12 +247,12 @@ def report(result: dict) -> list[float]:
         target = 1.2 if segment == "history" else 1.0
         print(f"\nserved / best baseline ({best}): {ratio:.2f}x "
               f"(target >= {target}x: {'met' if ratio >= target else 'NOT met'})")
-        ratios.append(ratio)
+        found.append(ratio)
     for name, value in result["oracles"].items():
         print(f"oracle NDCG@10, returning users, the generator's own {name}: {value:.4f}")
     for note in result["notes"]:
         print(f"note: {note}")
-    return ratios
+    return found
 
 
 def main() -> int:
@@ -265,8 +265,9 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=45.0, help="TUNING_SECONDS")
     parser.add_argument("--draws", type=int, default=1,
                         help="learn each world this many times, each with other random "
-                        "draws of the learner (users, candidates), and print the median "
-                        "ratio: one draw moves it by about ±0.005")
+                        "draws of the learner (which users learn and report, its own "
+                        "holdout, the candidates), and print the median ratio: one draw "
+                        "moves it by about ±0.005 (--smoke: at least 2)")
     parser.add_argument("--hide", default="", help="what the host does not know of its "
                         "users, comma-separated: homes, interests")
     parser.add_argument("--holdout", type=float, default=0.2,
@@ -291,7 +292,7 @@ def main() -> int:
     worlds = SMOKE if args.smoke else (
         ((args.seed, args.users, args.businesses, args.interactions),)
         if args.seed is not None else WORLDS)
-    draws = 2 if args.smoke else args.draws
+    draws = max(args.draws, 2) if args.smoke else args.draws  # so that --draws cannot rot
     for w in worlds:
         found = []
         for draw in range(draws):
@@ -302,12 +303,15 @@ def main() -> int:
                 report(result)
             found.append(ratios(result))
         if draws > 1:
-            print(f"\nover {draws} draws of the learner (seeds {w[0]}, {w[0] + 1000}, …; "
-                  "the world and its holdout the same), served / best baseline:")
+            print(f"\nover {draws} draws of the learner (seeds {w[0]}, {w[0] + 1000}, …: "
+                  "which users learn and which report, the learning's own holdout, the "
+                  "sampled candidates; the world and the holdout measured on the same), "
+                  "served / best baseline:")
             for segment, label in (("history", "returning users"), ("cold", "new users")):
                 values = sorted(r[segment] for r in found if segment in r)
                 if values:
-                    print(f"  {label}: median {float(np.median(values)):.3f}x "
+                    print(f"  {label} ({len(values)} draws): "
+                          f"median {float(np.median(values)):.3f}x "
                           f"(min {values[0]:.3f}x, max {values[-1]:.3f}x): "
                           + ", ".join(f"{v:.3f}" for v in values))
     if args.smoke and not hide and not args.variant:  # so that no option rots

@@ -280,6 +280,33 @@ def test_learning_compares_only_the_businesses_a_page_ranks_together():
     assert candidates.size and not far[candidates].any()
     assert model.items.ids[targets].tolist() == [near_id]  # the far one can't reach a page
 
-    few = mask & (far | (np.cumsum(~far) <= 9))  # nine within reach: less than a page
+    page = mask & (far | (np.cumsum(~far) <= 10))  # ten within reach: a page
+    assert (page & ~far).sum() == 10
+    assert np.array_equal(evaluator.within_reach(user, page), page & ~far)
+    few = mask & (far | (np.cumsum(~far) <= 9))  # nine: less than a page
     assert (few & ~far).sum() == 9
     assert np.array_equal(evaluator.within_reach(user, few), few)
+
+
+def test_the_learner_and_its_tuning_learn_only_from_businesses_within_reach(monkeypatch):
+    """Every learning user's candidates, in learning the weights and in choosing the
+    hyperparameters, lie within ``FAR_KM`` (``nearness`` is zero from there on)."""
+    from xo_recommender.engine.ranker import ListwiseSamples
+
+    catalogue, events, users = site("distance", n_users=240, n_items=120, per_user=8, seed=3)
+    moved = np.random.default_rng(0).random(len(catalogue.ids)) < 0.4
+    elsewhere = replace(catalogue, latitudes=np.where(moved, catalogue.latitudes + 2.0,
+                                                      catalogue.latitudes))
+    nearest_far = []  # per added sample: the largest nearness among its candidates ...
+    original = ListwiseSamples.add
+
+    def add(self, values, candidates, target_idx, **kwargs):
+        nearness = values["nearness"][candidates]
+        nearest_far.append(float(nearness.min()))  # ... the smallest, 0 if one is far
+        return original(self, values, candidates, target_idx, **kwargs)
+
+    monkeypatch.setattr(ListwiseSamples, "add", add)
+    learned = learn_ranking(elsewhere, events, users, EngineParams(), seed=2,
+                            budget_seconds=30, max_users=120)
+    assert "l2_rel" in learned.tried or "half_life_days" in learned.tried  # tuning ran
+    assert len(nearest_far) > 200 and min(nearest_far) > 0

@@ -207,7 +207,10 @@ class Evaluator:
         Learning from these alone is learning what serving does: with businesses of
         other cities among the candidates, most sampled "negatives" are ones no page
         would show, and the weights learn to push another city down (which distance
-        already does) instead of how to order the places within reach.
+        already does) instead of how to order the places within reach. (A page asked
+        ``near`` another point, a diversified page or a page far down the list may
+        show a business beyond reach; the first page of a plain request, the one
+        measured and the one most seen, never does while a page of others is within.)
         """
         distances = self.distances(user_id)
         if distances is None:
@@ -219,7 +222,7 @@ class Evaluator:
                rng: np.random.Generator) -> tuple[dict, np.ndarray, np.ndarray]:
         """(features, candidates, targets) of one held-out user to learn from: the
         businesses a page ranks together (``within_reach``) and the held-out ones among
-        them (one beyond reach could never reach the page, so it teaches nothing)."""
+        them (one beyond reach never reaches the first page, so it teaches nothing)."""
         values, mask, tidx = self(user_id, targets, cold)
         reach = self.within_reach(user_id, mask)
         return values, candidate_indices(values, reach, rng), tidx[reach[tidx]]
@@ -362,11 +365,13 @@ def learn_ranking(
     samples_c = ListwiseSamples()
     tuned = time.perf_counter()  # the rest of the budget is shared as before
     learn_budget = tuned + 0.45 * (deadline - tuned)
+    unreachable = 0
     for user_id in learn_h:
         if time.perf_counter() > learn_budget and len(samples_h) >= MIN_MEASURED:
             notes.append(f"time budget: learned from {len(samples_h)} of {len(learn_h)} users")
             break
         values, cand, tidx = prepare.sample(user_id, split.targets[user_id], False, rng)
+        unreachable += not tidx.size
         samples_h.add(values, cand, tidx)
         samples_c.add(values, cand, tidx, zero=features.HISTORY_FEATURES)
     for user_id in learn_c:
@@ -374,6 +379,10 @@ def learn_ranking(
             break
         samples_c.add(*prepare.sample(user_id, split.cold_targets[user_id], True, rng))
 
+    if unreachable:
+        notes.append(f"{unreachable:,} learning users found nothing a first page could show "
+                     f"(every held-out business closed, or over {features.FAR_KM:g} km from "
+                     "where they are ranked from): nothing to learn from them")
     say(f"Learning weights from {len(samples_h):,} users")
     refine_until = tuned + 0.6 * (deadline - tuned)
     baselines_h = {name: fit_listwise(samples_h, use) for name, use in BASELINES.items()}
