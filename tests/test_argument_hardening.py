@@ -12,9 +12,9 @@ from tests.factories import ATL, UserFactory, coffee_and_books
 from tests.test_api import API, client_for
 from xo_recommender import recommend_for, record_interaction
 from xo_recommender.exceptions import InvalidArgument
-from xo_recommender.models import Interaction
+from xo_recommender.models import MAX_WEIGHT, Interaction
 from xo_recommender.services import rebuild
-from xo_recommender.services.interactions import MAX_WEIGHT, STORED_COUNT_MAX
+from xo_recommender.services.interactions import STORED_COUNT_MAX
 from xo_recommender.services.ranking import recommendation_page
 
 

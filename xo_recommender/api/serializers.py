@@ -17,8 +17,9 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
 from xo_recommender.conf import settings as rec_settings
+from xo_recommender.models import MAX_WEIGHT
 from xo_recommender.services import InteractionEvent, PageRendering
-from xo_recommender.services.interactions import MAX_COUNT, MAX_WEIGHT
+from xo_recommender.services.interactions import MAX_COUNT
 
 #: Largest id a bigint primary key can hold; larger ids cannot exist.
 MAX_ID = 2**63 - 1

@@ -511,7 +511,8 @@ def unstated_taste_by_category(categories: sp.csr_matrix, row: sp.csr_matrix,
     return post.astype(np.float32)
 
 
-def any_taste(unstated: PerSet, stated: PerSet | None) -> PerSet:
+def any_taste(unstated: PerSet | np.ndarray,
+              stated: PerSet | np.ndarray | None) -> PerSet | np.ndarray:
     """The probability that a business matches at least one of the user's tastes: 1 where
     it is in a category they named, else the probability that it is in their unstated
     one (``unstated_taste``; a user has at most one, so the events are exclusive).
@@ -520,11 +521,14 @@ def any_taste(unstated: PerSet, stated: PerSet | None) -> PerSet:
     as much whether it matches one of their tastes or two, and a linear ranking that
     adds the two features counts a place matching both twice. With this one it can
     weigh "matches a taste" once (the learned weights of the other two then fall to
-    about zero on ``seed_demo``'s worlds).
+    about zero on ``seed_demo``'s worlds). Both ``PerSet`` over the same sets (a request),
+    or both arrays over businesses (the newcomers, ``engine.newcomers``).
     """
     if stated is None:
         return unstated
-    return PerSet(np.maximum(unstated.values, stated.values), unstated.of_item)
+    if isinstance(unstated, PerSet):
+        return PerSet(np.maximum(unstated.values, stated.values), unstated.of_item)
+    return np.maximum(unstated, stated)
 
 
 def compute(

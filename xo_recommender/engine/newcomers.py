@@ -99,8 +99,8 @@ def _newcomer_features(model, items: Catalogue, row: sp.csr_matrix,
                     model.categories, row, base, stated=stated if stated.size else None))
             out["unstated_taste"] = features.per_item_max(
                 cats, features.unstated_taste_by_category(model.categories, row, base, stated))
-            out["any_taste"] = np.maximum(out["unstated_taste"],
-                                          out.get("interest_category", np.float32(0.0)))
+            out["any_taste"] = features.any_taste(out["unstated_taste"],
+                                                  out.get("interest_category"))
         if home is not None and distances is not None and (
                 wanted & {"usual_reach", "usual_nearness", "personal_nearness"}):
             d_hist = home[row.indices]

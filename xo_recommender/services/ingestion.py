@@ -302,7 +302,7 @@ def _write_once(token: str, raw: list[bytes]) -> int:
                 IngestedBatch.objects.using(using).create(token=token)
         except IntegrityError:
             return 0  # its first flusher committed it before it stopped
-        decoded = [_decode_handed(r) for r in raw]
+        decoded = [_decode(r) for r in raw]
         handed = {h for _, h in decoded if h is not None}
         inline = set(IngestedBatch.objects.using(using).filter(token__in=handed)
                      .values_list("token", flat=True)) if handed else set()
@@ -314,11 +314,7 @@ def _prune_tokens() -> None:
     IngestedBatch.objects.filter(written_at__lt=cutoff).delete()
 
 
-def _decode(raw: bytes) -> InteractionEvent:
-    return _decode_handed(raw)[0]
-
-
-def _decode_handed(raw: bytes) -> tuple[InteractionEvent, str | None]:
+def _decode(raw: bytes) -> tuple[InteractionEvent, str | None]:
     """An event and its hand-over's token (None: buffered by a version without them)."""
     user_id, business_id, itype, weight, count, at, *handed = json.loads(raw)
     return (InteractionEvent(user_id, business_id, itype, weight, count, parse_datetime(at)),
