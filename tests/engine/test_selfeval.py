@@ -310,3 +310,80 @@ def test_the_learner_and_its_tuning_learn_only_from_businesses_within_reach(monk
                             budget_seconds=30, max_users=120)
     assert "l2_rel" in learned.tried or "half_life_days" in learned.tried  # tuning ran
     assert len(nearest_far) > 200 and min(nearest_far) > 0
+
+
+def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypatch):
+    """Below ``CROSS_FIT_BELOW`` held-out users, every one of them is measured (not half),
+    each with the weights of a fold whose learning never saw them, and the weights that
+    serve are learned from all of them."""
+    from xo_recommender.engine import selfeval
+
+    catalogue, events, users = site("interest", seed=3, n_users=300)
+    row_owner = {}  # id of a learning row block -> its user
+    fitted = []  # per _fit_candidates call: the users whose rows it learned from
+    measured = []  # per measure call: its weightings
+    add, fit, measure = selfeval._add, selfeval._fit_candidates, selfeval.Evaluator.measure
+
+    def spy_add(samples, owners, user_id, *args, **kwargs):
+        add(samples, owners, user_id, *args, **kwargs)
+        if owners and owners[-1] == user_id:
+            row_owner[id(samples.rows[-1])] = user_id
+
+    def spy_fit(samples_h, samples_c, *args, **kwargs):
+        candidates = fit(samples_h, samples_c, *args, **kwargs)
+        fitted.append(({row_owner[id(r)] for r in samples_h.rows},
+                       {row_owner[id(r)] for r in samples_c.rows}, candidates))
+        return candidates
+
+    def spy_measure(self, weightings, **kwargs):
+        measured.append(weightings)
+        return measure(self, weightings, **kwargs)
+
+    monkeypatch.setattr(selfeval, "_add", spy_add)
+    monkeypatch.setattr(selfeval, "_fit_candidates", spy_fit)
+    monkeypatch.setattr(selfeval.Evaluator, "measure", spy_measure)
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=30, max_users=200)
+
+    everybody_h, everybody_c, served = fitted[0]
+    assert learned.candidates == {"history": served[0], "cold": served[1]}
+    crossed = measured[-1]["history"]
+    assert isinstance(crossed, selfeval.CrossFitted)
+    assert len(fitted) == 1 + selfeval.CROSS_FOLDS
+    for fold, (learned_h, learned_c, candidates) in enumerate(fitted[1:]):
+        in_fold = {u for u, f in crossed.fold_of.items() if f == fold}
+        assert in_fold and not in_fold & (learned_h | learned_c)  # never saw them
+        assert learned_h | in_fold >= everybody_h  # ... and saw everybody else
+        assert crossed.by_fold[fold] is candidates[0]
+    # every held-out user with a history is measured, not the half that did not learn
+    assert learned.holdout["users"] > 0.9 * len(everybody_h)
+    assert any("cross-fitting" in note for note in learned.notes)
+
+
+def test_many_users_learn_on_one_half_and_are_measured_on_the_other(monkeypatch):
+    """From ``CROSS_FIT_BELOW`` held-out users on, one half learns and the other half,
+    which taught nothing, is measured (five learnings would cost more than they tell)."""
+    from xo_recommender.engine import selfeval
+
+    monkeypatch.setattr(selfeval, "CROSS_FIT_BELOW", 0)
+    learning, measured = set(), []
+    add, measure = selfeval._add, selfeval.Evaluator.measure
+
+    def spy_add(samples, owners, user_id, *args, **kwargs):
+        learning.add(user_id)
+        add(samples, owners, user_id, *args, **kwargs)
+
+    def spy_measure(self, weightings, **kwargs):
+        measured.append((weightings, kwargs.get("users")))
+        return measure(self, weightings, **kwargs)
+
+    monkeypatch.setattr(selfeval, "_add", spy_add)
+    monkeypatch.setattr(selfeval.Evaluator, "measure", spy_measure)
+    catalogue, events, users = site("interest", seed=3, n_users=300)
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=30, max_users=200)
+    weightings, reported = measured[-1]
+    assert isinstance(weightings["history"], dict)
+    assert reported["history"] and not set(reported["history"]) & learning
+    assert learned.holdout["users"] > 0
+    assert not any("cross-fitting" in note for note in learned.notes)

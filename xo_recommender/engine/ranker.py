@@ -53,6 +53,12 @@ class ListwiseSamples:
         self.rows.append(m)
         self.targets.append(np.isin(cand, target_idx))
 
+    def subset(self, keep: np.ndarray) -> ListwiseSamples:
+        """The users' samples where ``keep`` (one flag per user, in order) is true."""
+        picked = np.flatnonzero(keep)
+        return ListwiseSamples(self.names, [self.rows[i] for i in picked],
+                               [self.targets[i] for i in picked])
+
 
 def candidate_indices(features: Mapping[str, np.ndarray], mask: np.ndarray,
                       rng: np.random.Generator, *, top: int = TOP_PER_FEATURE,
