@@ -220,3 +220,57 @@ def test_the_migration_brings_rows_written_past_the_checks_into_range():
     counts = dict(Interaction.objects.values_list("business_id", "count"))
     expected = [(1e6, 1), (1e6, 1), (2.0, 1), (1.0, 3)][:len(bad)]
     assert [(stored[s.pk], counts[s.pk]) for s in shops[:len(bad)]] == expected
+
+
+MIGRATION_0007 = "0007_interaction_weight_and_count_ranges"
+CHECKS = ("xo_rec_interaction_weight_range", "xo_rec_interaction_count_gte_1")
+
+
+def _migration_sql() -> list[str]:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("sqlmigrate", "xo_recommender", MIGRATION_0007, stdout=out)
+    return [line for line in out.getvalue().splitlines() if line.strip()
+            and not line.startswith("--")]
+
+
+@pytest.mark.django_db(transaction=True)  # the other sessions see the rows made here
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="NOT VALID is PostgreSQL's")
+def test_the_checks_are_added_without_holding_writes_back_for_the_scan():
+    """Migration 0007 adds each check ``NOT VALID`` (no scan) and validates it apart:
+    while ``VALIDATE CONSTRAINT`` runs, another session still writes to the table (a
+    plain ``ADD CONSTRAINT … CHECK`` holds every write back until its scan ends). The
+    checks end validated."""
+    sql = _migration_sql()
+    adds = [line for line in sql if "ADD CONSTRAINT" in line]
+    validates = [line for line in sql if "VALIDATE CONSTRAINT" in line]
+    assert len(adds) == 2 and all(line.rstrip("; ").endswith("NOT VALID") for line in adds)
+    assert sorted(name for name in CHECKS for line in validates if name in line) == sorted(
+        CHECKS)
+    assert not any(line.upper().startswith(("BEGIN", "COMMIT")) for line in sql)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT conname, convalidated FROM pg_constraint WHERE conname "
+                       "= ANY(%s)", [list(CHECKS)])
+        assert dict(cursor.fetchall()) == dict.fromkeys(CHECKS, True)
+
+    import psycopg
+
+    params = {k: v for k, v in connection.get_connection_params().items()
+              if k != "cursor_factory"}
+    user, business = UserFactory(), BusinessFactory()
+    now = timezone.now()
+    with psycopg.connect(**params, autocommit=False) as validating, \
+            psycopg.connect(**params, autocommit=True) as writer:
+        for line in validates:
+            validating.execute(line.rstrip(";"))  # its lock is held until rollback
+        writer.execute("SET lock_timeout = '2s'")
+        writer.execute(
+            f"INSERT INTO {Interaction._meta.db_table} (user_id, business_id, "
+            "interaction_type, weight, count, first_seen, last_seen) "
+            "VALUES (%s, %s, 'view', 1.0, 1, %s, %s)", [user.pk, business.pk, now, now])
+        validating.rollback()
+    assert Interaction.objects.filter(user=user, business=business).exists()

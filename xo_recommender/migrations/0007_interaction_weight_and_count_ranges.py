@@ -1,14 +1,31 @@
 """The table refuses what ``record_interaction`` refuses: a weight above ``MAX_WEIGHT``
 (and with it NaN and infinity, which PostgreSQL compares above every number) and a
 count below 1. Rows written past the checks before (through the ORM or raw SQL) are
-brought into range first, so the constraints can be added on a live table."""
+brought into range, so the constraints can be added on a live table.
+
+On PostgreSQL each constraint is added ``NOT VALID`` first (a brief lock, no scan; new
+writes are checked from then on), the old rows are brought into range, and only then
+is the constraint validated, in a transaction of its own: ``VALIDATE CONSTRAINT`` scans
+the table under a SHARE UPDATE EXCLUSIVE lock, which lets reads and writes go on. The
+migration is therefore not atomic there; each step is safe to find done (a rerun after
+a failure skips what exists). Other databases add the constraints as usual."""
 
 from django.db import migrations, models
 
 MAX_WEIGHT = 1e6  # xo_recommender.models.MAX_WEIGHT when this was written
 
+WEIGHT_RANGE = models.CheckConstraint(
+    condition=models.Q(("weight__gte", 0), ("weight__lte", MAX_WEIGHT)),
+    name="xo_rec_interaction_weight_range",
+)
+COUNT_AT_LEAST_ONE = models.CheckConstraint(
+    condition=models.Q(("count__gte", 1)), name="xo_rec_interaction_count_gte_1"
+)
+
 
 def into_range(apps, schema_editor):
+    """Rows written past the service brought into the checks' range (a no-op when none
+    are: three updates that find nothing)."""
     interaction = apps.get_model("xo_recommender", "Interaction")
     rows = interaction.objects.using(schema_editor.connection.alias)
     if schema_editor.connection.vendor == "postgresql":
@@ -17,29 +34,102 @@ def into_range(apps, schema_editor):
     rows.filter(count__lt=1).update(count=1)
 
 
+def _postgresql(schema_editor) -> bool:
+    return schema_editor.connection.vendor == "postgresql"
+
+
+def into_range_first(apps, schema_editor):
+    """Elsewhere the rows are brought into range before the checks are added (adding
+    one there copies the table through it)."""
+    if not _postgresql(schema_editor):
+        into_range(apps, schema_editor)
+
+
+def into_range_then(apps, schema_editor):
+    """On PostgreSQL, once the checks guard new writes: no row out of range can come in
+    after this, so the validation that follows finds none."""
+    if _postgresql(schema_editor):
+        into_range(apps, schema_editor)
+
+
+def _exists(schema_editor, table: str, name: str) -> bool:
+    if schema_editor.collect_sql:  # sqlmigrate: show every statement
+        return False
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_constraint WHERE conname = %s "
+                       "AND conrelid = %s::regclass", [name, table])
+        return cursor.fetchone() is not None
+
+
+class AddCheckNotValid(migrations.AddConstraint):
+    """On PostgreSQL, ``ADD CONSTRAINT … NOT VALID``: enforced on new writes at once,
+    without scanning the rows already there (``ValidateCheck`` does that later)."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if not _postgresql(schema_editor):
+            return super().database_forwards(app_label, schema_editor, from_state,
+                                             to_state)
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        if _exists(schema_editor, model._meta.db_table, self.constraint.name):
+            return
+        schema_editor.execute(f"{self.constraint.create_sql(model, schema_editor)} NOT VALID",
+                              params=None)
+
+
+class ValidateCheck(migrations.operations.base.Operation):
+    """On PostgreSQL, ``VALIDATE CONSTRAINT`` (reads and writes go on while it scans);
+    elsewhere nothing: the constraint was checked when it was added."""
+
+    reduces_to_sql = True
+    reversible = True
+
+    def __init__(self, model_name: str, name: str) -> None:
+        self.model_name, self.name = model_name, name
+
+    def deconstruct(self):
+        return self.__class__.__name__, [], {"model_name": self.model_name,
+                                             "name": self.name}
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if not _postgresql(schema_editor):
+            return
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            quote = schema_editor.quote_name
+            schema_editor.execute(f"ALTER TABLE {quote(model._meta.db_table)} "
+                                  f"VALIDATE CONSTRAINT {quote(self.name)}")
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        pass
+
+    def describe(self):
+        return f"Validate constraint {self.name} on model {self.model_name}"
+
+
 class Migration(migrations.Migration):
+    # Each step commits on its own, so the table is never held for the whole scan.
+    atomic = False
 
     dependencies = [
         ("xo_recommender", "0006_ingested_batches"),
     ]
 
     operations = [
-        migrations.RunPython(into_range, migrations.RunPython.noop, elidable=True),
+        migrations.RunPython(into_range_first, migrations.RunPython.noop, atomic=True,
+                             elidable=True),
+        AddCheckNotValid(model_name="interaction", constraint=WEIGHT_RANGE),
+        AddCheckNotValid(model_name="interaction", constraint=COUNT_AT_LEAST_ONE),
+        migrations.RunPython(into_range_then, migrations.RunPython.noop, atomic=True,
+                             elidable=True),
+        ValidateCheck(model_name="interaction", name=WEIGHT_RANGE.name),
+        ValidateCheck(model_name="interaction", name=COUNT_AT_LEAST_ONE.name),
         migrations.RemoveConstraint(
             model_name="interaction",
             name="xo_rec_interaction_weight_gte_0",
-        ),
-        migrations.AddConstraint(
-            model_name="interaction",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("weight__gte", 0), ("weight__lte", MAX_WEIGHT)),
-                name="xo_rec_interaction_weight_range",
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="interaction",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("count__gte", 1)), name="xo_rec_interaction_count_gte_1"
-            ),
         ),
     ]
