@@ -20,9 +20,10 @@ from xo_recommender.engine.selfeval import (
     learn_ranking,
 )
 
-PROXIMITY = ("near_1km", "near_3km", "near_10km", "near_30km", "nearness", "log_nearness",
-             "usual_reach", "popular_nearby")
-INTEREST = ("interest", "interest_category", "interest_tag")
+#: Every feature made from distance (the proximity reason's, and popular × near).
+PROXIMITY = (*(n for n, group in features.REASON_GROUP.items() if group == "proximity"),
+             "popular_nearby")
+INTEREST = tuple(n for n, group in features.REASON_GROUP.items() if group == "interest")
 
 
 def drop(weights, names):
@@ -345,24 +346,29 @@ def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypat
     learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
                             budget_seconds=30, max_users=200)
 
-    everybody_h, everybody_c, served = fitted[0]
+    *folds, (everybody_h, everybody_c, served) = fitted  # the folds, then everybody
     assert learned.candidates == {"history": served[0], "cold": served[1]}
-    crossed = measured[-1]["history"]
-    assert isinstance(crossed, selfeval.CrossFitted)
-    assert len(fitted) == 1 + selfeval.CROSS_FOLDS
-    for fold, (learned_h, learned_c, candidates) in enumerate(fitted[1:]):
-        in_fold = {u for u, f in crossed.fold_of.items() if f == fold}
+    crossed = measured[-1]
+    assert all(isinstance(crossed[segment], selfeval.CrossFitted)
+               for segment in ("history", "cold"))
+    assert len(folds) == selfeval.CROSS_FOLDS
+    fold_of = crossed["history"].fold_of
+    for fold, (learned_h, learned_c, candidates) in enumerate(folds):
+        in_fold = {u for u, f in fold_of.items() if f == fold}
         assert in_fold and not in_fold & (learned_h | learned_c)  # never saw them
         assert learned_h | in_fold >= everybody_h  # ... and saw everybody else
-        assert crossed.by_fold[fold] is candidates[0]
+        assert learned_c | in_fold >= everybody_c
+        for user in in_fold:  # each user is ranked with the weights of their own fold
+            assert crossed["history"].of(user) is candidates[0]
+            assert crossed["cold"].of(user) is candidates[1]
     # every held-out user with a history is measured, not the half that did not learn
-    assert learned.holdout["users"] > 0.9 * len(everybody_h)
-    assert any("cross-fitting" in note for note in learned.notes)
+    assert learned.holdout["users"] >= len(everybody_h)
+    assert any(f"learned {selfeval.CROSS_FOLDS} times" in note for note in learned.notes)
 
 
 def test_many_users_learn_on_one_half_and_are_measured_on_the_other(monkeypatch):
     """From ``CROSS_FIT_BELOW`` held-out users on, one half learns and the other half,
-    which taught nothing, is measured (five learnings would cost more than they tell)."""
+    which taught nothing, is measured (four learnings would cost more than they tell)."""
     from xo_recommender.engine import selfeval
 
     monkeypatch.setattr(selfeval, "CROSS_FIT_BELOW", 0)
@@ -386,4 +392,4 @@ def test_many_users_learn_on_one_half_and_are_measured_on_the_other(monkeypatch)
     assert isinstance(weightings["history"], dict)
     assert reported["history"] and not set(reported["history"]) & learning
     assert learned.holdout["users"] > 0
-    assert not any("cross-fitting" in note for note in learned.notes)
+    assert not any(f"learned {selfeval.CROSS_FOLDS} times" in note for note in learned.notes)

@@ -87,7 +87,8 @@ HYPERPARAMETERS: tuple[tuple[str, tuple], ...] = (
 #: learning four times costs a few seconds.
 CROSS_FIT_BELOW = 2000
 CROSS_FOLDS = 3
-#: Learning users the hyperparameters are compared on (never the reporting users).
+#: Learning users the hyperparameters are compared on (never the reporting half; when
+#: cross-fitting, every user is measured, these too).
 TUNING_USERS = 100
 MIN_TUNING_USERS = 40
 #: Metrics reported per ranking and segment.
@@ -238,8 +239,7 @@ class Evaluator:
         return values, candidate_indices(values, reach, rng), tidx[reach[tidx]]
 
     def measure(self, weightings: Mapping[str, Mapping[str, Mapping[str, float]] | CrossFitted],
-                *,
-                users: Mapping[str, Sequence[int]] | None = None,
+                *, users: Mapping[str, Sequence[int]] | None = None,
                 max_users: int | None = None, deadline: float = float("inf"),
                 notes: list[str] | None = None) -> dict[str, dict | None]:
         """Metrics of each weighting for ``{"history": {...}, "cold": {...}}`` users
@@ -372,12 +372,10 @@ def learn_ranking(
         seed=seed, notes=notes, say=say)
     prepare = Evaluator(model, split, users, now)
 
-    # Few users: every one of them learns and is measured, each with the weights learned
-    # without them (``_cross_fit``), instead of half learning and half measured.
     folds = CROSS_FOLDS if len(split.targets) < CROSS_FIT_BELOW else 1
-    if folds > 1:
-        learn_h, report_h = learn_h + report_h, []
-        learn_c, report_c = learn_c + report_c, []
+    if folds > 1:  # both halves learn and are measured, still max_users at most
+        learn_h, report_h = (learn_h + report_h)[:max_users], []
+        learn_c, report_c = (learn_c + report_c)[:max_users], []
     samples_h = ListwiseSamples()
     samples_c = ListwiseSamples()
     owner_h: list[int] = []  # the user of each sample, in order
@@ -443,19 +441,12 @@ def _add(samples: ListwiseSamples, owners: list[int], user_id: int, values, cand
 
 
 def _fit_candidates(samples_h: ListwiseSamples, samples_c: ListwiseSamples,
-                    refine_until: float, warm: tuple[Mapping, Mapping] | None = None
-                    ) -> tuple[dict, dict]:
-    """The learned model's weights and every baseline's, per segment, from ``samples``
-    (``warm``: weights to start each smooth fit from, which only makes it quicker)."""
-    start_h, start_c = warm or ({}, {})
-
-    def fit(samples, name, use, start):
-        return fit_listwise(samples, use, start=start.get(name))
-
-    baselines_h = {name: fit(samples_h, name, use, start_h) for name, use in BASELINES.items()}
+                    refine_until: float) -> tuple[dict, dict]:
+    """The learned model's weights and every baseline's, per segment, from ``samples``."""
+    baselines_h = {name: fit_listwise(samples_h, use) for name, use in BASELINES.items()}
     hand_set = {**HAND_SET, "seen": SEEN_PENALTY}
     candidates_h: dict[str, dict[str, float]] = {
-        "model": refine_ndcg(samples_h, fit(samples_h, "model", features.FEATURES, start_h),
+        "model": refine_ndcg(samples_h, fit_listwise(samples_h, features.FEATURES),
                              deadline=refine_until,
                              starts=[*baselines_h.values(), hand_set]),
         **baselines_h,
@@ -463,11 +454,9 @@ def _fit_candidates(samples_h: ListwiseSamples, samples_c: ListwiseSamples,
     }
     cold_use = {name: tuple(f for f in use if f in features.COLD_FEATURES)
                 for name, use in BASELINES.items()}
-    baselines_c = {name: fit(samples_c, name, use, start_c)
-                   for name, use in cold_use.items() if use}
+    baselines_c = {name: fit_listwise(samples_c, use) for name, use in cold_use.items() if use}
     candidates_c: dict[str, dict[str, float]] = {
-        "model": refine_ndcg(samples_c, fit(samples_c, "model", features.COLD_FEATURES,
-                                            start_c),
+        "model": refine_ndcg(samples_c, fit_listwise(samples_c, features.COLD_FEATURES),
                              deadline=refine_until,
                              starts=[*baselines_c.values(), DEFAULT_RANKING["cold"]]),
         **baselines_c,
@@ -492,44 +481,43 @@ def _cross_fit(prepare: Evaluator, split: Holdout, users: Sequence[int],
                samples_h: ListwiseSamples, owner_h: Sequence[int],
                samples_c: ListwiseSamples, owner_c: Sequence[int], *, folds: int,
                refine_until: float, deadline: float, rng: np.random.Generator,
-               notes: list[str], say: Callable[[str], None]):
-    """Learn on all held-out users but one fold at a time, measure each fold with the
+               notes: list[str], say: Callable[[str], None]
+               ) -> tuple[dict[str, dict | None], dict, dict]:
+    """Learn on all held-out ``users`` but one fold at a time, measure each fold with the
     weights learned on the others, then learn once more from everybody.
 
     Why: with a few hundred held-out users, half of them (the usual reporting half)
     measures a ranking too roughly for a 1 % margin, and half of them learns weights
     worse than all of them would; here every user is measured (with weights that never
-    saw them) and every user teaches the weights that serve. Returns (the pooled
-    report, the weights learned from everybody per segment)."""
-    users = sorted(set(users))
-    fold_of = {u: i % folds for i, u in enumerate(rng.permutation(users).tolist())}
+    saw them) and every user teaches the weights that serve. Returns the pooled report
+    and everybody's weights for users with a history and for new users. The users who
+    chose the hyperparameters (``_tune_hyperparameters``) are measured too, a slight
+    lean towards the learned model that the halves do not have."""
+    order = rng.permutation(sorted(set(users))).tolist()  # measured in this order
+    fold_of = {u: i % folds for i, u in enumerate(order)}
     fold_h = np.array([fold_of[u] for u in owner_h], np.int64)
     fold_c = np.array([fold_of[u] for u in owner_c], np.int64)
     share = (refine_until - time.perf_counter()) / (folds + 1)
-    # Everybody's weights first: each fold's smooth fits start from them, which only
-    # makes them quicker (the loss is convex, its minimum the fold's own).
-    candidates_h, candidates_c = _fit_candidates(samples_h, samples_c,
-                                                 time.perf_counter() + share)
     by_fold = []
     for f in range(folds):
         say(f"Cross-fitting: fold {f + 1} of {folds}")
         by_fold.append(_fit_candidates(samples_h.subset(fold_h != f),
                                        samples_c.subset(fold_c != f),
-                                       time.perf_counter() + share,
-                                       warm=(candidates_h, candidates_c)))
-    measured = {"history": [u for u in split.targets if u in fold_of],
-                "cold": [u for u in split.cold_targets if u in fold_of]}
+                                       time.perf_counter() + share))
+    candidates_h, candidates_c = _fit_candidates(samples_h, samples_c, refine_until)
+    measured = {"history": [u for u in order if u in split.targets],
+                "cold": [u for u in order if u in split.cold_targets]}
     say(f"Measuring on {len(measured['history']):,} + {len(measured['cold']):,} users, "
         "each with the weights learned without them")
     report = prepare.measure(
         {"history": CrossFitted(fold_of, [h for h, _ in by_fold]),
          "cold": CrossFitted(fold_of, [c for _, c in by_fold])},
         users=measured, deadline=deadline, notes=notes)
-    notes.append(f"{len(users):,} held-out users are few: each was measured with weights "
-                 f"learned from the others ({folds}-fold cross-fitting), and the weights "
-                 "that serve are learned from all of them")
+    notes.append(f"{len(measured['history']):,} returning and {len(measured['cold']):,} new "
+                 f"users held out are few: the weights were learned {folds} times, each "
+                 "time without a share of them, each user measured with the weights "
+                 "learned without them, and the weights that serve learned from all")
     return report, candidates_h, candidates_c
-
 
 def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: float,
                           learn_ids: Sequence[int], *, tune_until: float,
@@ -539,7 +527,8 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
 
     For each value: refit the evaluation model with it, learn weights (the smooth fit
     only) on ``TUNING_USERS`` learning users and measure them on as many others, all
-    from the learning half (the reporting users stay unseen). A value replaces the
+    from the learning half (the reporting half stays unseen; when cross-fitting there is
+    none, and these users are measured too). A value replaces the
     current one only where it beats it by ``MARGIN``. The L2 penalty is tried only
     where the collaborative score carries weight at all. Returns (chosen values,
     {name: {value: NDCG@10}}, the evaluation model fitted with the chosen values); stops,

@@ -7,10 +7,15 @@ On PostgreSQL each constraint is added ``NOT VALID`` first (a brief lock, no sca
 writes are checked from then on), the old rows are brought into range, and only then
 is the constraint validated, in a transaction of its own: ``VALIDATE CONSTRAINT`` scans
 the table under a SHARE UPDATE EXCLUSIVE lock, which lets reads and writes go on. The
-migration is therefore not atomic there; each step is safe to find done (a rerun after
-a failure skips what exists). Other databases add the constraints as usual."""
+migration is therefore not atomic; each step runs in a transaction of its own and is
+safe to find done (a rerun after a failure skips the checks that exist). Elsewhere the
+rows are brought into range first, then each constraint is added as usual (a rebuild of
+the table, in one transaction)."""
 
 from django.db import migrations, models
+from django.db.migrations.operations.base import Operation
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Greatest
 
 MAX_WEIGHT = 1e6  # xo_recommender.models.MAX_WEIGHT when this was written
 
@@ -24,14 +29,18 @@ COUNT_AT_LEAST_ONE = models.CheckConstraint(
 
 
 def into_range(apps, schema_editor):
-    """Rows written past the service brought into the checks' range (a no-op when none
-    are: three updates that find nothing)."""
+    """Rows written past the service brought into the checks' range, each in one update
+    (on PostgreSQL the checks already guard updates: fixing a row's weight first would
+    leave its count out of range, and be refused)."""
     interaction = apps.get_model("xo_recommender", "Interaction")
     rows = interaction.objects.using(schema_editor.connection.alias)
-    if schema_editor.connection.vendor == "postgresql":
-        rows.filter(weight=float("nan")).update(weight=1.0)  # NaN = NaN there: unknown
-    rows.filter(weight__gt=MAX_WEIGHT).update(weight=MAX_WEIGHT)  # +inf too
-    rows.filter(count__lt=1).update(count=1)
+    out = Q(weight__gt=MAX_WEIGHT) | Q(count__lt=1)  # +inf is above MAX_WEIGHT too
+    weight = [When(weight__gt=MAX_WEIGHT, then=Value(MAX_WEIGHT))]
+    if schema_editor.connection.vendor == "postgresql":  # NaN = NaN there, and NaN is
+        out |= Q(weight=float("nan"))  # above every number: it is told apart first
+        weight.insert(0, When(weight=float("nan"), then=Value(1.0)))
+    rows.filter(out).update(weight=Case(*weight, default=F("weight")),
+                            count=Greatest(F("count"), Value(1)))
 
 
 def _postgresql(schema_editor) -> bool:
@@ -57,13 +66,15 @@ def _exists(schema_editor, table: str, name: str) -> bool:
         return False
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_constraint WHERE conname = %s "
-                       "AND conrelid = %s::regclass", [name, table])
+                       "AND conrelid = %s::regclass", [name, schema_editor.quote_name(table)])
         return cursor.fetchone() is not None
 
 
 class AddCheckNotValid(migrations.AddConstraint):
     """On PostgreSQL, ``ADD CONSTRAINT … NOT VALID``: enforced on new writes at once,
     without scanning the rows already there (``ValidateCheck`` does that later)."""
+
+    atomic = True  # elsewhere the table is rebuilt: in one transaction
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         if not _postgresql(schema_editor):
@@ -78,12 +89,13 @@ class AddCheckNotValid(migrations.AddConstraint):
                               params=None)
 
 
-class ValidateCheck(migrations.operations.base.Operation):
+class ValidateCheck(Operation):
     """On PostgreSQL, ``VALIDATE CONSTRAINT`` (reads and writes go on while it scans);
     elsewhere nothing: the constraint was checked when it was added."""
 
     reduces_to_sql = True
     reversible = True
+    atomic = True
 
     def __init__(self, model_name: str, name: str) -> None:
         self.model_name, self.name = model_name, name
@@ -111,6 +123,10 @@ class ValidateCheck(migrations.operations.base.Operation):
         return f"Validate constraint {self.name} on model {self.model_name}"
 
 
+class RemoveCheck(migrations.RemoveConstraint):
+    atomic = True  # elsewhere the table is rebuilt: in one transaction
+
+
 class Migration(migrations.Migration):
     # Each step commits on its own, so the table is never held for the whole scan.
     atomic = False
@@ -128,8 +144,5 @@ class Migration(migrations.Migration):
                              elidable=True),
         ValidateCheck(model_name="interaction", name=WEIGHT_RANGE.name),
         ValidateCheck(model_name="interaction", name=COUNT_AT_LEAST_ONE.name),
-        migrations.RemoveConstraint(
-            model_name="interaction",
-            name="xo_rec_interaction_weight_gte_0",
-        ),
+        RemoveCheck(model_name="interaction", name="xo_rec_interaction_weight_gte_0"),
     ]
