@@ -337,7 +337,7 @@ def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypat
         return candidates
 
     def spy_measure(self, weightings, **kwargs):
-        measured.append(weightings)
+        measured.append((weightings, kwargs.get("users")))
         return measure(self, weightings, **kwargs)
 
     monkeypatch.setattr(selfeval, "_add", spy_add)
@@ -348,7 +348,11 @@ def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypat
 
     *folds, (everybody_h, everybody_c, served) = fitted  # the folds, then everybody
     assert learned.candidates == {"history": served[0], "cold": served[1]}
-    crossed = measured[-1]
+    crossed, reported = measured[-1]
+    # the users whose measure chose the hyperparameters learn, but are not measured
+    assert learned.tried and len(measured) > 1
+    judged = set(measured[0][1]["history"])  # the tuning's first measure
+    assert judged and judged <= everybody_h and not judged & set(reported["history"])
     assert all(isinstance(crossed[segment], selfeval.CrossFitted)
                for segment in ("history", "cold"))
     assert len(folds) == selfeval.CROSS_FOLDS
@@ -361,8 +365,9 @@ def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypat
         for user in in_fold:  # each user is ranked with the weights of their own fold
             assert crossed["history"].of(user) is candidates[0]
             assert crossed["cold"].of(user) is candidates[1]
-    # every held-out user with a history is measured, not the half that did not learn
-    assert learned.holdout["users"] >= len(everybody_h)
+    # every other held-out user with a history is measured, not only the half that did
+    # not learn
+    assert learned.holdout["users"] >= len(everybody_h - judged)
     assert any(f"learned {selfeval.CROSS_FOLDS} times" in note for note in learned.notes)
 
 

@@ -90,7 +90,7 @@ HYPERPARAMETERS: tuple[tuple[str, tuple], ...] = (
 CROSS_FIT_BELOW = 1000
 CROSS_FOLDS = 3
 #: Learning users the hyperparameters are compared on (never the reporting half; when
-#: cross-fitting, every user is measured, these too).
+#: cross-fitting, those they are measured on are left out of the guardrail's measure).
 TUNING_USERS = 100
 MIN_TUNING_USERS = 40
 #: Metrics reported per ranking and segment.
@@ -373,6 +373,8 @@ def learn_ranking(
         tune_until=begun + 0.4 * (deadline - begun), fit_seconds=fit_seconds,
         seed=seed, notes=notes, say=say)
     prepare = Evaluator(model, split, users, now)
+    n_tuning = min(TUNING_USERS, len(learn_h) // 2)
+    judged = set(learn_h[n_tuning:2 * n_tuning]) if tried else set()  # chose the values
 
     folds = CROSS_FOLDS if len(split.targets) < CROSS_FIT_BELOW else 1
     if folds > 1:  # both halves learn and are measured, still max_users at most
@@ -408,7 +410,7 @@ def learn_ranking(
     if folds > 1:
         report, candidates_h, candidates_c = _cross_fit(
             prepare, split, [*learn_h, *learn_c], samples_h, owner_h, samples_c, owner_c,
-            folds=folds,
+            folds=folds, judged=judged,
             refine_until=refine_until, deadline=deadline, rng=rng, notes=notes, say=say)
     else:
         candidates_h, candidates_c = _fit_candidates(samples_h, samples_c, refine_until)
@@ -482,7 +484,7 @@ class CrossFitted:
 def _cross_fit(prepare: Evaluator, split: Holdout, users: Sequence[int],
                samples_h: ListwiseSamples, owner_h: Sequence[int],
                samples_c: ListwiseSamples, owner_c: Sequence[int], *, folds: int,
-               refine_until: float, deadline: float, rng: np.random.Generator,
+               judged: set[int], refine_until: float, deadline: float, rng: np.random.Generator,
                notes: list[str], say: Callable[[str], None]
                ) -> tuple[dict[str, dict | None], dict, dict]:
     """Learn on all held-out ``users`` but one fold at a time, measure each fold with the
@@ -492,9 +494,10 @@ def _cross_fit(prepare: Evaluator, split: Holdout, users: Sequence[int],
     measures a ranking too roughly for a 1 % margin, and half of them learns weights
     worse than all of them would; here every user is measured (with weights that never
     saw them) and every user teaches the weights that serve. Returns the pooled report
-    and everybody's weights for users with a history and for new users. The users who
-    chose the hyperparameters (``_tune_hyperparameters``) are measured too, a slight
-    lean towards the learned model that the halves do not have."""
+    and everybody's weights for users with a history and for new users. The users whose
+    measure chose the hyperparameters (``judged``, ``_tune_hyperparameters``) learn but
+    are not measured: the values were chosen for the learned model on them, so they
+    would lean the guardrail towards it."""
     order = rng.permutation(sorted(set(users))).tolist()  # measured in this order
     fold_of = {u: i % folds for i, u in enumerate(order)}
     fold_h = np.array([fold_of[u] for u in owner_h], np.int64)
@@ -507,7 +510,7 @@ def _cross_fit(prepare: Evaluator, split: Holdout, users: Sequence[int],
                                        samples_c.subset(fold_c != f),
                                        time.perf_counter() + share))
     candidates_h, candidates_c = _fit_candidates(samples_h, samples_c, refine_until)
-    measured = {"history": [u for u in order if u in split.targets],
+    measured = {"history": [u for u in order if u in split.targets and u not in judged],
                 "cold": [u for u in order if u in split.cold_targets]}
     say(f"Measuring on {len(measured['history']):,} + {len(measured['cold']):,} users, "
         "each with the weights learned without them")
@@ -529,8 +532,8 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
 
     For each value: refit the evaluation model with it, learn weights (the smooth fit
     only) on ``TUNING_USERS`` learning users and measure them on as many others, all
-    from the learning half (the reporting half stays unseen; when cross-fitting there is
-    none, and these users are measured too). A value replaces the
+    from the learning half (the reporting half stays unseen; when cross-fitting, the
+    users measured here are not measured again). A value replaces the
     current one only where it beats it by ``MARGIN``. The L2 penalty is tried only
     where the collaborative score carries weight at all. Returns (chosen values,
     {name: {value: NDCG@10}}, the evaluation model fitted with the chosen values); stops,
