@@ -368,13 +368,11 @@ def learn_ranking(
     deadline = begun + max(budget_seconds, 1.0)
     learn_h, report_h = _split_users(list(split.targets), rng, max_users)
     learn_c, report_c = _split_users(list(split.cold_targets), rng, max_users)
-    hyper, tried, model = _tune_hyperparameters(
+    hyper, tried, model, judged = _tune_hyperparameters(
         catalogue, split, users, params, model, now, learn_h,
         tune_until=begun + 0.4 * (deadline - begun), fit_seconds=fit_seconds,
         seed=seed, notes=notes, say=say)
     prepare = Evaluator(model, split, users, now)
-    n_tuning = min(TUNING_USERS, len(learn_h) // 2)
-    judged = set(learn_h[n_tuning:2 * n_tuning]) if tried else set()  # chose the values
 
     folds = CROSS_FOLDS if len(split.targets) < CROSS_FIT_BELOW else 1
     if folds > 1:  # both halves learn and are measured, still max_users at most
@@ -536,7 +534,8 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
     users measured here are not measured again). A value replaces the
     current one only where it beats it by ``MARGIN``. The L2 penalty is tried only
     where the collaborative score carries weight at all. Returns (chosen values,
-    {name: {value: NDCG@10}}, the evaluation model fitted with the chosen values); stops,
+    {name: {value: NDCG@10}}, the evaluation model fitted with the chosen values, the users
+    whose measure chose them); stops,
     and says so, when another try would run past ``tune_until``.
     """
     from xo_recommender.engine.collaborative import CollaborativeModel
@@ -548,7 +547,7 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
     if n < MIN_TUNING_USERS:
         notes.append(f"half-life and L2 penalty kept at their defaults: {len(learn_ids)} "
                      f"learning users are too few to choose them")
-        return chosen, tried, model
+        return chosen, tried, model, set()
     fit_ids, test_ids = learn_ids[:n], learn_ids[n:2 * n]
 
     def quick(candidate) -> tuple[float, dict[str, float]]:
@@ -569,7 +568,7 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
     if time.perf_counter() + 1.2 * fit_seconds > tune_until:
         notes.append("time budget: half-life and L2 penalty kept at their defaults (one "
                      f"more fit takes {fit_seconds:.0f} s; raise TUNING_SECONDS to try them)")
-        return chosen, tried, model
+        return chosen, tried, model, set()
     started = time.perf_counter()
     best, weights = quick(model)
     one_try = fit_seconds + (time.perf_counter() - started)
@@ -587,7 +586,7 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
             if time.perf_counter() + 1.2 * one_try > tune_until:
                 notes.append(f"time budget: {name} kept at {label(current[name])} "
                              f"(no time left to try {label(value)})")
-                return chosen, tried, model
+                return chosen, tried, model, set(test_ids)
             say(f"Trying {name} = {label(value)}")
             trial = {**current, **chosen, name: value}
             candidate_params = replace(
@@ -598,7 +597,7 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
             tried[name][label(value)] = round(value_ndcg, 4)
             if value_ndcg > best * (1.0 + MARGIN):
                 best, weights, model, chosen[name] = value_ndcg, value_weights, candidate, value
-    return chosen, tried, model
+    return chosen, tried, model, set(test_ids)
 
 
 #: What the guardrail may serve instead of the learned model: the baselines, and the

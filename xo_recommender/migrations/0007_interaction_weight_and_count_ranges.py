@@ -12,8 +12,8 @@ safe to find done (a rerun after a failure skips the checks that exist). Elsewhe
 rows are brought into range first, then each constraint is added as usual (a rebuild of
 the table, in one transaction)."""
 
+from django.contrib.postgres.operations import AddConstraintNotValid, ValidateConstraint
 from django.db import migrations, models
-from django.db.migrations.operations.base import Operation
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Greatest
 
@@ -70,57 +70,33 @@ def _exists(schema_editor, table: str, name: str) -> bool:
         return cursor.fetchone() is not None
 
 
-class AddCheckNotValid(migrations.AddConstraint):
-    """On PostgreSQL, ``ADD CONSTRAINT … NOT VALID``: enforced on new writes at once,
-    without scanning the rows already there (``ValidateCheck`` does that later)."""
+class AddCheckNotValid(AddConstraintNotValid):
+    """Django's ``ADD CONSTRAINT … NOT VALID`` on PostgreSQL (enforced on new writes at
+    once, the rows already there scanned by ``ValidateCheck`` later), skipped where the
+    constraint exists; elsewhere the usual ``AddConstraint``."""
 
     atomic = True  # elsewhere the table is rebuilt: in one transaction
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         if not _postgresql(schema_editor):
-            return super().database_forwards(app_label, schema_editor, from_state,
-                                             to_state)
+            migrations.AddConstraint.database_forwards(self, app_label, schema_editor,
+                                                       from_state, to_state)
+            return
         model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        if _exists(schema_editor, model._meta.db_table, self.constraint.name):
-            return
-        schema_editor.execute(f"{self.constraint.create_sql(model, schema_editor)} NOT VALID",
-                              params=None)
+        if self.allow_migrate_model(schema_editor.connection.alias, model) and not _exists(
+                schema_editor, model._meta.db_table, self.constraint.name):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
 
 
-class ValidateCheck(Operation):
-    """On PostgreSQL, ``VALIDATE CONSTRAINT`` (reads and writes go on while it scans);
-    elsewhere nothing: the constraint was checked when it was added."""
+class ValidateCheck(ValidateConstraint):
+    """Django's ``VALIDATE CONSTRAINT`` on PostgreSQL (reads and writes go on while it
+    scans); elsewhere nothing: the constraint was checked when it was added."""
 
-    reduces_to_sql = True
-    reversible = True
     atomic = True
 
-    def __init__(self, model_name: str, name: str) -> None:
-        self.model_name, self.name = model_name, name
-
-    def deconstruct(self):
-        return self.__class__.__name__, [], {"model_name": self.model_name,
-                                             "name": self.name}
-
-    def state_forwards(self, app_label, state):
-        pass
-
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if not _postgresql(schema_editor):
-            return
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            quote = schema_editor.quote_name
-            schema_editor.execute(f"ALTER TABLE {quote(model._meta.db_table)} "
-                                  f"VALIDATE CONSTRAINT {quote(self.name)}")
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        pass
-
-    def describe(self):
-        return f"Validate constraint {self.name} on model {self.model_name}"
+        if _postgresql(schema_editor):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
 
 
 class RemoveCheck(migrations.RemoveConstraint):
