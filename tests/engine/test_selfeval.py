@@ -313,27 +313,23 @@ def test_the_learner_and_its_tuning_learn_only_from_businesses_within_reach(monk
     assert len(nearest_far) > 200 and min(nearest_far) > 0
 
 
-def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypatch):
-    """Below ``CROSS_FIT_BELOW`` held-out users, every one of them is measured (not half),
-    each with the weights of a fold whose learning never saw them, and the weights that
-    serve are learned from all of them."""
+def _spy_on_learning(monkeypatch):
+    """Record, while learning: each ``_fit_segment`` call as (segment, the users whose rows
+    it learned from, its weightings), and each ``measure`` call as (weightings, users)."""
     from xo_recommender.engine import selfeval
 
-    catalogue, events, users = site("interest", seed=3, n_users=300)
     row_owner = {}  # id of a learning row block -> its user
-    fitted = []  # per _fit_candidates call: the users whose rows it learned from
-    measured = []  # per measure call: its weightings
-    add, fit, measure = selfeval._add, selfeval._fit_candidates, selfeval.Evaluator.measure
+    fitted, measured = [], []
+    add, fit, measure = selfeval._add, selfeval._fit_segment, selfeval.Evaluator.measure
 
     def spy_add(samples, owners, user_id, *args, **kwargs):
         add(samples, owners, user_id, *args, **kwargs)
         if owners and owners[-1] == user_id:
             row_owner[id(samples.rows[-1])] = user_id
 
-    def spy_fit(samples_h, samples_c, *args, **kwargs):
-        candidates = fit(samples_h, samples_c, *args, **kwargs)
-        fitted.append(({row_owner[id(r)] for r in samples_h.rows},
-                       {row_owner[id(r)] for r in samples_c.rows}, candidates))
+    def spy_fit(segment, samples, *args, **kwargs):
+        candidates = fit(segment, samples, *args, **kwargs)
+        fitted.append((segment, {row_owner[id(r)] for r in samples.rows}, candidates))
         return candidates
 
     def spy_measure(self, weightings, **kwargs):
@@ -341,13 +337,26 @@ def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypat
         return measure(self, weightings, **kwargs)
 
     monkeypatch.setattr(selfeval, "_add", spy_add)
-    monkeypatch.setattr(selfeval, "_fit_candidates", spy_fit)
+    monkeypatch.setattr(selfeval, "_fit_segment", spy_fit)
     monkeypatch.setattr(selfeval.Evaluator, "measure", spy_measure)
+    return fitted, measured
+
+
+def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypatch):
+    """Below ``CROSS_FIT_BELOW`` held-out users, every one of them is measured (not half),
+    each with the weights of a fold whose learning never saw them, and the weights that
+    serve are learned from all of them."""
+    from xo_recommender.engine import selfeval
+
+    catalogue, events, users = site("interest", seed=3, n_users=300)
+    fitted, measured = _spy_on_learning(monkeypatch)
     learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
                             budget_seconds=30, max_users=200)
 
-    *folds, (everybody_h, everybody_c, served) = fitted  # the folds, then everybody
-    assert learned.candidates == {"history": served[0], "cold": served[1]}
+    by_segment = {s: [(who, c) for seg, who, c in fitted if seg == s] for s in ("history", "cold")}
+    *folds_h, (everybody_h, served_h) = by_segment["history"]  # the folds, then everybody
+    *folds_c, (everybody_c, served_c) = by_segment["cold"]
+    assert learned.candidates == {"history": served_h, "cold": served_c}
     crossed, reported = measured[-1]
     # the users whose measure chose the hyperparameters learn, but are not measured
     assert learned.tried and len(measured) > 1
@@ -355,19 +364,57 @@ def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypat
     assert judged and judged <= everybody_h and not judged & set(reported["history"])
     assert all(isinstance(crossed[segment], selfeval.CrossFitted)
                for segment in ("history", "cold"))
-    assert len(folds) == selfeval.CROSS_FOLDS
+    assert len(folds_h) == len(folds_c) == selfeval.CROSS_FOLDS
     fold_of = crossed["history"].fold_of
-    for fold, (learned_h, learned_c, candidates) in enumerate(folds):
+    for fold, ((learned_h, weights_h), (learned_c, weights_c)) in enumerate(
+            zip(folds_h, folds_c, strict=True)):
         in_fold = {u for u, f in fold_of.items() if f == fold}
         assert in_fold and not in_fold & (learned_h | learned_c)  # never saw them
         assert learned_h | in_fold >= everybody_h  # ... and saw everybody else
         assert learned_c | in_fold >= everybody_c
         for user in in_fold:  # each user is ranked with the weights of their own fold
-            assert crossed["history"].of(user) is candidates[0]
-            assert crossed["cold"].of(user) is candidates[1]
+            assert crossed["history"].of(user) is weights_h
+            assert crossed["cold"].of(user) is weights_c
     # every other held-out user with a history is measured, not only the half that did
     # not learn
     assert learned.holdout["users"] >= len(everybody_h - judged)
+    assert any(f"learned {selfeval.CROSS_FOLDS} times" in note for note in learned.notes)
+
+
+def test_few_new_users_cross_fit_while_many_returning_users_learn_on_halves(monkeypatch):
+    """New users are a tenth of the held-out users: where those with a history are many
+    enough for two halves, the new ones can still be too few, and they alone cross-fit.
+    A returning user's rows (their history hidden) teach the new-user ranking in every
+    fold: they are never measured as new users."""
+    from xo_recommender.engine import selfeval
+
+    catalogue, events, users = site("interest", seed=3, n_users=300)
+    split = temporal_split(events, fraction=0.2, seed=0)
+    assert len(split.cold_targets) < 100 <= len(split.targets)
+    monkeypatch.setattr(selfeval, "CROSS_FIT_BELOW", 100)
+    fitted, measured = _spy_on_learning(monkeypatch)
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=30, max_users=200)
+
+    weightings, reported = measured[-1]
+    history = [(who, c) for seg, who, c in fitted if seg == "history"]
+    assert len(history) == 1  # learned once, on one half ...
+    learners_h, served_h = history[0]
+    assert weightings["history"] is served_h is learned.candidates["history"]
+    assert reported["history"] and not set(reported["history"]) & learners_h  # ... measured
+    crossed = weightings["cold"]  # on the other; the new users cross-fit:
+    assert isinstance(crossed, selfeval.CrossFitted)
+    *folds, (everybody, served_c) = [(who, c) for seg, who, c in fitted if seg == "cold"]
+    assert len(folds) == selfeval.CROSS_FOLDS and learned.candidates["cold"] is served_c
+    new_users = set(crossed.fold_of)  # all of them are measured, each in their fold
+    assert set(reported["cold"]) == new_users
+    assert learners_h <= everybody and new_users & everybody
+    for fold, (who, weights) in enumerate(folds):
+        in_fold = {u for u, f in crossed.fold_of.items() if f == fold}
+        assert in_fold and not in_fold & who and who | in_fold >= everybody
+        assert learners_h <= who  # returning users' rows learn in every fold
+        assert all(crossed.of(user) is weights for user in in_fold)
+    assert learned.holdout["cold_users"] > 0 and learned.holdout["users"] > 0
     assert any(f"learned {selfeval.CROSS_FOLDS} times" in note for note in learned.notes)
 
 

@@ -79,14 +79,17 @@ HYPERPARAMETERS: tuple[tuple[str, tuple], ...] = (
     ("half_life_days", (30.0, None)),
     ("l2_rel", (1.0, 16.0)),
 )
-#: Fewer held-out users with a history than this: the weights are learned and measured
-#: by cross-fitting over ``CROSS_FOLDS`` folds of all of them (``_cross_fit``), not on
-#: two halves. A few hundred users measure too roughly to choose at a 1 % ``MARGIN``
-#: (at 500 users one draw chose, on 25 new users, a fallback that ranked new users 7 %
-#: worse than the heuristic), and half of them learn weights worse than all do. It costs
-#: about 2.2 times the learning: at 1,500 held-out users most of the default
-#: ``TUNING_SECONDS``, and at 1,850 a cut measurement of 200 users, which is what it
-#: is meant to avoid; so only below this.
+#: Fewer held-out users of a segment (with a history, or new) than this: that segment's
+#: weights are learned and measured by cross-fitting over ``CROSS_FOLDS`` folds of all
+#: of them (``_cross_fit``), not on two halves. A few hundred users measure too roughly
+#: to choose at a 1 % ``MARGIN`` (at 500 users one draw chose, on 25 new users, a
+#: fallback that ranked new users 7 % worse than the heuristic), and half of them learn
+#: weights worse than all do. For users with a history it costs about 2.2 times the
+#: learning: at 1,500 held-out users most of the default ``TUNING_SECONDS``, and at 1,850
+#: a cut measurement of 200 users, which is what it is meant to avoid; so only below
+#: this. New users are a tenth of the held-out users and cost little to learn (no
+#: history features): they cross-fit on sites several times larger (3 more fits of
+#: theirs, about 5 s at 3,000 to 8,000 users).
 CROSS_FIT_BELOW = 1000
 CROSS_FOLDS = 3
 #: Learning users the hyperparameters are compared on (never the reporting half; when
@@ -374,9 +377,11 @@ def learn_ranking(
         seed=seed, notes=notes, say=say)
     prepare = Evaluator(model, split, users, now)
 
-    folds = CROSS_FOLDS if len(split.targets) < CROSS_FIT_BELOW else 1
-    if folds > 1:  # both halves learn and are measured, still max_users at most
+    crossed = {"history": len(split.targets) < CROSS_FIT_BELOW,
+               "cold": len(split.cold_targets) < CROSS_FIT_BELOW}
+    if crossed["history"]:  # both halves learn and are measured, still max_users at most
         learn_h, report_h = (learn_h + report_h)[:max_users], []
+    if crossed["cold"]:
         learn_c, report_c = (learn_c + report_c)[:max_users], []
     samples_h = ListwiseSamples()
     samples_c = ListwiseSamples()
@@ -405,13 +410,16 @@ def learn_ranking(
                      "where they are ranked from): nothing to learn from them")
     say(f"Learning weights from {len(samples_h):,} users")
     refine_until = tuned + 0.6 * (deadline - tuned)
-    if folds > 1:
+    if any(crossed.values()):
         report, candidates_h, candidates_c = _cross_fit(
-            prepare, split, [*learn_h, *learn_c], samples_h, owner_h, samples_c, owner_c,
-            folds=folds, judged=judged,
-            refine_until=refine_until, deadline=deadline, rng=rng, notes=notes, say=say)
+            prepare, split, {"history": (samples_h, owner_h), "cold": (samples_c, owner_c)},
+            crossed=crossed, learners=[*learn_h, *learn_c],
+            reporters={"history": report_h, "cold": report_c}, folds=CROSS_FOLDS,
+            judged=judged, refine_until=refine_until, deadline=deadline, rng=rng,
+            notes=notes, say=say)
     else:
-        candidates_h, candidates_c = _fit_candidates(samples_h, samples_c, refine_until)
+        candidates_h = _fit_segment("history", samples_h, refine_until)
+        candidates_c = _fit_segment("cold", samples_c, refine_until)
         say(f"Measuring on {len(report_h):,} + {len(report_c):,} other users")
         report = prepare.measure({"history": candidates_h, "cold": candidates_c},
                                  users={"history": report_h, "cold": report_c},
@@ -442,29 +450,24 @@ def _add(samples: ListwiseSamples, owners: list[int], user_id: int, values, cand
         owners.append(user_id)
 
 
-def _fit_candidates(samples_h: ListwiseSamples, samples_c: ListwiseSamples,
-                    refine_until: float) -> tuple[dict, dict]:
-    """The learned model's weights and every baseline's, per segment, from ``samples``."""
-    baselines_h = {name: fit_listwise(samples_h, use) for name, use in BASELINES.items()}
-    hand_set = {**HAND_SET, "seen": SEEN_PENALTY}
-    candidates_h: dict[str, dict[str, float]] = {
-        "model": refine_ndcg(samples_h, fit_listwise(samples_h, features.FEATURES),
-                             deadline=refine_until,
-                             starts=[*baselines_h.values(), hand_set]),
-        **baselines_h,
-        "hand_set": hand_set,
-    }
+def _fit_segment(segment: str, samples: ListwiseSamples, refine_until: float
+                 ) -> dict[str, dict[str, float]]:
+    """The learned model's weights and every fallback's for one segment ("history" or
+    "cold") from ``samples``."""
+    if segment == "history":
+        baselines = {name: fit_listwise(samples, use) for name, use in BASELINES.items()}
+        hand_set = {**HAND_SET, "seen": SEEN_PENALTY}
+        return {"model": refine_ndcg(samples, fit_listwise(samples, features.FEATURES),
+                                     deadline=refine_until,
+                                     starts=[*baselines.values(), hand_set]),
+                **baselines, "hand_set": hand_set}
     cold_use = {name: tuple(f for f in use if f in features.COLD_FEATURES)
                 for name, use in BASELINES.items()}
-    baselines_c = {name: fit_listwise(samples_c, use) for name, use in cold_use.items() if use}
-    candidates_c: dict[str, dict[str, float]] = {
-        "model": refine_ndcg(samples_c, fit_listwise(samples_c, features.COLD_FEATURES),
-                             deadline=refine_until,
-                             starts=[*baselines_c.values(), DEFAULT_RANKING["cold"]]),
-        **baselines_c,
-        "hand_set": DEFAULT_RANKING["cold"],
-    }
-    return candidates_h, candidates_c
+    baselines = {name: fit_listwise(samples, use) for name, use in cold_use.items() if use}
+    return {"model": refine_ndcg(samples, fit_listwise(samples, features.COLD_FEATURES),
+                                 deadline=refine_until,
+                                 starts=[*baselines.values(), DEFAULT_RANKING["cold"]]),
+            **baselines, "hand_set": DEFAULT_RANKING["cold"]}
 
 
 @dataclass
@@ -479,48 +482,64 @@ class CrossFitted:
         return self.by_fold[self.fold_of[user_id]]
 
 
-def _cross_fit(prepare: Evaluator, split: Holdout, users: Sequence[int],
-               samples_h: ListwiseSamples, owner_h: Sequence[int],
-               samples_c: ListwiseSamples, owner_c: Sequence[int], *, folds: int,
-               judged: set[int], refine_until: float, deadline: float, rng: np.random.Generator,
+def _cross_fit(prepare: Evaluator, split: Holdout,
+               samples: Mapping[str, tuple[ListwiseSamples, Sequence[int]]], *,
+               crossed: Mapping[str, bool], learners: Sequence[int],
+               reporters: Mapping[str, Sequence[int]], folds: int, judged: set[int],
+               refine_until: float, deadline: float, rng: np.random.Generator,
                notes: list[str], say: Callable[[str], None]
                ) -> tuple[dict[str, dict | None], dict, dict]:
-    """Learn on all held-out ``users`` but one fold at a time, measure each fold with the
-    weights learned on the others, then learn once more from everybody.
+    """For each ``crossed`` segment, learn on all its held-out users but one fold at a
+    time, measure each fold with the weights learned on the others, then learn once more
+    from everybody; a segment not crossed learns once and is measured on its
+    ``reporters``, as on two halves.
 
     Why: with a few hundred held-out users, half of them (the usual reporting half)
     measures a ranking too roughly for a 1 % margin, and half of them learns weights
     worse than all of them would; here every user is measured (with weights that never
-    saw them) and every user teaches the weights that serve. Returns the pooled report
-    and everybody's weights for users with a history and for new users. The users whose
-    measure chose the hyperparameters (``judged``, ``_tune_hyperparameters``) learn but
-    are not measured: the values were chosen for the learned model on them, so they
-    would lean the guardrail towards it."""
-    order = rng.permutation(sorted(set(users))).tolist()  # measured in this order
+    saw them) and every user teaches the weights that serve. ``samples``: per segment,
+    the learning rows and each row's user (a returning user also teaches the new-user
+    ranking, with their history hidden: those rows learn in every fold of the new users,
+    who are other people). Returns the pooled report and everybody's weights for users
+    with a history and for new users. The users whose measure chose the hyperparameters
+    (``judged``, ``_tune_hyperparameters``) learn but are not measured: the values were
+    chosen for the learned model on them, so they would lean the guardrail towards it."""
+    segments = [s for s in ("history", "cold") if crossed[s]]
+    targets = {"history": split.targets, "cold": split.cold_targets}
+    crossing = {u for u in learners if any(u in targets[s] for s in segments)}
+    order = rng.permutation(sorted(crossing)).tolist()  # measured in this order
     fold_of = {u: i % folds for i, u in enumerate(order)}
-    fold_h = np.array([fold_of[u] for u in owner_h], np.int64)
-    fold_c = np.array([fold_of[u] for u in owner_c], np.int64)
+    fold = {s: np.array([fold_of.get(u, -1) for u in samples[s][1]], np.int64)
+            for s in segments}  # -1: a row of nobody measured here, it learns in every fold
+    # a segment learned once comes first, with the time it would have had on two halves
+    everybody = {s: _fit_segment(s, samples[s][0], refine_until)
+                 for s in ("history", "cold") if not crossed[s]}
     share = (refine_until - time.perf_counter()) / (folds + 1)
     by_fold = []
     for f in range(folds):
         say(f"Cross-fitting: fold {f + 1} of {folds}")
-        by_fold.append(_fit_candidates(samples_h.subset(fold_h != f),
-                                       samples_c.subset(fold_c != f),
-                                       time.perf_counter() + share))
-    candidates_h, candidates_c = _fit_candidates(samples_h, samples_c, refine_until)
-    measured = {"history": [u for u in order if u in split.targets and u not in judged],
-                "cold": [u for u in order if u in split.cold_targets]}
-    say(f"Measuring on {len(measured['history']):,} + {len(measured['cold']):,} users, "
-        "each with the weights learned without them")
-    report = prepare.measure(
-        {"history": CrossFitted(fold_of, [h for h, _ in by_fold]),
-         "cold": CrossFitted(fold_of, [c for _, c in by_fold])},
-        users=measured, deadline=deadline, notes=notes)
-    notes.append(f"{len(measured['history']):,} returning and {len(measured['cold']):,} new "
-                 f"users held out are few: the weights were learned {folds} times, each "
-                 "time without a share of them, each user measured with the weights "
+        until = time.perf_counter() + share
+        by_fold.append({s: _fit_segment(s, samples[s][0].subset(fold[s] != f), until)
+                        for s in segments})
+    everybody.update((s, _fit_segment(s, samples[s][0], refine_until)) for s in segments)
+    weightings: dict = {}
+    measured: dict[str, list[int]] = {}
+    for s in ("history", "cold"):
+        if crossed[s]:
+            weightings[s] = CrossFitted(fold_of, [fit[s] for fit in by_fold])
+            measured[s] = [u for u in order if u in targets[s] and u not in judged]
+        else:
+            weightings[s], measured[s] = everybody[s], list(reporters[s])
+    say(f"Measuring on {len(measured['history']):,} + {len(measured['cold']):,} users"
+        + (", each with the weights learned without them" if all(crossed.values()) else ""))
+    report = prepare.measure(weightings, users=measured, deadline=deadline, notes=notes)
+    who = " and ".join(f"{len(measured[s]):,} {'returning' if s == 'history' else 'new'}"
+                       for s in segments)
+    notes.append(f"{who} users held out are few: their weights were learned {folds} times, "
+                 "each time without a share of them, each user measured with the weights "
                  "learned without them, and the weights that serve learned from all")
-    return report, candidates_h, candidates_c
+    return report, everybody["history"], everybody["cold"]
+
 
 def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: float,
                           learn_ids: Sequence[int], *, tune_until: float,
