@@ -318,25 +318,19 @@ def _spy_on_learning(monkeypatch):
     it learned from, its weightings), and each ``measure`` call as (weightings, users)."""
     from xo_recommender.engine import selfeval
 
-    row_owner = {}  # id of a learning row block -> its user
     fitted, measured = [], []
-    add, fit, measure = selfeval._add, selfeval._fit_segment, selfeval.Evaluator.measure
-
-    def spy_add(samples, owners, user_id, *args, **kwargs):
-        add(samples, owners, user_id, *args, **kwargs)
-        if owners and owners[-1] == user_id:
-            row_owner[id(samples.rows[-1])] = user_id
+    fit, measure = selfeval._fit_segment, selfeval.Evaluator.measure
 
     def spy_fit(segment, samples, *args, **kwargs):
+        assert len(samples.owners) == len(samples.rows) and None not in samples.owners
         candidates = fit(segment, samples, *args, **kwargs)
-        fitted.append((segment, {row_owner[id(r)] for r in samples.rows}, candidates))
+        fitted.append((segment, set(samples.owners), candidates))
         return candidates
 
     def spy_measure(self, weightings, **kwargs):
         measured.append((weightings, kwargs.get("users")))
         return measure(self, weightings, **kwargs)
 
-    monkeypatch.setattr(selfeval, "_add", spy_add)
     monkeypatch.setattr(selfeval, "_fit_segment", spy_fit)
     monkeypatch.setattr(selfeval.Evaluator, "measure", spy_measure)
     return fitted, measured
@@ -424,24 +418,30 @@ def test_many_users_learn_on_one_half_and_are_measured_on_the_other(monkeypatch)
     from xo_recommender.engine import selfeval
 
     monkeypatch.setattr(selfeval, "CROSS_FIT_BELOW", 0)
-    learning, measured = set(), []
-    add, measure = selfeval._add, selfeval.Evaluator.measure
-
-    def spy_add(samples, owners, user_id, *args, **kwargs):
-        learning.add(user_id)
-        add(samples, owners, user_id, *args, **kwargs)
-
-    def spy_measure(self, weightings, **kwargs):
-        measured.append((weightings, kwargs.get("users")))
-        return measure(self, weightings, **kwargs)
-
-    monkeypatch.setattr(selfeval, "_add", spy_add)
-    monkeypatch.setattr(selfeval.Evaluator, "measure", spy_measure)
+    fitted, measured = _spy_on_learning(monkeypatch)
     catalogue, events, users = site("interest", seed=3, n_users=300)
     learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
                             budget_seconds=30, max_users=200)
+    learning = set().union(*(who for _, who, _ in fitted))
+    assert [segment for segment, _, _ in fitted] == ["history", "cold"]  # each once
     weightings, reported = measured[-1]
     assert isinstance(weightings["history"], dict)
     assert reported["history"] and not set(reported["history"]) & learning
+    assert reported["cold"] and not set(reported["cold"]) & learning
     assert learned.holdout["users"] > 0
     assert not any(f"learned {selfeval.CROSS_FOLDS} times" in note for note in learned.notes)
+
+def test_listwise_samples_keep_each_rows_owner_through_a_subset():
+    """A cross-fit leaves a user's own rows out by their owner: the owners stay aligned
+    with the rows a sample keeps (a user with no target adds no row, and no owner)."""
+    from xo_recommender.engine.ranker import ListwiseSamples
+
+    samples = ListwiseSamples(names=("a",))
+    values = {"a": np.arange(5, dtype=np.float32)}
+    samples.add(values, np.array([0, 1, 2]), np.array([1]), owner=7)
+    samples.add(values, np.array([0, 1, 2]), np.array([], np.int64), owner=8)  # no target
+    samples.add(values, np.array([2, 3, 4]), np.array([4]), owner=9)
+    assert samples.owners == [7, 9] and len(samples.rows) == 2
+    kept = samples.subset(np.array([False, True]))
+    assert kept.owners == [9] and kept.rows[0] is samples.rows[1]
+    assert kept.targets[0].tolist() == [False, False, True]

@@ -35,13 +35,17 @@ class ListwiseSamples:
     names: tuple[str, ...] = FEATURES
     rows: list[np.ndarray] = field(default_factory=list)  # (m_u, f) float32 per user
     targets: list[np.ndarray] = field(default_factory=list)  # (m_u,) bool per user
+    owners: list[int | None] = field(default_factory=list)  # whose rows, per user
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def add(self, features: Mapping[str, np.ndarray], candidates: np.ndarray,
-            target_idx: np.ndarray, *, zero: Sequence[str] = ()) -> None:
-        """Add one user: ``features`` over all items, candidate and target indices."""
+            target_idx: np.ndarray, *, zero: Sequence[str] = (),
+            owner: int | None = None) -> None:
+        """Add one user: ``features`` over all items, candidate and target indices
+        (``owner``: the user's id, kept beside their rows so that a cross-fit can leave
+        a user's own rows out of the weights it measures them with)."""
         cand = np.unique(np.concatenate([candidates, target_idx]).astype(np.int64))
         if cand.size < 2 or target_idx.size == 0:
             return
@@ -52,12 +56,14 @@ class ListwiseSamples:
                 m[:, j] = v[cand]
         self.rows.append(m)
         self.targets.append(np.isin(cand, target_idx))
+        self.owners.append(owner)
 
     def subset(self, keep: np.ndarray) -> ListwiseSamples:
         """The users' samples where ``keep`` (one flag per user, in order) is true."""
         picked = np.flatnonzero(keep)
         return ListwiseSamples(self.names, [self.rows[i] for i in picked],
-                               [self.targets[i] for i in picked])
+                               [self.targets[i] for i in picked],
+                               [self.owners[i] for i in picked])
 
 
 def candidate_indices(features: Mapping[str, np.ndarray], mask: np.ndarray,

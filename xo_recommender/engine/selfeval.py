@@ -385,8 +385,6 @@ def learn_ranking(
         learn_c, report_c = (learn_c + report_c)[:max_users], []
     samples_h = ListwiseSamples()
     samples_c = ListwiseSamples()
-    owner_h: list[int] = []  # the user of each sample, in order
-    owner_c: list[int] = []
     tuned = time.perf_counter()  # the rest of the budget is shared as before
     learn_budget = tuned + 0.45 * (deadline - tuned)
     unreachable = 0
@@ -396,13 +394,13 @@ def learn_ranking(
             break
         values, cand, tidx = prepare.sample(user_id, split.targets[user_id], False, rng)
         unreachable += not tidx.size
-        _add(samples_h, owner_h, user_id, values, cand, tidx)
-        _add(samples_c, owner_c, user_id, values, cand, tidx, zero=features.HISTORY_FEATURES)
+        samples_h.add(values, cand, tidx, owner=user_id)
+        samples_c.add(values, cand, tidx, zero=features.HISTORY_FEATURES, owner=user_id)
     for user_id in learn_c:
         if time.perf_counter() > learn_budget and len(samples_c) >= MIN_MEASURED:
             break
-        _add(samples_c, owner_c, user_id,
-             *prepare.sample(user_id, split.cold_targets[user_id], True, rng))
+        samples_c.add(*prepare.sample(user_id, split.cold_targets[user_id], True, rng),
+                      owner=user_id)
 
     if unreachable:
         notes.append(f"{unreachable:,} learning users found nothing a first page could show "
@@ -412,7 +410,7 @@ def learn_ranking(
     refine_until = tuned + 0.6 * (deadline - tuned)
     if any(crossed.values()):
         report, candidates_h, candidates_c = _cross_fit(
-            prepare, split, {"history": (samples_h, owner_h), "cold": (samples_c, owner_c)},
+            prepare, split, {"history": samples_h, "cold": samples_c},
             crossed=crossed, learners=[*learn_h, *learn_c],
             reporters={"history": report_h, "cold": report_c}, folds=CROSS_FOLDS,
             judged=judged, refine_until=refine_until, deadline=deadline, rng=rng,
@@ -439,15 +437,6 @@ def learn_ranking(
                           seconds=time.perf_counter() - started,
                           candidates={"history": candidates_h, "cold": candidates_c},
                           hyperparameters=hyper, tried=tried)
-
-
-def _add(samples: ListwiseSamples, owners: list[int], user_id: int, values, cand, tidx, *,
-         zero: Sequence[str] = ()) -> None:
-    """``samples.add``, noting whose sample it is when one was added."""
-    before = len(samples)
-    samples.add(values, cand, tidx, zero=zero)
-    if len(samples) > before:
-        owners.append(user_id)
 
 
 def _fit_segment(segment: str, samples: ListwiseSamples, refine_until: float
@@ -483,7 +472,7 @@ class CrossFitted:
 
 
 def _cross_fit(prepare: Evaluator, split: Holdout,
-               samples: Mapping[str, tuple[ListwiseSamples, Sequence[int]]], *,
+               samples: Mapping[str, ListwiseSamples], *,
                crossed: Mapping[str, bool], learners: Sequence[int],
                reporters: Mapping[str, Sequence[int]], folds: int, judged: set[int],
                refine_until: float, deadline: float, rng: np.random.Generator,
@@ -498,7 +487,7 @@ def _cross_fit(prepare: Evaluator, split: Holdout,
     measures a ranking too roughly for a 1 % margin, and half of them learns weights
     worse than all of them would; here every user is measured (with weights that never
     saw them) and every user teaches the weights that serve. ``samples``: per segment,
-    the learning rows and each row's user (a returning user also teaches the new-user
+    the learning rows, each with its owner (a returning user also teaches the new-user
     ranking, with their history hidden: those rows learn in every fold of the new users,
     who are other people). Returns the pooled report and everybody's weights for users
     with a history and for new users. The users whose measure chose the hyperparameters
@@ -509,19 +498,19 @@ def _cross_fit(prepare: Evaluator, split: Holdout,
     crossing = {u for u in learners if any(u in targets[s] for s in segments)}
     order = rng.permutation(sorted(crossing)).tolist()  # measured in this order
     fold_of = {u: i % folds for i, u in enumerate(order)}
-    fold = {s: np.array([fold_of.get(u, -1) for u in samples[s][1]], np.int64)
+    fold = {s: np.array([fold_of.get(u, -1) for u in samples[s].owners], np.int64)
             for s in segments}  # -1: a row of nobody measured here, it learns in every fold
     # a segment learned once comes first, with the time it would have had on two halves
-    everybody = {s: _fit_segment(s, samples[s][0], refine_until)
+    everybody = {s: _fit_segment(s, samples[s], refine_until)
                  for s in ("history", "cold") if not crossed[s]}
     share = (refine_until - time.perf_counter()) / (folds + 1)
     by_fold = []
     for f in range(folds):
         say(f"Cross-fitting: fold {f + 1} of {folds}")
         until = time.perf_counter() + share
-        by_fold.append({s: _fit_segment(s, samples[s][0].subset(fold[s] != f), until)
+        by_fold.append({s: _fit_segment(s, samples[s].subset(fold[s] != f), until)
                         for s in segments})
-    everybody.update((s, _fit_segment(s, samples[s][0], refine_until)) for s in segments)
+    everybody.update((s, _fit_segment(s, samples[s], refine_until)) for s in segments)
     weightings: dict = {}
     measured: dict[str, list[int]] = {}
     for s in ("history", "cold"):
