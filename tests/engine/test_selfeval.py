@@ -343,15 +343,17 @@ def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypat
     from xo_recommender.engine import selfeval
 
     catalogue, events, users = site("interest", seed=3, n_users=300)
+    new_users = set(temporal_split(events, fraction=0.2, seed=0).cold_targets)  # as learned
     fitted, measured = _spy_on_learning(monkeypatch)
     learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
                             budget_seconds=30, max_users=200)
 
     by_segment = {s: [(who, c) for seg, who, c in fitted if seg == s] for s in ("history", "cold")}
-    *folds_h, (everybody_h, served_h) = by_segment["history"]  # the folds, then everybody
-    *folds_c, (everybody_c, served_c) = by_segment["cold"]
+    (everybody_h, served_h), *folds_h = by_segment["history"]  # the weights that serve,
+    (everybody_c, served_c), *folds_c = by_segment["cold"]  # then the folds
     assert learned.candidates == {"history": served_h, "cold": served_c}
     crossed, reported = measured[-1]
+    assert new_users and set(reported["cold"]) == new_users  # every one is measured
     # the users whose measure chose the hyperparameters learn, but are not measured
     assert learned.tried and len(measured) > 1
     judged = set(measured[0][1]["history"])  # the tuning's first measure
@@ -363,7 +365,8 @@ def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypat
     for fold, ((learned_h, weights_h), (learned_c, weights_c)) in enumerate(
             zip(folds_h, folds_c, strict=True)):
         in_fold = {u for u, f in fold_of.items() if f == fold}
-        assert in_fold and not in_fold & (learned_h | learned_c)  # never saw them
+        assert in_fold & new_users and in_fold - new_users
+        assert not in_fold & (learned_h | learned_c)  # never saw them
         assert learned_h | in_fold >= everybody_h  # ... and saw everybody else
         assert learned_c | in_fold >= everybody_c
         for user in in_fold:  # each user is ranked with the weights of their own fold
@@ -398,10 +401,10 @@ def test_few_new_users_cross_fit_while_many_returning_users_learn_on_halves(monk
     assert reported["history"] and not set(reported["history"]) & learners_h  # ... measured
     crossed = weightings["cold"]  # on the other; the new users cross-fit:
     assert isinstance(crossed, selfeval.CrossFitted)
-    *folds, (everybody, served_c) = [(who, c) for seg, who, c in fitted if seg == "cold"]
+    (everybody, served_c), *folds = [(who, c) for seg, who, c in fitted if seg == "cold"]
     assert len(folds) == selfeval.CROSS_FOLDS and learned.candidates["cold"] is served_c
-    new_users = set(crossed.fold_of)  # all of them are measured, each in their fold
-    assert set(reported["cold"]) == new_users
+    new_users = set(split.cold_targets)  # all of them are measured, each in their fold
+    assert set(reported["cold"]) == new_users == set(crossed.fold_of)
     assert learners_h <= everybody and new_users & everybody
     for fold, (who, weights) in enumerate(folds):
         in_fold = {u for u, f in crossed.fold_of.items() if f == fold}
@@ -445,3 +448,17 @@ def test_listwise_samples_keep_each_rows_owner_through_a_subset():
     kept = samples.subset(np.array([False, True]))
     assert kept.owners == [9] and kept.rows[0] is samples.rows[1]
     assert kept.targets[0].tolist() == [False, False, True]
+
+
+def test_no_new_users_held_out_means_nothing_of_theirs_cross_fits(monkeypatch):
+    """Zero held-out new users are not "few": nothing is learned three times for them,
+    and no note says so."""
+    from xo_recommender.engine import selfeval
+
+    catalogue, events, users = site("interest", seed=3, n_users=300)
+    monkeypatch.setattr(selfeval, "CROSS_FIT_BELOW", 100)
+    fitted, _ = _spy_on_learning(monkeypatch)
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=30, max_users=200, cold_fraction=0.0)
+    assert [segment for segment, _, _ in fitted] == ["history", "cold"]  # each once
+    assert not any("learned 3 times" in note or "few" in note for note in learned.notes)

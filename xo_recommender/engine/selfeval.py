@@ -5,8 +5,9 @@ a model on what came before, and ranks the held-out businesses for two disjoint 
 of users: on the first it *learns* feature weights (``ranker.py``) for the learned
 model and for each baseline alike; on the second it *reports* them all through the
 served path (the same features, masks and time decay as a live request). Where the
-held-out users are few, every one of them learns and is reported instead, each with
-weights learned without them (cross-fitting, ``_cross_fit``). A guardrail
+held-out users of a group (with a history, or new) are few, every one of them learns
+and is reported instead, each with weights learned without them (cross-fitting,
+``_cross_fit``). A guardrail
 then picks, for users with and without a history separately, the learned weights only
 where they beat every baseline; otherwise that baseline's weights serve, so a site
 never gets a ranking worse than "popular near you" on its own data.
@@ -377,8 +378,8 @@ def learn_ranking(
         seed=seed, notes=notes, say=say)
     prepare = Evaluator(model, split, users, now)
 
-    crossed = {"history": len(split.targets) < CROSS_FIT_BELOW,
-               "cold": len(split.cold_targets) < CROSS_FIT_BELOW}
+    crossed = {"history": 0 < len(split.targets) < CROSS_FIT_BELOW,
+               "cold": 0 < len(split.cold_targets) < CROSS_FIT_BELOW}
     if crossed["history"]:  # both halves learn and are measured, still max_users at most
         learn_h, report_h = (learn_h + report_h)[:max_users], []
     if crossed["cold"]:
@@ -488,29 +489,36 @@ def _cross_fit(prepare: Evaluator, split: Holdout,
     worse than all of them would; here every user is measured (with weights that never
     saw them) and every user teaches the weights that serve. ``samples``: per segment,
     the learning rows, each with its owner (a returning user also teaches the new-user
-    ranking, with their history hidden: those rows learn in every fold of the new users,
-    who are other people). Returns the pooled report and everybody's weights for users
-    with a history and for new users. The users whose measure chose the hyperparameters
-    (``judged``, ``_tune_hyperparameters``) learn but are not measured: the values were
-    chosen for the learned model on them, so they would lean the guardrail towards it."""
+    ranking, with their history hidden: where returning users learn on halves, those
+    rows learn in every fold of it, since only new users are measured there; where
+    they cross-fit too, each user's rows stay out of their own fold in both). Returns
+    the pooled report and everybody's weights for users with a history and for new
+    users. The users whose measure chose the hyperparameters (``judged``,
+    ``_tune_hyperparameters``) learn but are not measured: the values were chosen for
+    the learned model on them, so they would lean the guardrail towards it."""
     segments = [s for s in ("history", "cold") if crossed[s]]
     targets = {"history": split.targets, "cold": split.cold_targets}
     crossing = {u for u in learners if any(u in targets[s] for s in segments)}
     order = rng.permutation(sorted(crossing)).tolist()  # measured in this order
     fold_of = {u: i % folds for i, u in enumerate(order)}
+    # A user's rows are left out of their fold in every segment crossed; -1, a row of
+    # nobody measured here (a returning user's, in the new-user ranking, while returning
+    # users learn on halves), learns in every fold.
     fold = {s: np.array([fold_of.get(u, -1) for u in samples[s].owners], np.int64)
-            for s in segments}  # -1: a row of nobody measured here, it learns in every fold
-    # a segment learned once comes first, with the time it would have had on two halves
+            for s in segments}
+    # A segment learned once comes first, with the time it would have had on two halves;
+    # then the weights that serve, with up to half of what is left; the folds share the
+    # rest (each fit's smooth part runs past any deadline: the ones that serve go first).
     everybody = {s: _fit_segment(s, samples[s], refine_until)
                  for s in ("history", "cold") if not crossed[s]}
-    share = (refine_until - time.perf_counter()) / (folds + 1)
+    half = time.perf_counter() + (refine_until - time.perf_counter()) / 2
+    everybody.update((s, _fit_segment(s, samples[s], half)) for s in segments)
     by_fold = []
     for f in range(folds):
         say(f"Cross-fitting: fold {f + 1} of {folds}")
-        until = time.perf_counter() + share
+        until = time.perf_counter() + (refine_until - time.perf_counter()) / (folds - f)
         by_fold.append({s: _fit_segment(s, samples[s].subset(fold[s] != f), until)
                         for s in segments})
-    everybody.update((s, _fit_segment(s, samples[s], refine_until)) for s in segments)
     weightings: dict = {}
     measured: dict[str, list[int]] = {}
     for s in ("history", "cold"):
