@@ -450,6 +450,40 @@ def test_listwise_samples_keep_each_rows_owner_through_a_subset():
     assert kept.targets[0].tolist() == [False, False, True]
 
 
+def test_few_returning_users_cross_fit_while_many_new_users_learn_on_halves(monkeypatch):
+    """The other way round (a site where most held-out users are new): returning users
+    cross-fit, new users learn on one half and are measured on the other. A returning
+    user's rows of the new-user ranking stay out of their own fold only: the new users
+    measured are all of the other half, whose rows taught nothing."""
+    from xo_recommender.engine import selfeval
+
+    catalogue, events, users = site("interest", seed=3, n_users=300)
+    split = temporal_split(events, fraction=0.2, cold_fraction=0.6, seed=0)
+    assert len(split.targets) < 150 <= len(split.cold_targets)
+    monkeypatch.setattr(selfeval, "CROSS_FIT_BELOW", 150)
+    fitted, measured = _spy_on_learning(monkeypatch)
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=30, max_users=200, cold_fraction=0.6)
+
+    weightings, reported = measured[-1]
+    (everybody_h, served_h), *folds_h = [(w, c) for seg, w, c in fitted if seg == "history"]
+    cold = [(w, c) for seg, w, c in fitted if seg == "cold"]
+    assert len(cold) == 1 and len(folds_h) == selfeval.CROSS_FOLDS  # new users: once
+    learners_c, served_c = cold[0]
+    assert weightings["cold"] is served_c is learned.candidates["cold"]
+    new_reported = set(reported["cold"])
+    assert new_reported and new_reported <= set(split.cold_targets)
+    assert not new_reported & learners_c  # measured on the half that taught nothing
+    crossed = weightings["history"]
+    assert isinstance(crossed, selfeval.CrossFitted) and learned.candidates["history"] is served_h
+    for fold, (who, weights) in enumerate(folds_h):
+        in_fold = {u for u, f in crossed.fold_of.items() if f == fold}
+        assert in_fold and not in_fold & who and who | in_fold >= everybody_h
+        assert all(crossed.of(user) is weights for user in in_fold)
+    assert set(reported["history"]) <= set(crossed.fold_of)
+    assert learned.holdout["users"] > 0 and learned.holdout["cold_users"] > 0
+
+
 def test_no_new_users_held_out_means_nothing_of_theirs_cross_fits(monkeypatch):
     """Zero held-out new users are not "few": nothing is learned three times for them,
     and no note says so."""
