@@ -443,21 +443,16 @@ def learn_ranking(
 def _fit_segment(segment: str, samples: ListwiseSamples, refine_until: float
                  ) -> dict[str, dict[str, float]]:
     """The learned model's weights and every fallback's for one segment ("history" or
-    "cold") from ``samples``."""
-    if segment == "history":
-        baselines = {name: fit_listwise(samples, use) for name, use in BASELINES.items()}
-        hand_set = {**HAND_SET, "seen": SEEN_PENALTY}
-        return {"model": refine_ndcg(samples, fit_listwise(samples, features.FEATURES),
-                                     deadline=refine_until,
-                                     starts=[*baselines.values(), hand_set]),
-                **baselines, "hand_set": hand_set}
-    cold_use = {name: tuple(f for f in use if f in features.COLD_FEATURES)
-                for name, use in BASELINES.items()}
-    baselines = {name: fit_listwise(samples, use) for name, use in cold_use.items() if use}
-    return {"model": refine_ndcg(samples, fit_listwise(samples, features.COLD_FEATURES),
-                                 deadline=refine_until,
-                                 starts=[*baselines.values(), DEFAULT_RANKING["cold"]]),
-            **baselines, "hand_set": DEFAULT_RANKING["cold"]}
+    "cold") from ``samples``: new users' rankings read only the features a user without
+    a history has (a baseline left with none is not fitted)."""
+    usable = features.COLD_FEATURES if segment == "cold" else features.FEATURES
+    hand_set = DEFAULT_RANKING["cold"] if segment == "cold" else {**HAND_SET,
+                                                                  "seen": SEEN_PENALTY}
+    uses = {name: tuple(f for f in use if f in usable) for name, use in BASELINES.items()}
+    baselines = {name: fit_listwise(samples, use) for name, use in uses.items() if use}
+    return {"model": refine_ndcg(samples, fit_listwise(samples, usable), deadline=refine_until,
+                                 starts=[*baselines.values(), hand_set]),
+            **baselines, "hand_set": hand_set}
 
 
 @dataclass
