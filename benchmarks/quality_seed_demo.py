@@ -45,7 +45,12 @@ from example_project.xo_black.management.commands import seed_demo  # noqa: E402
 from xo_recommender.engine.data import Catalogue, Events, UserProfiles  # noqa: E402
 from xo_recommender.engine.holdout import temporal_split  # noqa: E402
 from xo_recommender.engine.model import EngineParams, Recommender  # noqa: E402
-from xo_recommender.engine.selfeval import BASELINES, Evaluator, learn_ranking  # noqa: E402
+from xo_recommender.engine.selfeval import (  # noqa: E402
+    BASELINES,
+    BY_USER,
+    Evaluator,
+    learn_ranking,
+)
 
 WORLDS = (  # (seed, users, businesses, interactions)
     (42, 3000, 2000, 60_000),
@@ -238,7 +243,7 @@ def report(result: dict) -> list[float]:
         print(f"\n{label} ({figures['users']} users)\n")
         print("| ranking | NDCG@10 | P@10 | R@10 | coverage |\n|---|---|---|---|---|")
         for name, f in figures.items():
-            if name == "users":
+            if name in ("users", BY_USER):
                 continue
             print(f"| {name} | {f['ndcg@10']:.4f} | {f['precision@10']:.4f} | "
                   f"{f['recall@10']:.4f} | {f['coverage']:.3f} |")
