@@ -17,10 +17,11 @@ from xo_recommender.engine.selfeval import (
     BASELINES,
     BY_USER,
     DEFAULT_RANKING,
+    CrossFitted,
     Evaluator,
-    _held_to_floor,
     choose_serving,
     learn_ranking,
+    within_noise,
 )
 
 #: Every feature made from distance (the proximity reason's, and popular × near).
@@ -130,6 +131,7 @@ def test_a_ranking_displaces_popular_nearby_only_by_a_lead_beyond_noise():
     figures = _by_user(model=floor, popular=floor, popular_nearby=floor, hand_set=lucky)
     assert figures["hand_set"]["ndcg@10"] > 1.1 * figures["popular_nearby"]["ndcg@10"]
     assert choose_serving(figures) == "popular_nearby"
+    assert within_noise(figures, "popular_nearby") == ["hand_set"]
     plain = {name: value for name, value in figures.items() if name != BY_USER}
     assert choose_serving(plain) == "hand_set"  # by the means alone, the lucky list
     assert choose_serving(_by_user(model=floor, popular_nearby=floor, hand_set=lucky,
@@ -137,25 +139,86 @@ def test_a_ranking_displaces_popular_nearby_only_by_a_lead_beyond_noise():
     # the learned model too: beating every fallback by the margin is not enough
     assert choose_serving(_by_user(model=lucky, popular_nearby=floor)) == "popular_nearby"
     assert choose_serving(_by_user(model=steady, popular_nearby=floor)) == "model"
-    notes = _held_to_floor(figures, "popular_nearby", "cold")
-    assert len(notes) == 1 and notes[0].startswith("new users: hand_set measured")
+    # a fallback that is noise is no bar for the model either
+    assert choose_serving(_by_user(model=steady + 0.002, popular_nearby=floor,
+                                   hand_set=lucky, heuristic=steady)) == "model"
+    # one measured user shows no noise: the floor holds
+    assert choose_serving(_by_user(model=[0.9], popular_nearby=[0.1])) == "popular_nearby"
+
+
+@pytest.mark.parametrize(("t", "displaces"), [(0.8, False), (1.3, True)])
+def test_the_lead_needs_one_standard_error(t, displaces):
+    """A lead of ``t`` standard errors: below one the floor serves, above it the other."""
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(400)
+    noise = (noise - noise.mean()) / noise.std(ddof=1)  # mean 0, sd 1 exactly
+    floor = np.full(400, 0.5)
+    other = floor + 0.1 * (noise + t / np.sqrt(400))  # mean lead t × its standard error
+    figures = _by_user(model=floor, popular_nearby=floor, heuristic=other)
+    assert choose_serving(figures) == ("heuristic" if displaces else "popular_nearby")
 
 
 def test_measured_figures_carry_each_users_ndcg_for_the_guardrail_only():
+    """Each user's NDCG@10 lies at the same place for every ranking: the guardrail pairs
+    them user by user (checked against measuring each user alone)."""
     catalogue, events, users = site("interest", seed=3)
     outer = temporal_split(events, seed=9, cold_fraction=0.2)
     now = float(outer.train.last_seen.max())
     model = Recommender.fit(catalogue, outer.train, EngineParams(), now=now)
     weights = {"near": {"near_3km": 1.0}, "popular": {"popularity": 1.0}}
-    figures = Evaluator(model, outer, users, now).measure({"history": weights,
-                                                          "cold": weights})
-    for segment in ("history", "cold"):
-        by_user = figures[segment][BY_USER]
-        for name in weights:
-            assert len(by_user[name]) == figures[segment]["users"]
-            assert math.isclose(float(np.mean(by_user[name])),
-                                figures[segment][name]["ndcg@10"], abs_tol=1e-4)
-        assert not np.array_equal(by_user["near"], by_user["popular"])
+    evaluator = Evaluator(model, outer, users, now)
+    ids = {"history": sorted(outer.targets)[:40], "cold": sorted(outer.cold_targets)[:40]}
+    folds = CrossFitted({u: i % 2 for i, u in enumerate(ids["history"])},
+                        [weights, {"near": weights["popular"], "popular": weights["near"]}])
+    for weighting in (weights, folds):
+        figures = evaluator.measure({"history": weighting, "cold": weights}, users=ids)
+        for segment in ("history", "cold"):
+            by_user = figures[segment][BY_USER]
+            measured = [u for u in ids[segment] if evaluator.measure(
+                {segment: weighting if segment == "history" else weights},
+                users={**{k: [] for k in ids}, segment: [u]})[segment]]
+            assert len(measured) == figures[segment]["users"] > 10
+            for name in weights:
+                assert math.isclose(float(np.mean(by_user[name])),
+                                    figures[segment][name]["ndcg@10"], abs_tol=1e-4)
+            for i, user_id in enumerate(measured[:12]):
+                alone = evaluator.measure(
+                    {segment: weighting if segment == "history" else weights},
+                    users={**{k: [] for k in ids}, segment: [user_id]})[segment]
+                for name in weights:
+                    assert math.isclose(float(by_user[name][i]), alone[name]["ndcg@10"],
+                                        abs_tol=1e-4)
+            assert not np.array_equal(by_user["near"], by_user["popular"])
+
+
+def test_a_floor_held_against_noise_is_said_where_serving_is_told(monkeypatch):
+    """When a ranking measured better than popular nearby only within noise, the version
+    says which, in its guardrail text (the rebuild's "Serving:" line, the admin) and
+    notes. The final measure's new-user figures are replaced by a lucky list's."""
+    catalogue, events, users = site("interest", seed=3)
+    real = Evaluator.measure
+
+    def lucky_hand_set(self, weightings, **kwargs):
+        out = real(self, weightings, **kwargs)
+        cold = out.get("cold")
+        if cold and "hand_set" in cold:
+            n = cold["users"]
+            floor, lucky = np.zeros(n), np.zeros(n)
+            floor[:2], lucky[n - 3:] = 0.5, 0.5
+            per_user = {name: floor for name in cold[BY_USER]}
+            per_user["hand_set"] = lucky
+            out["cold"] = {**_by_user(**per_user), "users": n}
+        return out
+
+    monkeypatch.setattr(Evaluator, "measure", lucky_hand_set)
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=20, max_users=200)
+    assert learned.serving["cold"] == "popular_nearby"
+    assert learned.within_noise == {"cold": ["hand_set"]}
+    assert "new users: popular_nearby (hand_set measured better, within noise)" in \
+        learned.guardrail_text()
+    assert any(n.startswith("new users: popular_nearby serves; hand_set measured")
+               for n in learned.notes)
 
 
 def test_metrics_have_the_stored_shape():

@@ -129,6 +129,9 @@ class SelfEvaluation:
     #: every value tried with the NDCG@10 it measured.
     hyperparameters: dict[str, object] = field(default_factory=dict)
     tried: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: segment -> the rankings that measured better than ``FLOOR`` there but within
+    #: noise, so that the floor serves (said in ``guardrail_text``)
+    within_noise: dict[str, list[str]] = field(default_factory=dict)
 
     def apply(self, params):
         """``params`` with the learned ranking and the chosen hyperparameters."""
@@ -160,14 +163,21 @@ class SelfEvaluation:
         parts = []
         measured = (self.holdout or {}).get("model", {})
         for segment, name in sorted(self.serving.items()):
-            who = "users with a history" if segment == "history" else "new users"
+            who = _who(segment)
             if name == "model" and segment not in measured:  # nobody of it held out
                 parts.append(f"{who}: the learned model (not measured: too few {who} "
                              "to hold out)")
+            elif self.within_noise.get(segment):
+                parts.append(f"{who}: {name} (" + ", ".join(self.within_noise[segment])
+                             + " measured better, within noise)")
             else:
                 parts.append(f"{who}: the learned model" if name == "model" else
                              f"{who}: {name} (the learned model did not beat it)")
         return "; ".join(parts)
+
+
+def _who(segment: str) -> str:
+    return "users with a history" if segment == "history" else "new users"
 
 
 class _UserContext:
@@ -438,13 +448,23 @@ def learn_ranking(
                                  deadline=deadline, notes=notes)
     ranking: dict[str, dict[str, float]] = {}
     serving: dict[str, str] = {}
+    held: dict[str, list[str]] = {}
     learned_from = {"history": len(samples_h), "cold": len(samples_c)}
     for segment, candidates in (("history", candidates_h), ("cold", candidates_c)):
         choice = choose_serving(report[segment])
         if choice is None:  # nothing measured for this segment
             choice = "model" if learned_from[segment] else "defaults"
         else:
-            notes.extend(_held_to_floor(report[segment], choice, segment))
+            held[segment] = within_noise(report[segment], choice)
+            if held[segment]:
+                figures = report[segment]
+                notes.append(
+                    f"{_who(segment)}: {FLOOR} serves; "
+                    + ", ".join(f"{n} measured NDCG@10 {figures[n]['ndcg@10']:.4f}"
+                                for n in held[segment])
+                    + f" against its {figures[FLOOR]['ndcg@10']:.4f} on "
+                    f"{figures['users']:,} users, a lead within {LEAD_SE:g}× its "
+                    "standard error")
         serving[segment] = choice
         ranking[segment] = dict(DEFAULT_RANKING[segment] if choice == "defaults"
                                 else candidates[choice])
@@ -452,7 +472,8 @@ def learn_ranking(
                           holdout=_holdout_table(report, learned_from), notes=notes,
                           seconds=time.perf_counter() - started,
                           candidates={"history": candidates_h, "cold": candidates_c},
-                          hyperparameters=hyper, tried=tried)
+                          hyperparameters=hyper, tried=tried,
+                          within_noise={k: v for k, v in held.items() if v})
 
 
 def _fit_segment(segment: str, samples: ListwiseSamples, refine_until: float
@@ -631,53 +652,52 @@ FALLBACKS = frozenset({*BASELINES, "hand_set"})
 
 
 def choose_serving(figures: Mapping | None) -> str | None:
-    """The guardrail: "model" when it beats every fallback by ``MARGIN``, else the best
-    fallback's name; None when nothing was measured.
+    """The guardrail: "model" when it beats by ``MARGIN`` every fallback that may serve,
+    else the best of those fallbacks' names; None when nothing was measured.
 
-    Where the figures carry each user's NDCG (``BY_USER``), a ranking displaces
-    ``FLOOR`` (popular near you) only by a lead beyond its noise (``displaces``): on a
-    few hundred users whose lists all read NDCG@10 near 0.03 (a host that knows nothing
-    of its new users), one list "won" by 10 % and lost by 14 % on the next holdout.
+    Where the figures carry each user's NDCG@10 (``BY_USER``), a ranking may serve in
+    place of ``FLOOR`` (popular near you) only by a lead beyond its noise
+    (``displaces``): on a few hundred users whose lists all read NDCG@10 near 0.03 (a
+    host that knows nothing of its new users), one list "won" by 10 % and lost by 14 %
+    on the next holdout. A fallback that does not displace the floor is no contender,
+    for serving nor as the bar the model must clear.
     """
     if not figures or "model" not in figures:
         return None
     baselines = [n for n in figures if n in FALLBACKS]
     if not baselines:
         return "model"
-    best = max(baselines, key=lambda n: (figures[n]["ndcg@10"], n))
+    contenders = [n for n in baselines if displaces(figures, n)] or baselines
+    best = max(contenders, key=lambda n: (figures[n]["ndcg@10"], n))
     if figures["model"]["ndcg@10"] > figures[best]["ndcg@10"] * (1.0 + MARGIN) and \
             displaces(figures, "model"):
         return "model"
-    leading = [n for n in baselines if displaces(figures, n)]
-    return max(leading, key=lambda n: (figures[n]["ndcg@10"], n))
+    return best
 
 
-def _held_to_floor(figures: Mapping, choice: str, segment: str) -> list[str]:
-    """A note for each ranking that measured better than ``FLOOR`` but did not lead it
-    beyond noise, when the floor serves."""
+def within_noise(figures: Mapping, choice: str) -> list[str]:
+    """The rankings that measured better than ``FLOOR`` but did not lead it beyond noise,
+    best first, when the floor serves (else none)."""
     if choice != FLOOR:
         return []
-    who = "users with a history" if segment == "history" else "new users"
     floor = figures[FLOOR]["ndcg@10"]
-    better = [n for n in figures if n not in ("users", BY_USER, FLOOR)
-              and figures[n]["ndcg@10"] > floor]
-    return [f"{who}: {name} measured NDCG@10 {figures[name]['ndcg@10']:.4f} against "
-            f"{FLOOR}'s {floor:.4f} on {figures['users']:,} users, a lead within "
-            f"{LEAD_SE:g}× its standard error: {FLOOR} serves"
-            for name in sorted(better, key=lambda n: -figures[n]["ndcg@10"])]
+    names = [n for n in figures if n not in ("users", BY_USER, FLOOR)
+             and figures[n]["ndcg@10"] > floor and not displaces(figures, n)]
+    return sorted(names, key=lambda n: -figures[n]["ndcg@10"])
 
 
 def displaces(figures: Mapping, name: str) -> bool:
     """Whether ``name`` may serve in place of ``FLOOR``: it is the floor, or the floor
     was not measured per user, or its mean lead over the floor, user by user, exceeds
-    ``LEAD_SE`` standard errors of that mean."""
+    ``LEAD_SE`` standard errors of that mean (one measured user shows no noise: the
+    floor holds)."""
     by_user = figures.get(BY_USER)
     if name == FLOOR or not by_user or FLOOR not in by_user or name not in by_user:
         return True
     lead = np.asarray(by_user[name], np.float64) - np.asarray(by_user[FLOOR], np.float64)
     if lead.size < 2:
-        return True
-    return float(lead.mean()) > LEAD_SE * float(lead.std(ddof=1)) / np.sqrt(lead.size)
+        return False
+    return bool(lead.mean() > LEAD_SE * lead.std(ddof=1) / np.sqrt(lead.size))
 
 
 def _measure(user_ids: Sequence[int], targets: Mapping[int, np.ndarray], cold: bool,
