@@ -72,9 +72,10 @@ MARGIN = 0.01
 #: another serves in its place only by a lead beyond noise (``displaces``).
 FLOOR = "popular_nearby"
 #: How many standard errors of its mean per-user lead a ranking needs over ``FLOOR`` to
-#: serve instead of it: the one-standard-error rule of model selection (the simpler
-#: choice unless another beats it by more than its standard error). Two held 32 new users
-#: of a 500-user site to the floor, though the learned ranking led it by 11 % there.
+#: serve instead of it, in the spirit of the one-standard-error rule of model selection
+#: (keep the simpler choice unless the evidence against it exceeds its standard error).
+#: Two held the 32 new users of a 500-user site to the floor, though the learned ranking
+#: led it by 11 % there (1.95 standard errors) and ranked them 6 % better on the next.
 LEAD_SE = 1.0
 #: The key of a segment's figures holding each measured user's NDCG@10 per ranking
 #: (for the guardrail; never stored).
