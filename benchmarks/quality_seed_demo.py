@@ -47,9 +47,9 @@ from xo_recommender.engine.holdout import temporal_split  # noqa: E402
 from xo_recommender.engine.model import EngineParams, Recommender  # noqa: E402
 from xo_recommender.engine.selfeval import (  # noqa: E402
     BASELINES,
-    BY_USER,
     Evaluator,
     learn_ranking,
+    rankings,
 )
 
 WORLDS = (  # (seed, users, businesses, interactions)
@@ -242,9 +242,7 @@ def report(result: dict) -> list[float]:
             continue
         print(f"\n{label} ({figures['users']} users)\n")
         print("| ranking | NDCG@10 | P@10 | R@10 | coverage |\n|---|---|---|---|---|")
-        for name, f in figures.items():
-            if name in ("users", BY_USER):
-                continue
+        for name, f in rankings(figures).items():
             print(f"| {name} | {f['ndcg@10']:.4f} | {f['precision@10']:.4f} | "
                   f"{f['recall@10']:.4f} | {f['coverage']:.3f} |")
         best = max((n for n in figures if n in BASELINES), key=lambda n: figures[n]["ndcg@10"])

@@ -458,14 +458,7 @@ def learn_ranking(
         else:
             held[segment] = within_noise(report[segment], choice)
             if held[segment]:
-                figures = report[segment]
-                notes.append(
-                    f"{_who(segment)}: {FLOOR} serves; "
-                    + ", ".join(f"{n} measured NDCG@10 {figures[n]['ndcg@10']:.4f}"
-                                for n in held[segment])
-                    + f" against its {figures[FLOOR]['ndcg@10']:.4f} on "
-                    f"{figures['users']:,} users, a lead within {LEAD_SE:g}× its "
-                    "standard error")
+                notes.append(_floor_note(segment, report[segment], held[segment]))
         serving[segment] = choice
         ranking[segment] = dict(DEFAULT_RANKING[segment] if choice == "defaults"
                                 else candidates[choice])
@@ -676,15 +669,29 @@ def choose_serving(figures: Mapping | None) -> str | None:
     return best
 
 
+def rankings(figures: Mapping) -> dict[str, dict]:
+    """One segment's figures per ranking, without the user count and per-user values."""
+    return {name: values for name, values in figures.items()
+            if name not in ("users", BY_USER)}
+
+
 def within_noise(figures: Mapping, choice: str) -> list[str]:
     """The rankings that measured better than ``FLOOR`` but did not lead it beyond noise,
     best first, when the floor serves (else none)."""
     if choice != FLOOR:
         return []
     floor = figures[FLOOR]["ndcg@10"]
-    names = [n for n in figures if n not in ("users", BY_USER, FLOOR)
-             and figures[n]["ndcg@10"] > floor and not displaces(figures, n)]
+    names = [n for n, values in rankings(figures).items()
+             if values["ndcg@10"] > floor and not displaces(figures, n)]
     return sorted(names, key=lambda n: -figures[n]["ndcg@10"])
+
+
+def _floor_note(segment: str, figures: Mapping, held: Sequence[str]) -> str:
+    """The note saying that ``FLOOR`` serves although ``held`` measured better."""
+    better = ", ".join(f"{n} measured NDCG@10 {figures[n]['ndcg@10']:.4f}" for n in held)
+    return (f"{_who(segment)}: {FLOOR} serves; {better} against its "
+            f"{figures[FLOOR]['ndcg@10']:.4f} on {figures['users']:,} users, a lead within "
+            f"{LEAD_SE:g}× its standard error")
 
 
 def displaces(figures: Mapping, name: str) -> bool:
@@ -761,9 +768,7 @@ def _holdout_table(report: Mapping[str, dict | None], learned_from: Mapping[str,
         if not figures:
             continue
         table["users" if segment == "history" else "cold_users"] = figures["users"]
-        for name, values in figures.items():
-            if name in ("users", BY_USER):
-                continue
+        for name, values in rankings(figures).items():
             if name == "model":
                 table["model"][segment] = values
             else:
