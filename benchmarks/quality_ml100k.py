@@ -40,7 +40,7 @@ from xo_recommender.engine.datasets import (  # noqa: E402
 from xo_recommender.engine.evaluation import MostPopular, evaluate  # noqa: E402
 from xo_recommender.engine.matrix import IdIndex  # noqa: E402
 from xo_recommender.engine.model import DEFAULT_BLEND, EngineParams  # noqa: E402
-from xo_recommender.engine.offline import ServingEngine  # noqa: E402
+from xo_recommender.engine.offline import ServingEngine, split_order  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "ml-100k"
 COLUMNS = ("precision", "recall", "ndcg", "map", "coverage")
@@ -186,13 +186,15 @@ def serving(train: Interactions, categories: dict, **blend: float) -> Callable[[
 LEARNED: list[ServingEngine] = []  # the last learned engine, for its holdout figures
 
 
-def learned(train: Interactions, categories: dict) -> Callable[[], Any]:
-    """The production engine with the ranking learned on train.tsv's temporal holdout."""
+def learned(train: Interactions, categories: dict, split_by: str = "time"
+            ) -> Callable[[], Any]:
+    """The production engine with the ranking learned on a holdout of train.tsv, drawn as
+    the test split was (``split_by``: per user at random for the canonical split)."""
     ids = IdIndex.from_ids(train.item_id).ids
 
     def make() -> ServingEngine:
         engine = ServingEngine(EngineParams(), item_ids=ids, item_categories=categories,
-                               learn_from=train)
+                               learn_from=train, split_by=split_by)
         LEARNED[:] = [engine]
         return engine
 
@@ -208,7 +210,8 @@ def print_learned_holdout() -> None:
     figures = {"learned model": (holdout.get("model") or {}).get("history", {})}
     for name, blocks in (holdout.get("baselines") or {}).items():
         figures[name] = blocks.get("history", {})
-    print("\nthe learned engine's temporal holdout on train.tsv (returning users, NDCG@10): "
+    print(f"\nthe learned engine's holdout on train.tsv (by {LEARNED[0].split_by}; returning "
+          "users, NDCG@10): "
           + ", ".join(f"{n} {f.get('ndcg@10', float('nan')):.4f}" for n, f in figures.items()))
     print(f"guardrail: {metrics.get('guardrail')}")
 
@@ -227,7 +230,8 @@ def run_table(train, test, runs: int, k: int, smoke: bool = False,
         print("(ALS skipped: `implicit` is not installed)")
     models.append(("collaborative only (CollaborativeModel())", CollaborativeModel))
     models.append(("serving engine (production blend)", serving(train, categories or {})))
-    models.append(("serving engine (learned ranking)", learned(train, categories or {})))
+    models.append(("serving engine (learned ranking)",
+                   learned(train, categories or {}, split_order(train, test))))
     print(f"ml-100k canonical split: {len(train):,} train / {len(test):,} test rows, k={k}")
     print(header("model"))
     results = {}

@@ -110,6 +110,32 @@ def test_the_file_mode_learns_the_ranking_unless_blend_weights_are_set(split, mo
     assert learned == [1]  # fixed weights: nothing learned
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(("later", "expected"), [(True, "time"), (False, "random")])
+def test_the_file_mode_learns_on_a_holdout_drawn_as_the_test_split_was(
+        tmp_path, monkeypatch, later, expected):
+    """Test rows after each user's training rows: the learning holds out each user's
+    latest; test rows among them (a random split): a random share."""
+    from xo_recommender.engine import selfeval
+
+    train, test = [], []
+    for u in range(30):
+        for item in range(8):
+            train.append((u, item + u % 5, 5, 100 * item))
+        test.append((u, 20 + u % 3, 5, 900 if later else 350))
+    seen = []
+    real = selfeval.learn_ranking
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("split_by"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selfeval, "learn_ranking", recording)
+    call_command("evaluate_recommender", train=write(tmp_path / "train.tsv", train),
+                 test=write(tmp_path / "test.tsv", test), format="json")
+    assert seen == [expected]
+
+
 @pytest.mark.parametrize("flags", [{"train": "x.tsv"}, {"test": "y.tsv", "items": "z.item"},
                                    {"baseline": "popular"}])
 def test_live_refuses_the_file_modes_flags(db, flags):

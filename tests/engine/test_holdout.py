@@ -23,6 +23,28 @@ def test_latest_discoveries_are_held_out_and_the_rest_trains():
     assert split.cutoffs[1] == 900
 
 
+def test_a_random_holdout_holds_a_random_share_of_each_user_with_no_cut_in_time():
+    """``by="random"``: the same share per user, drawn at random (not the latest), every
+    other row trains whole (no cut, nothing clipped), and no held-out business trains."""
+    rows = [(u, item, 0, 3, 100 * item, 100 * item + 50) for u in range(1, 41)
+            for item in range(1, 11)]
+    split = temporal_split(events(rows), fraction=0.2, cold_fraction=0, by="random")
+    assert not split.cutoffs
+    held = {u: sorted(items.tolist()) for u, items in split.targets.items()}
+    assert len(held) == 40 and all(len(items) == 2 for items in held.values())
+    assert sum(items == [9, 10] for items in held.values()) < 5  # not the latest
+    assert len({tuple(items) for items in held.values()}) > 10  # drawn per user
+    train = split.train
+    assert len(train) == 40 * 8 and set(train.counts.tolist()) == {3.0}
+    assert train.last_seen.max() == 1050  # no cut in time: a late row trains as it was
+    for u, items in split.targets.items():
+        assert not np.isin(train.item_ids[train.user_ids == u], items).any()
+    again = temporal_split(events(rows), fraction=0.2, cold_fraction=0, by="random")
+    assert all(np.array_equal(again.targets[u], split.targets[u]) for u in held)
+    with pytest.raises(ValueError, match="by must be"):
+        temporal_split(events(rows), by="latest")
+
+
 def test_no_leak_from_the_future():
     """A row that went on after the cut keeps only what was known at the cut; a later
     like of a training business is dropped; held-out businesses never train."""

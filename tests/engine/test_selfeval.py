@@ -92,6 +92,38 @@ def test_where_tastes_drift_a_shorter_half_life_is_chosen():
     assert served.half_life_days == 30.0 and served.ranking == learned.ranking
 
 
+def test_a_lead_counts_only_beyond_one_standard_error_of_its_mean():
+    """``beyond_noise``, the rule of the guardrail's floor and of the hyperparameters: a
+    steady lead counts; the same mean lead made of users won and lost does not, nor a
+    lead on one user or over values that do not pair up."""
+    from xo_recommender.engine.selfeval import beyond_noise
+
+    base = np.full(100, 0.5)
+    assert beyond_noise(base + 0.01, base)
+    swings = base.copy()
+    swings[:10] += 0.5  # ten users won, eight lost: a mean lead of 0.01, 0.47 SE
+    swings[10:18] -= 0.5
+    assert not beyond_noise(swings, base)
+    assert not beyond_noise(base[:1] + 1.0, base[:1])
+    assert not beyond_noise(base[:50] + 1.0, base)
+
+
+def test_a_hyperparameter_measured_better_within_noise_keeps_its_default(monkeypatch):
+    """The drifting site's faster fade is chosen on a lead beyond noise; judged as noise,
+    the default stays and a note says what measured better."""
+    from xo_recommender.engine import selfeval
+
+    monkeypatch.setattr(selfeval, "beyond_noise", lambda better, than: False)
+    catalogue, events, users = drifting_site()
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=60, max_users=300)
+    assert "half_life_days" not in learned.hyperparameters
+    tried = learned.as_metrics()["tuning"]["tried"]["half_life_days"]
+    assert tried["30"] > tried["90"] * 1.01
+    assert any(note.startswith("half_life_days kept at 90: 30 measured better, within "
+                               "noise") for note in learned.notes)
+
+
 def test_hyperparameters_stay_at_their_defaults_without_evidence():
     catalogue, events, users = site("distance", seed=4)
     learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,

@@ -12,6 +12,10 @@ cut; a row that went on after it keeps only what is known at the cut (its last t
 clipped to the cut, its repeat count back to one), and every held-out business is
 absent from that user's training rows. Popularity, co-occurrence and ratings of the
 evaluation model are computed from these training rows only.
+
+``by="random"`` holds out a random share of each user's businesses instead, with no
+cut in time: for data whose own test split was drawn that way (an offline benchmark's
+files), so that what the ranking learns to find is what it will be asked to find.
 """
 
 from __future__ import annotations
@@ -60,8 +64,10 @@ def _times(events: Events) -> tuple[np.ndarray, np.ndarray]:
 
 def temporal_split(events: Events, *, fraction: float = 0.2, min_items: int = 3,
                    cold_fraction: float = 0.1, min_cold_users: int = 20,
-                   seed: int = 0, positive: np.ndarray | None = None) -> Holdout:
-    """Split ``events`` by time per user (see the module docstring).
+                   seed: int = 0, positive: np.ndarray | None = None,
+                   by: str = "time") -> Holdout:
+    """Split ``events`` by time per user (see the module docstring; ``by="random"``: a
+    random share of each user's businesses, no cut in time).
 
     ``positive``: per row, whether it says the user liked the place (a type of positive
     weight). Only a business with a positive row can be a target, so a site is never
@@ -70,13 +76,15 @@ def temporal_split(events: Events, *, fraction: float = 0.2, min_items: int = 3,
     """
     if not 0 < fraction < 1:
         raise ValueError("fraction must be between 0 and 1")
+    if by not in ("time", "random"):
+        raise ValueError('by must be "time" or "random"')
     rng = np.random.default_rng(seed)
     notes: list[str] = []
     n = len(events)
     users = np.asarray(events.user_ids, np.int64)
     items = np.asarray(events.item_ids, np.int64)
     first, last = _times(events)
-    if n and float(first.max() - first.min()) == 0.0:
+    if by == "time" and n and float(first.max() - first.min()) == 0.0:
         notes.append("all interactions carry the same time: the holdout order is random")
 
     # One (user, item) pair per discovery: its earliest time, random among ties.
@@ -91,6 +99,8 @@ def temporal_split(events: Events, *, fraction: float = 0.2, min_items: int = 3,
         pos = np.logical_or.reduceat(np.asarray(positive, bool)[order],
                                      np.flatnonzero(pair_start))
     ptie = rng.random(pu.shape[0])
+    if by == "random":  # each user's businesses in a random order: a random share is held
+        pt = np.zeros_like(pt)
     by_user = np.lexsort((ptie, pt, pu))
     pu, pi, pt, pos = pu[by_user], pi[by_user], pt[by_user], pos[by_user]
     starts = np.flatnonzero(np.r_[True, pu[1:] != pu[:-1]]) if pu.size else np.zeros(0, int)
@@ -123,7 +133,8 @@ def temporal_split(events: Events, *, fraction: float = 0.2, min_items: int = 3,
         n_hold = max(1, int(round(fraction * liked.size)))
         held = liked[-n_hold:]
         targets[u] = pi[held].copy()
-        cutoffs[u] = float(pt[held[0]])
+        if by == "time":
+            cutoffs[u] = float(pt[held[0]])
         held_pairs_u.append(np.full(n_hold, u, np.int64))
         held_pairs_i.append(pi[held])
     if positive is not None and n and not pos.any():

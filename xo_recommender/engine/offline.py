@@ -22,17 +22,49 @@ from xo_recommender.engine.model import EngineParams, Query, Recommender
 _TYPES = ("view",)
 
 
+#: Share of the users whose test rows all come at or after their last training row, from
+#: which a pair of files counts as split by time.
+TIME_SPLIT_SHARE = 0.9
+
+
+def split_order(train: Any, test: Any) -> str:
+    """"time" when the test file holds each user's latest rows (for at least
+    ``TIME_SPLIT_SHARE`` of the users in both), else "random".
+
+    Why: the learned ranking is chosen on a holdout of the training file, and a ranking
+    chosen to find each user's next places (a rebuild's question) is not the one that
+    finds a random quarter of them: on ml-100k's random splits the weights learned on
+    a holdout by time ranked the test 1.5–6.5 % worse than the hand-set blend they
+    beat on it. (``train``/``test``: ``datasets.Interactions``.)
+    """
+    users = np.intersect1d(np.asarray(train.user_id), np.asarray(test.user_id))
+    if not users.size:
+        return "time"
+    latest = np.full(users.size, -np.inf)
+    earliest = np.full(users.size, np.inf)
+    at = np.searchsorted(users, np.asarray(train.user_id))
+    known = (at < users.size) & (users[np.minimum(at, users.size - 1)] == train.user_id)
+    np.maximum.at(latest, at[known], np.asarray(train.timestamp, np.float64)[known])
+    at = np.searchsorted(users, np.asarray(test.user_id))
+    known = (at < users.size) & (users[np.minimum(at, users.size - 1)] == test.user_id)
+    np.minimum.at(earliest, at[known], np.asarray(test.timestamp, np.float64)[known])
+    return "time" if float(np.mean(earliest >= latest)) >= TIME_SPLIT_SHARE else "random"
+
+
 class ServingEngine:
     """Adapter: ``fit(x)`` builds a ``Recommender``; ``score(row)`` blends every component.
 
     ``item_ids`` gives the external id of each matrix column and ``item_categories``
     their categories (e.g. RecBole genres), so content similarity takes part too.
+    ``split_by``: how the learning holds out ("time", as a rebuild does, or "random";
+    ``split_order`` tells which a pair of files was drawn by).
     """
 
     def __init__(self, params: EngineParams | None = None, *,
                  item_ids: Sequence[int] | None = None,
                  item_categories: Mapping[int, Sequence[str]] | None = None,
-                 learn_from: Any = None, tuning_seconds: float = 60.0) -> None:
+                 learn_from: Any = None, tuning_seconds: float = 60.0,
+                 split_by: str = "time") -> None:
         base = params or EngineParams()
         self.params = replace(base, type_weights={"view": 1.0}, half_life_days=None)
         self.item_ids = None if item_ids is None else np.asarray(item_ids, dtype=np.int64)
@@ -41,6 +73,7 @@ class ServingEngine:
         #: the ranking is learned on their temporal holdout, as a rebuild does.
         self.learn_from = learn_from
         self.tuning_seconds = tuning_seconds
+        self.split_by = split_by
         self.evaluation = None
         self.model: Recommender | None = None
 
@@ -76,7 +109,8 @@ class ServingEngine:
                         type_codes=np.zeros(n, np.int64), types=_TYPES,
                         weights=np.ones(n), last_seen=times, first_seen=times)
         self.evaluation = learn_ranking(catalogue, events, None, self.params,
-                                        budget_seconds=self.tuning_seconds)
+                                        budget_seconds=self.tuning_seconds,
+                                        split_by=self.split_by)
         return self.evaluation
 
     def score(self, user_row: Any) -> np.ndarray:

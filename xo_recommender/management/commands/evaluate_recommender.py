@@ -22,7 +22,7 @@ from xo_recommender.conf import settings as rec_settings
 from xo_recommender.engine import datasets
 from xo_recommender.engine.evaluation import MostPopular, evaluate
 from xo_recommender.engine.matrix import IdIndex
-from xo_recommender.engine.offline import ServingEngine
+from xo_recommender.engine.offline import ServingEngine, split_order
 
 REPORTED = ("precision", "recall", "ndcg", "map", "map_minK", "hr", "coverage")
 
@@ -80,11 +80,13 @@ class Command(BaseCommand):
         item_ids = IdIndex.from_ids(train_data.item_id).ids  # evaluate()'s column order
 
         learn = rec_settings.BLEND_WEIGHTS is None
+        split_by = split_order(train_data, test_data)  # the learning holds out the same way
 
         def engine():
             return ServingEngine(engine_params(), item_ids=item_ids, item_categories=categories,
                                  learn_from=train_data if learn else None,
-                                 tuning_seconds=float(rec_settings.TUNING_SECONDS))
+                                 tuning_seconds=float(rec_settings.TUNING_SECONDS),
+                                 split_by=split_by)
 
         result = evaluate(train_data, test_data, k=k, model_factory=engine,
                           baseline=MostPopular if baseline == "popular" else None)
