@@ -217,7 +217,9 @@ def print_learned_holdout() -> None:
 
 
 def run_table(train, test, runs: int, k: int, smoke: bool = False,
-              categories: dict | None = None) -> None:
+              categories: dict | None = None, canonical: bool = True) -> None:
+    """The table; ``canonical``: the files are the canonical split, whose no-regression
+    targets are checked (another split's figures are compared with EASE only)."""
     models: list[tuple[str, Callable[[], Any]]] = [
         ("most popular", MostPopular),
         ("EASE (λ=500)", lambda: Ease(500.0)),
@@ -232,7 +234,8 @@ def run_table(train, test, runs: int, k: int, smoke: bool = False,
     models.append(("serving engine (production blend)", serving(train, categories or {})))
     models.append(("serving engine (learned ranking)",
                    learned(train, categories or {}, split_order(train, test))))
-    print(f"ml-100k canonical split: {len(train):,} train / {len(test):,} test rows, k={k}")
+    print(f"ml-100k {'canonical split' if canonical else 'split given by --data'}: "
+          f"{len(train):,} train / {len(test):,} test rows, k={k}")
     print(header("model"))
     results = {}
     for name, factory in models:
@@ -248,10 +251,12 @@ def run_table(train, test, runs: int, k: int, smoke: bool = False,
     for name in ("serving engine (production blend)", "serving engine (learned ranking)"):
         ours = results[name]
         ok = ours["ndcg"] >= 0.491 and ours["precision"] >= 0.429
+        verdict = (f"no-regression targets NDCG ≥ 0.491 and P ≥ 0.429: "
+                   f"{'met' if ok else 'NOT met'}" if canonical else
+                   f"{'above' if ours['ndcg'] > ease['ndcg'] else 'NOT above'} EASE "
+                   "(the targets are the canonical split's)")
         print(f"\n{name} vs EASE(λ=500): NDCG {ours['ndcg']:.4f} vs {ease['ndcg']:.4f}, "
-              f"P {ours['precision']:.4f} vs {ease['precision']:.4f}; "
-              f"no-regression targets NDCG ≥ 0.491 and P ≥ 0.429: "
-              f"{'met' if ok else 'NOT met'}")
+              f"P {ours['precision']:.4f} vs {ease['precision']:.4f}; {verdict}")
 
 
 def run_tune(train, k: int, smoke: bool, categories: dict | None = None) -> None:
@@ -352,7 +357,8 @@ def main() -> None:
     if args.tune:
         run_tune(train, args.k, args.smoke, categories)
     else:
-        run_table(train, test, runs, args.k, args.smoke, categories)
+        run_table(train, test, runs, args.k, args.smoke, categories,
+                  canonical=args.data.resolve() == DEFAULT_DATA.resolve())
 
 
 if __name__ == "__main__":
