@@ -41,3 +41,17 @@ def test_users_in_only_one_file_do_not_count():
     test = interactions([(u, 9, 60) for u in range(5)] + [(u, 9, 0) for u in range(50, 90)])
     assert split_order(train, test) == "time"
     assert split_order(train, interactions([(77, 1, 0)])) == "time"  # nobody in both
+
+
+def test_files_without_a_spread_of_times_are_split_at_random():
+    """No time to split by (every row at one instant, or none with a finite time): the
+    learning holds out at random rather than learning nothing; a row without a finite
+    time does not count."""
+    same = interactions([(u, i, 0) for u in range(10) for i in range(5)])
+    assert split_order(same, interactions([(u, 9, 0) for u in range(10)])) == "random"
+    unknown = interactions([(u, i, float("nan")) for u in range(10) for i in range(5)])
+    assert split_order(unknown, interactions([(u, 9, float("nan")) for u in range(10)])) \
+        == "random"
+    train = interactions([(u, i, 10 * i) for u in range(10) for i in range(5)]
+                         + [(u, 7, float("nan")) for u in range(10)])
+    assert split_order(train, interactions([(u, 9, 60) for u in range(10)])) == "time"

@@ -124,6 +124,21 @@ def test_a_hyperparameter_measured_better_within_noise_keeps_its_default(monkeyp
                                "noise") for note in learned.notes)
 
 
+def test_a_random_holdout_learns_where_times_cannot_split():
+    """Every interaction at one instant: by time there is no "before" to learn from and
+    the defaults serve; a random holdout (an offline file split at random) learns."""
+    catalogue, events, users = site("interest", seed=3, n_users=300)
+    instant = replace(events, last_seen=np.zeros(len(events)),
+                      first_seen=np.zeros(len(events)))
+    by_time = learn_ranking(catalogue, instant, users, EngineParams(), seed=0,
+                            budget_seconds=20, max_users=200)
+    assert by_time.ranking == DEFAULT_RANKING and not by_time.serving
+    at_random = learn_ranking(catalogue, instant, users, EngineParams(), seed=0,
+                              budget_seconds=20, max_users=200, split_by="random")
+    assert at_random.serving and at_random.holdout["users"] > 0
+    assert any("random share" in note for note in at_random.notes)
+
+
 def test_hyperparameters_stay_at_their_defaults_without_evidence():
     catalogue, events, users = site("distance", seed=4)
     learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,

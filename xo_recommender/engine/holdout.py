@@ -38,7 +38,8 @@ class Holdout:
     targets: dict[int, np.ndarray]
     #: user id -> every item id of a user held out whole (no history at all)
     cold_targets: dict[int, np.ndarray]
-    #: user id -> the time of the cut (Unix seconds; the training part ends here)
+    #: user id -> the time of the cut (Unix seconds; the training part ends here); empty
+    #: for a random holdout (``by="random"``), which has no cut
     cutoffs: dict[int, float]
     #: why a part is missing or small, for the rebuild's output
     notes: list[str]

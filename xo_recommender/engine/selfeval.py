@@ -1,6 +1,7 @@
 """Every rebuild measures itself on the site's own data and learns how to rank.
 
-``learn_ranking`` holds out each user's most recent discoveries (``holdout.py``), trains
+``learn_ranking`` holds out each user's most recent discoveries (``holdout.py``; a
+random share of them for offline files split at random, ``split_by``), trains
 a model on what came before, and ranks the held-out businesses for two disjoint groups
 of users: on the first it *learns* feature weights (``ranker.py``) for the learned
 model and for each baseline alike; on the second it *reports* them all through the
@@ -650,8 +651,8 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
                 best, weights, model, chosen[name] = value_ndcg, value_weights, candidate, value
                 best_by_user = value_by_user
             elif value_ndcg > best * (1.0 + MARGIN):
-                notes.append(f"{name} kept at {label(current[name])}: {label(value)} "
-                             "measured better, within noise")
+                notes.append(f"{name} kept at {label(chosen.get(name, current[name]))}: "
+                             f"{label(value)} measured better, within noise")
     return chosen, tried, model, set(test_ids)
 
 
