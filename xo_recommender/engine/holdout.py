@@ -85,7 +85,10 @@ def temporal_split(events: Events, *, fraction: float = 0.2, min_items: int = 3,
     users = np.asarray(events.user_ids, np.int64)
     items = np.asarray(events.item_ids, np.int64)
     first, last = _times(events)
-    if by == "time" and n and float(first.max() - first.min()) == 0.0:
+    if by == "random":
+        notes.append("the holdout is a random share of each user's businesses, not their "
+                     "latest: the data's own test split was drawn that way")
+    elif n and float(first.max() - first.min()) == 0.0:
         notes.append("all interactions carry the same time: the holdout order is random")
 
     # One (user, item) pair per discovery: its earliest time, random among ties.

@@ -361,9 +361,6 @@ def learn_ranking(
     split = temporal_split(events, fraction=fraction, cold_fraction=cold_fraction, seed=seed,
                            positive=liked, by=split_by)
     notes = list(split.notes)
-    if split_by == "random":
-        notes.append("the holdout is a random share of each user's businesses, not their "
-                     "latest: the data's own test split was drawn that way")
     if sampled:
         notes.append(f"the holdout uses {sampled:,} users drawn at random "
                      f"(max_holdout_users), so it trains in a fraction of a full fit")
@@ -646,11 +643,12 @@ def _tune_hyperparameters(catalogue, split: Holdout, users, params, model, now: 
             candidate = Recommender.fit(catalogue, split.train, candidate_params, now=now)
             value_ndcg, value_weights, value_by_user = quick(candidate)
             tried[name][label(value)] = round(value_ndcg, 4)
-            if value_ndcg > best * (1.0 + MARGIN) and beyond_noise(value_by_user,
-                                                                   best_by_user):
+            if value_ndcg <= best * (1.0 + MARGIN):
+                continue
+            if beyond_noise(value_by_user, best_by_user):
                 best, weights, model, chosen[name] = value_ndcg, value_weights, candidate, value
                 best_by_user = value_by_user
-            elif value_ndcg > best * (1.0 + MARGIN):
+            else:
                 notes.append(f"{name} kept at {label(chosen.get(name, current[name]))}: "
                              f"{label(value)} measured better, within noise")
     return chosen, tried, model, set(test_ids)
