@@ -13,6 +13,7 @@ by their choice alone.
 
     python benchmarks/guardrail_rules.py                # small and hidden-home worlds
     python benchmarks/guardrail_rules.py --worlds "7,500,200,10000,homes,1;42,3000,2000,60000"
+    python benchmarks/guardrail_rules.py --new-users 2000   # new users judged on 2,000 more
     python benchmarks/guardrail_rules.py --smoke        # one small world, for CI
 
 A world is ``seed,users,businesses,interactions[,hide[,learner seed]]``; ``hide`` is
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_seed_demo as qsd  # noqa: E402  (sets up Django and the import path)
 
 from xo_recommender.engine import selfeval  # noqa: E402
-from xo_recommender.engine.holdout import temporal_split  # noqa: E402
+from xo_recommender.engine.holdout import new_users_apart, temporal_split  # noqa: E402
 from xo_recommender.engine.model import EngineParams, Recommender  # noqa: E402
 
 #: (name, floor, standard errors a lead needs): the shipped rule first.
@@ -90,10 +91,25 @@ def parse_world(text: str) -> tuple:
 
 
 def run_world(seed: int, users: int, businesses: int, interactions: int,
-              hide: frozenset[str], draw: int, budget: float) -> dict[str, dict]:
-    """Per segment: the guardrail's inputs and every ranking's outer NDCG@10."""
-    catalogue, events, profiles = qsd.world(seed, users, businesses, interactions, hide=hide)
-    outer = temporal_split(events, fraction=0.2, seed=seed + 1)
+              hide: frozenset[str], draw: int, budget: float, new_users: int = 0
+              ) -> dict[str, dict]:
+    """Per segment: the guardrail's inputs and every ranking's outer NDCG@10.
+
+    ``new_users``: measure new users' rankings on this many more people of the same
+    world (the generator's own users past the site's, their interactions drawn at the
+    same rate), whom the site never saw, instead of on the tenth of its users held out:
+    a 500-user site holds out about 50 new users, too few to tell which choice was
+    right."""
+    more = users + new_users
+    catalogue, events, profiles = qsd.world(seed, more, businesses,
+                                            round(interactions * more / users), hide=hide)
+    site = np.asarray(events.user_ids) <= users
+    # With new users of its own, the site holds none of its users out whole.
+    outer = temporal_split(events.select(site), fraction=0.2, seed=seed + 1,
+                           cold_fraction=0.0 if new_users else 0.1)
+    if new_users:
+        outer.cold_targets = new_users_apart(events, np.arange(users + 1, more + 1)
+                                             ).cold_targets
     params = EngineParams()
     inputs: list = []
     with _recording(inputs):
@@ -127,10 +143,13 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--worlds", help="';'-separated worlds (see the module docstring)")
     parser.add_argument("--budget", type=float, default=120.0, help="TUNING_SECONDS")
+    parser.add_argument("--new-users", type=int, default=0,
+                        help="measure new users on this many more users of each world")
     args = parser.parse_args()
     worlds = (SMOKE_WORLDS if args.smoke
               else args.worlds.split(";") if args.worlds else DEFAULT_WORLDS)
     budget = 10.0 if args.smoke else args.budget
+    new_users = 200 if args.smoke else args.new_users  # the smoke runs that path too
     names = [name for name, _, _ in RULES]
     print("| world (seed, users, hidden, learner draw) | segment | users judged | "
           + " | ".join(names) + " |")
@@ -139,7 +158,8 @@ def main() -> int:
     started = time.perf_counter()
     for text in worlds:
         seed, users, businesses, interactions, hide, draw = parse_world(text)
-        result = run_world(seed, users, businesses, interactions, hide, draw, budget)
+        result = run_world(seed, users, businesses, interactions, hide, draw, budget,
+                           new_users)
         for segment, figures in result.items():
             verdicts = judge(figures)
             for name, (_, ratio) in verdicts.items():

@@ -3,7 +3,7 @@ import pytest
 
 from tests.engine.synthetic import site
 from xo_recommender.engine.data import Events
-from xo_recommender.engine.holdout import temporal_split
+from xo_recommender.engine.holdout import new_users_apart, temporal_split
 
 TYPES = ("view", "like", "save", "purchase", "share")
 
@@ -87,6 +87,22 @@ def test_users_with_few_businesses_stay_whole_and_new_users_are_held_out_whole()
     for user in split.cold_targets:
         assert user not in split.targets
         assert not (split.train.user_ids == user).any()
+
+
+def test_users_held_out_apart_leave_training_whole_and_others_stay_as_they_were():
+    """``new_users_apart``: the users given are new users (none of their rows trains;
+    every business they liked, and only those, is a target); everybody else's rows
+    train whole, with no cut in time."""
+    rows = [(1, 1, 0, 1, 10, 10), (1, 2, 1, 1, 20, 20), (1, 2, 0, 4, 15, 900),
+            (2, 3, 0, 1, 30, 30), (2, 4, 0, 1, 40, 40), (3, 1, 0, 2, 50, 800)]
+    positive = np.array([True, True, True, False, True, True])
+    part = new_users_apart(events(rows), np.array([1, 2]), positive=positive)
+    assert {u: sorted(t.tolist()) for u, t in part.cold_targets.items()} == {1: [1, 2], 2: [4]}
+    assert not part.targets and not part.cutoffs
+    assert part.train.user_ids.tolist() == [3] and part.train.last_seen.tolist() == [800]
+    assert part.train.counts.tolist() == [2]  # nothing clipped
+    everything = new_users_apart(events(rows), np.array([3]))
+    assert list(everything.cold_targets) == [3] and len(everything.train) == 5
 
 
 def test_all_interactions_at_one_instant_still_split_with_a_note():

@@ -507,6 +507,7 @@ def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypat
 
     catalogue, events, users = site("interest", seed=3, n_users=300)
     new_users = set(temporal_split(events, fraction=0.2, seed=0).cold_targets)  # as learned
+    monkeypatch.setattr(selfeval, "NEW_USERS_WANTED", 0)  # no more new users (see below)
     fitted, measured = _spy_on_learning(monkeypatch)
     learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
                             budget_seconds=30, max_users=200)
@@ -552,6 +553,7 @@ def test_few_new_users_cross_fit_while_many_returning_users_learn_on_halves(monk
     split = temporal_split(events, fraction=0.2, seed=0)
     assert len(split.cold_targets) < 100 <= len(split.targets)
     monkeypatch.setattr(selfeval, "CROSS_FIT_BELOW", 100)
+    monkeypatch.setattr(selfeval, "NEW_USERS_WANTED", 0)
     fitted, measured = _spy_on_learning(monkeypatch)
     learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
                             budget_seconds=30, max_users=200)
@@ -576,6 +578,50 @@ def test_few_new_users_cross_fit_while_many_returning_users_learn_on_halves(monk
         assert all(crossed.of(user) is weights for user in in_fold)
     assert learned.holdout["cold_users"] > 0 and learned.holdout["users"] > 0
     assert any(f"learned {selfeval.CROSS_FOLDS} times" in note for note in learned.notes)
+
+
+def test_few_new_users_are_joined_by_more_held_out_of_models_of_their_own(monkeypatch):
+    """Where fewer than ``NEW_USERS_WANTED`` new users are held out, groups of as many
+    other users are held out whole, each from an evaluation model trained without them,
+    and measured with new-user weights learned without their rows: a small site chooses
+    its new users' ranking on several times as many of them."""
+    from xo_recommender.engine import selfeval
+
+    catalogue, events, users = site("interest", seed=3, n_users=300)
+    new_users = set(temporal_split(events, fraction=0.2, seed=0).cold_targets)  # as learned
+    apart = []
+    hold_apart = selfeval._new_users_apart
+
+    def spy(*args, **kwargs):
+        apart.extend(hold_apart(*args, **kwargs))
+        return apart
+
+    monkeypatch.setattr(selfeval, "_new_users_apart", spy)
+    fitted, measured = _spy_on_learning(monkeypatch)
+    learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
+                            budget_seconds=30, max_users=200)
+
+    groups = [set(evaluator.split.cold_targets) for evaluator in apart]
+    everyone = set().union(*groups)
+    assert len(groups) >= 2 and all(len(group) <= len(new_users) for group in groups)
+    assert len(everyone) == sum(map(len, groups)) and not everyone & new_users  # disjoint
+    for evaluator, group in zip(apart, groups, strict=True):
+        theirs = np.isin(events.user_ids, list(group))
+        train = evaluator.split.train
+        assert len(train) == int((~theirs).sum())  # trained without them, the rest whole
+        assert not np.isin(train.user_ids, list(group)).any()
+        for user, targets in evaluator.split.cold_targets.items():
+            assert set(targets.tolist()) == set(events.item_ids[events.user_ids == user].tolist())
+    weightings, reported = measured[-1]
+    assert set(reported["cold"]) == new_users | everyone
+    crossed = weightings["cold"]
+    cold_fits = [(who, weights) for seg, who, weights in fitted if seg == "cold"][1:]
+    assert len(cold_fits) == selfeval.CROSS_FOLDS + len(groups)  # the folds, then a fit
+    for group, (who, weights) in zip(groups, cold_fits[selfeval.CROSS_FOLDS:], strict=True):
+        assert who and not group & who  # of each group, without their rows
+        assert all(crossed.of(user) is weights for user in group)
+    assert len(new_users) < learned.holdout["cold_users"] <= len(new_users | everyone)
+    assert any("more were held out whole" in note for note in learned.notes)
 
 
 def test_many_users_learn_on_one_half_and_are_measured_on_the_other(monkeypatch):

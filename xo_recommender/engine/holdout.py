@@ -26,7 +26,7 @@ import numpy as np
 
 from xo_recommender.engine.data import Events
 
-__all__ = ["Holdout", "temporal_split"]
+__all__ = ["Holdout", "new_users_apart", "temporal_split"]
 
 
 @dataclass
@@ -176,3 +176,27 @@ def temporal_split(events: Events, *, fraction: float = 0.2, min_items: int = 3,
             train.counts = np.where(clipped, 1, np.asarray(train.counts))
     return Holdout(train=train, targets=targets, cold_targets=cold_targets, cutoffs=cutoffs,
                    notes=notes)
+
+
+def new_users_apart(events: Events, user_ids: np.ndarray, *,
+                    positive: np.ndarray | None = None) -> Holdout:
+    """``user_ids`` held out whole, as ``temporal_split`` holds out its new users: none
+    of their rows in training, every business they have a positive row with a target.
+
+    Everybody else's rows stay whole, with no cut in time: a new user arrives on a site
+    that knows all that came before. For more new users to measure where a site has
+    few (``selfeval``), each group with a model trained without it.
+    """
+    users = np.asarray(events.user_ids, np.int64)
+    items = np.asarray(events.item_ids, np.int64)
+    apart = np.isin(users, np.asarray(user_ids, np.int64))
+    liked = apart if positive is None else apart & np.asarray(positive, bool)
+    cold_targets: dict[int, np.ndarray] = {}
+    if liked.any():
+        order = np.lexsort((items[liked], users[liked]))
+        lu, li = users[liked][order], items[liked][order]
+        starts = np.flatnonzero(np.r_[True, lu[1:] != lu[:-1]])
+        for user, chunk in zip(lu[starts].tolist(), np.split(li, starts[1:]), strict=True):
+            cold_targets[user] = np.unique(chunk)
+    return Holdout(train=events.select(~apart), targets={}, cold_targets=cold_targets,
+                   cutoffs={}, notes=[])
