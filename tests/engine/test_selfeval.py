@@ -584,7 +584,7 @@ def test_few_new_users_are_joined_by_more_held_out_of_models_of_their_own(monkey
     """Where fewer than ``NEW_USERS_WANTED`` new users are held out, groups of as many
     other users are held out whole, each from an evaluation model trained without them,
     and measured with new-user weights learned without their rows: a small site chooses
-    its new users' ranking on several times as many of them."""
+    its new users' ranking on several times as many of them, and learns it from them."""
     from xo_recommender.engine import selfeval
 
     catalogue, events, users = site("interest", seed=3, n_users=300)
@@ -598,6 +598,15 @@ def test_few_new_users_are_joined_by_more_held_out_of_models_of_their_own(monkey
 
     monkeypatch.setattr(selfeval, "_new_users_apart", spy)
     fitted, measured = _spy_on_learning(monkeypatch)
+    sampled, sample = [], selfeval.Evaluator.sample
+
+    def spy_sample(self, user_id, targets, cold, rng):
+        values, candidates, targets_within = sample(self, user_id, targets, cold, rng)
+        if cold and targets_within.size:  # a row to learn from, of a user as new
+            sampled.append(user_id)
+        return values, candidates, targets_within
+
+    monkeypatch.setattr(selfeval.Evaluator, "sample", spy_sample)
     learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
                             budget_seconds=30, max_users=200)
 
@@ -615,7 +624,11 @@ def test_few_new_users_are_joined_by_more_held_out_of_models_of_their_own(monkey
     weightings, reported = measured[-1]
     assert set(reported["cold"]) == new_users | everyone
     crossed = weightings["cold"]
-    cold_fits = [(who, weights) for seg, who, weights in fitted if seg == "cold"][1:]
+    (everybody, served), *cold_fits = [(who, c) for seg, who, c in fitted if seg == "cold"]
+    assert served is learned.candidates["cold"]
+    # they teach new users' ranking too, as new users
+    taught = everyone.intersection(sampled)
+    assert len(taught) >= 0.9 * len(everyone) and taught <= everybody
     assert len(cold_fits) == selfeval.CROSS_FOLDS + len(groups)  # the folds, then a fit
     for group, (who, weights) in zip(groups, cold_fits[selfeval.CROSS_FOLDS:], strict=True):
         assert who and not group & who  # of each group, without their rows
