@@ -637,6 +637,34 @@ def test_few_new_users_are_joined_by_more_held_out_of_models_of_their_own(monkey
     assert any("more were held out whole" in note for note in learned.notes)
 
 
+def test_more_new_users_are_held_out_while_the_budget_lasts_and_only_where_few(monkeypatch):
+    """Groups as large as the holdout's own new users, up to ``APART_GROUPS`` of them,
+    none once the budget is spent (said in a note), and none where enough new users
+    were held out already."""
+    from xo_recommender.engine import selfeval
+
+    catalogue, events, users = site("interest", seed=3, n_users=300)
+    split = temporal_split(events, fraction=0.2, seed=0)
+    have = len(split.cold_targets)
+    liked = np.ones(len(events), bool)
+    params = replace(EngineParams(), ranking=None)
+
+    def hold_apart(until, notes):
+        return selfeval._new_users_apart(catalogue, events, users, split, liked, params,
+                                         seed=0, until=until, fit_seconds=0.01,
+                                         notes=notes, say=lambda _: None)
+
+    notes = []
+    groups = hold_apart(float("inf"), notes)
+    assert len(groups) == selfeval.APART_GROUPS > 0 and not notes  # 300 users: 9 x ~27
+    assert all(len(group.split.cold_targets) == have for group in groups)
+    assert hold_apart(0.0, notes) == []
+    assert notes == [f"time budget: 0 of {selfeval.APART_GROUPS} more groups of new users "
+                     "held out whole"]
+    monkeypatch.setattr(selfeval, "NEW_USERS_WANTED", have)
+    assert hold_apart(float("inf"), []) == []
+
+
 def test_many_users_learn_on_one_half_and_are_measured_on_the_other(monkeypatch):
     """From ``CROSS_FIT_BELOW`` held-out users on, one half learns and the other half,
     which taught nothing, is measured (four learnings would cost more than they tell)."""

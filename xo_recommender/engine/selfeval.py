@@ -655,8 +655,8 @@ def _new_users_apart(catalogue, events: Events, users, split: Holdout, positive:
     out: list[Evaluator] = []
     for g in range(groups):
         if time.perf_counter() + 1.5 * fit_seconds > until:
-            notes.append(f"time budget: new users held out of {g + 1} fits, not "
-                         f"{groups + 1}")
+            notes.append(f"time budget: {g} of {groups} more groups of new users held "
+                         "out whole")
             break
         say(f"Holding out more new users: group {g + 1} of {groups}")
         part = new_users_apart(events, pool[g * have:(g + 1) * have], positive=positive)
