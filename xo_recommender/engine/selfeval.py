@@ -602,17 +602,17 @@ def _cross_fit(prepare: Evaluator, split: Holdout,
         + (", each with the weights learned without them" if all(crossed.values()) else ""))
     report = prepare.measure(weightings, users=measured, deadline=deadline, notes=notes,
                              apart=apart)
+    more = sum(len(group.split.cold_targets) for group in apart)
+    who = " and ".join(f"{len(measured[s]) - (more if s == 'cold' else 0):,} "
+                       f"{'returning' if s == 'history' else 'new'}" for s in segments)
+    notes.append(f"{who} users held out are few: their weights were learned {folds} times, "
+                 "each time without a share of them, each user measured with the weights "
+                 "learned without them, and the weights that serve learned from all")
     if apart:
-        more = sum(len(group.split.cold_targets) for group in apart)
         groups = f"{len(apart)} groups, each" if len(apart) > 1 else "a group"
         notes.append(f"new users held out are few: {more:,} more were held out whole in "
                      f"{groups} from a model trained without them, so that new users' "
                      "ranking is learned from and chosen on more of them")
-    who = " and ".join(f"{len(measured[s]):,} {'returning' if s == 'history' else 'new'}"
-                       for s in segments)
-    notes.append(f"{who} users held out are few: their weights were learned {folds} times, "
-                 "each time without a share of them, each user measured with the weights "
-                 "learned without them, and the weights that serve learned from all")
     return report, everybody["history"], everybody["cold"]
 
 
