@@ -507,7 +507,7 @@ def test_few_users_are_each_measured_with_weights_learned_without_them(monkeypat
 
     catalogue, events, users = site("interest", seed=3, n_users=300)
     new_users = set(temporal_split(events, fraction=0.2, seed=0).cold_targets)  # as learned
-    monkeypatch.setattr(selfeval, "NEW_USERS_WANTED", 0)  # no more new users (see below)
+    monkeypatch.setattr(selfeval, "FEW_NEW_USERS", 0)  # no more new users (see below)
     fitted, measured = _spy_on_learning(monkeypatch)
     learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
                             budget_seconds=30, max_users=200)
@@ -553,7 +553,7 @@ def test_few_new_users_cross_fit_while_many_returning_users_learn_on_halves(monk
     split = temporal_split(events, fraction=0.2, seed=0)
     assert len(split.cold_targets) < 100 <= len(split.targets)
     monkeypatch.setattr(selfeval, "CROSS_FIT_BELOW", 100)
-    monkeypatch.setattr(selfeval, "NEW_USERS_WANTED", 0)
+    monkeypatch.setattr(selfeval, "FEW_NEW_USERS", 0)
     fitted, measured = _spy_on_learning(monkeypatch)
     learned = learn_ranking(catalogue, events, users, EngineParams(), seed=0,
                             budget_seconds=30, max_users=200)
@@ -581,7 +581,7 @@ def test_few_new_users_cross_fit_while_many_returning_users_learn_on_halves(monk
 
 
 def test_few_new_users_are_joined_by_more_held_out_of_models_of_their_own(monkeypatch):
-    """Where fewer than ``NEW_USERS_WANTED`` new users are held out, groups of as many
+    """Where fewer than ``FEW_NEW_USERS`` new users are held out, groups of as many
     other users are held out whole, each from an evaluation model trained without them,
     and measured with new-user weights learned without their rows: a small site chooses
     its new users' ranking on several times as many of them, and learns it from them."""
@@ -629,18 +629,21 @@ def test_few_new_users_are_joined_by_more_held_out_of_models_of_their_own(monkey
     # they teach new users' ranking too, as new users
     taught = everyone.intersection(sampled)
     assert len(taught) >= 0.9 * len(everyone) and taught <= everybody
-    assert len(cold_fits) == selfeval.CROSS_FOLDS + len(groups)  # the folds, then a fit
-    for group, (who, weights) in zip(groups, cold_fits[selfeval.CROSS_FOLDS:], strict=True):
-        assert who and not group & who  # of each group, without their rows
-        assert all(crossed.of(user) is weights for user in group)
+    # ... and join the folds: no more fits, each measured with weights learned without
+    # their rows, whether or not they teach the ranking with their history hidden too
+    assert len(cold_fits) == selfeval.CROSS_FOLDS
+    for fold, (who, weights) in enumerate(cold_fits):
+        in_fold = {u for u in new_users | everyone if crossed.fold_of[u] == fold}
+        assert len(in_fold & everyone) > len(everyone) / (2 * selfeval.CROSS_FOLDS)
+        assert not in_fold & who and all(crossed.of(user) is weights for user in in_fold)
     assert len(new_users) < learned.holdout["cold_users"] <= len(new_users | everyone)
     assert any("more were held out whole" in note for note in learned.notes)
 
 
 def test_more_new_users_are_held_out_while_the_budget_lasts_and_only_where_few(monkeypatch):
     """Groups as large as the holdout's own new users, up to ``APART_GROUPS`` of them,
-    none once the budget is spent (said in a note), and none where enough new users
-    were held out already."""
+    none once the budget is spent (said in a note), and none where ``FEW_NEW_USERS`` new
+    users were held out already."""
     from xo_recommender.engine import selfeval
 
     catalogue, events, users = site("interest", seed=3, n_users=300)
@@ -661,7 +664,9 @@ def test_more_new_users_are_held_out_while_the_budget_lasts_and_only_where_few(m
     assert hold_apart(0.0, notes) == []
     assert notes == [f"time budget: 0 of {selfeval.APART_GROUPS} more groups of new users "
                      "held out whole"]
-    monkeypatch.setattr(selfeval, "NEW_USERS_WANTED", have)
+    monkeypatch.setattr(selfeval, "FEW_NEW_USERS", have + 1)
+    assert len(hold_apart(float("inf"), [])) == selfeval.APART_GROUPS
+    monkeypatch.setattr(selfeval, "FEW_NEW_USERS", have)
     assert hold_apart(float("inf"), []) == []
 
 

@@ -108,12 +108,15 @@ HYPERPARAMETERS: tuple[tuple[str, tuple], ...] = (
 #: theirs, about 5 s at 3,000 to 8,000 users).
 CROSS_FIT_BELOW = 1000
 CROSS_FOLDS = 3
-#: Fewer new users held out than this (a tenth of a small site's users, cross-fitted):
-#: more groups of as many users are held out whole, each ranked by an evaluation model
-#: trained without them, until about this many new users are measured and learned from
-#: (at most ``APART_GROUPS`` more groups; ``_new_users_apart``). On the 50 new users of a
-#: 500-user site, a list that ranks new users 1.67× better than popular nearby led it by
-#: 0.4 standard errors, and the floor served.
+#: Fewer new users held out than ``FEW_NEW_USERS`` (a tenth of a site of up to about
+#: 2,000 users): more groups of as many users are held out whole, each ranked by an
+#: evaluation model trained without them, until about ``NEW_USERS_WANTED`` new users are
+#: measured and learned from (at most ``APART_GROUPS`` more groups; ``_new_users_apart``).
+#: On the 50 new users of a 500-user site, a list that ranks new users 1.67× better than
+#: popular nearby led it by 0.4 standard errors, and the floor served. From
+#: ``MIN_MEASURED`` on the choice is no coin toss, and a group would cost a 3,000-user
+#: site's learning 15 % more time for no gain measured there.
+FEW_NEW_USERS = MIN_MEASURED
 NEW_USERS_WANTED = 400
 APART_GROUPS = 9
 #: Learning users the hyperparameters are compared on (never the reporting half; when
@@ -553,13 +556,23 @@ def _cross_fit(prepare: Evaluator, split: Holdout,
     the learned model on them, so they would lean the guardrail towards it.
 
     ``apart``: more new users, each group held out of a model of its own
-    (``_new_users_apart``); where new users cross-fit, each group is measured too, with
-    new-user weights learned without its users' rows."""
+    (``_new_users_apart``); where new users cross-fit, they join the folds (keeping
+    theirs where they have one) and are measured as the others are. Unlike the first
+    group, they include users whose measure chose the hyperparameters: those were chosen
+    on the ranking of these users' later discoveries as returning users; a new user's
+    ranking reads them only through the popularity the half-life shapes (leaving them
+    out would halve a 500-user site's groups)."""
     segments = [s for s in ("history", "cold") if crossed[s]]
     targets = {"history": split.targets, "cold": split.cold_targets}
     crossing = {u for u in learners if any(u in targets[s] for s in segments)}
     order = rng.permutation(sorted(crossing)).tolist()  # measured in this order
     fold_of = {u: i % folds for i, u in enumerate(order)}
+    # New users held out apart join the folds (in their groups' random order) where they
+    # are in none yet: each is measured with the weights of their fold, as the others.
+    apart = list(apart) if crossed["cold"] else []
+    more = [u for group in apart for u in group.split.cold_targets]
+    for i, user in enumerate(u for u in more if u not in fold_of):
+        fold_of[user] = i % folds
     # A user's rows are left out of their fold in every segment crossed; -1, a row of
     # nobody measured here (a returning user's, in the new-user ranking, while returning
     # users learn on halves), learns in every fold.
@@ -571,48 +584,36 @@ def _cross_fit(prepare: Evaluator, split: Holdout,
     # ascent. Out of time, a fold keeps the best of its smooth fit and the fallbacks'
     # weights, unrefined: that leans the guardrail towards the fallbacks, not away.)
     everybody = {s: _fit_segment(s, samples[s], refine_until) for s in ("history", "cold")}
-    apart = list(apart) if crossed["cold"] else []
-    fits = folds + len(apart)
     by_fold = []
     for f in range(folds):
         say(f"Cross-fitting: fold {f + 1} of {folds}")
-        until = time.perf_counter() + (refine_until - time.perf_counter()) / (fits - f)
+        until = time.perf_counter() + (refine_until - time.perf_counter()) / (folds - f)
         by_fold.append({s: _fit_segment(s, samples[s].subset(fold[s] != f), until)
                         for s in segments})
-    owners = np.asarray([-1 if o is None else o for o in samples["cold"].owners], np.int64)
-    for g, group in enumerate(apart):
-        until = time.perf_counter() + (refine_until - time.perf_counter()) / (fits - folds - g)
-        without = ~np.isin(owners, np.fromiter(group.split.cold_targets, np.int64))
-        by_fold.append({"cold": _fit_segment("cold", samples["cold"].subset(without), until)})
     weightings: dict = {}
     measured: dict[str, list[int]] = {}
     for s in ("history", "cold"):
         if crossed[s]:
-            weightings[s] = CrossFitted(fold_of, [fit.get(s, {}) for fit in by_fold])
+            weightings[s] = CrossFitted(fold_of, [fit[s] for fit in by_fold])
             measured[s] = [u for u in order if u in targets[s] and u not in judged]
         else:
             weightings[s], measured[s] = everybody[s], list(reporters[s])
-    if apart:  # each group apart is a fold of its own (as new users), measured after
-        new_fold_of = dict(fold_of)
-        for g, group in enumerate(apart):
-            new_fold_of.update(dict.fromkeys(group.split.cold_targets, folds + g))
-            measured["cold"].extend(group.split.cold_targets)
-        weightings["cold"] = replace(weightings["cold"], fold_of=new_fold_of)
+    measured["cold"] += more
     say(f"Measuring on {len(measured['history']):,} + {len(measured['cold']):,} users"
         + (", each with the weights learned without them" if all(crossed.values()) else ""))
     report = prepare.measure(weightings, users=measured, deadline=deadline, notes=notes,
                              apart=apart)
-    more = sum(len(group.split.cold_targets) for group in apart)
-    who = " and ".join(f"{len(measured[s]) - (more if s == 'cold' else 0):,} "
+    who = " and ".join(f"{len(measured[s]) - (len(more) if s == 'cold' else 0):,} "
                        f"{'returning' if s == 'history' else 'new'}" for s in segments)
     notes.append(f"{who} users held out are few: their weights were learned {folds} times, "
                  "each time without a share of them, each user measured with the weights "
                  "learned without them, and the weights that serve learned from all")
     if apart:
         groups = f"{len(apart)} groups, each" if len(apart) > 1 else "a group"
-        notes.append(f"new users held out are few: {more:,} more were held out whole in "
-                     f"{groups} from a model trained without them, so that new users' "
-                     "ranking is learned from and chosen on more of them")
+        notes.append(f"new users held out are few: {len(more):,} more were held out whole in "
+                     f"{groups} from a model trained without them, and cross-fitted with "
+                     "the others, so that new users' ranking is learned from and chosen on "
+                     "more of them")
     return report, everybody["history"], everybody["cold"]
 
 
@@ -634,9 +635,9 @@ class _NewUsersPooled:
 def _new_users_apart(catalogue, events: Events, users, split: Holdout, positive: np.ndarray,
                      params, *, seed: int, until: float, fit_seconds: float,
                      notes: list[str], say: Callable[[str], None]) -> list[Evaluator]:
-    """Evaluators of more new users, where the holdout has fewer than
-    ``NEW_USERS_WANTED``: groups as large as its own group of new users, drawn from the
-    others, each held out whole (``holdout.new_users_apart``) from a model fitted
+    """Evaluators of more new users, where the holdout has fewer than ``FEW_NEW_USERS``:
+    groups as large as its own group of new users, until about ``NEW_USERS_WANTED``,
+    drawn from the others, each held out whole (``holdout.new_users_apart``) from a model fitted
     without it. A new user is someone the site knows nothing of yet, so any of its
     users, held out whole, is one (a returning user's later discoveries are not what a
     new user finds first: see docs/benchmarks.md); each group costs one fit of the
@@ -646,7 +647,7 @@ def _new_users_apart(catalogue, events: Events, users, split: Holdout, positive:
     from xo_recommender.engine.model import Recommender  # model imports us lazily
 
     have = len(split.cold_targets)
-    if not have or have >= NEW_USERS_WANTED:
+    if not have or have >= FEW_NEW_USERS:
         return []
     ids = np.unique(np.asarray(events.user_ids, np.int64)[np.asarray(positive, bool)])
     pool = np.random.default_rng([seed, 7]).permutation(
