@@ -637,11 +637,11 @@ def _new_users_apart(catalogue, events: Events, users, split: Holdout, positive:
                      notes: list[str], say: Callable[[str], None]) -> list[Evaluator]:
     """Evaluators of more new users, where the holdout has fewer than ``FEW_NEW_USERS``:
     groups as large as its own group of new users, until about ``NEW_USERS_WANTED``,
-    drawn from the others, each held out whole (``holdout.new_users_apart``) from a model fitted
-    without it. A new user is someone the site knows nothing of yet, so any of its
-    users, held out whole, is one (a returning user's later discoveries are not what a
-    new user finds first: see docs/benchmarks.md); each group costs one fit of the
-    evaluation model (0.01 s at 500 users, about 1.4 s at 3,000). Stops, and says so,
+    drawn from the others, each held out whole (``holdout.new_users_apart``) from a
+    model fitted without it. A new user is someone the site knows nothing of yet, so
+    any of its users, held out whole, is one (a returning user's later discoveries are
+    not what a new user finds first: see docs/benchmarks.md); each group costs one fit
+    of the evaluation model (0.01 s at 500 users, 0.2 s at 1,000). Stops, and says so,
     when another fit would run past ``until``.
     """
     from xo_recommender.engine.model import Recommender  # model imports us lazily
